@@ -1,0 +1,41 @@
+# SESPCLSwitch — see README.md. Every target installs what it needs on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+STATE ?= .stack
+DEMO_CALLS ?= 30
+
+.PHONY: help up down status demo test unit lint deps asterisk-root
+
+help:
+	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
+	@echo "make test   run the whole test suite against the real stack"
+	@echo "make up / make down / make status"
+
+deps:
+	bash scripts/install-deps.sh
+
+asterisk-root:
+	bash scripts/asterisk-root.sh
+
+up:
+	bash scripts/stack.sh up
+
+down:
+	bash scripts/stack.sh down
+
+status:
+	bash scripts/stack.sh status
+
+demo: up
+	set -a && . $(STATE)/env && set +a && $(VENV)/bin/sespcl demo --count $(DEMO_CALLS)
+	@echo "The stack is still running: 'make down' stops it."
+
+lint: deps
+	$(VENV)/bin/ruff check orchestrator workers tests
+	$(VENV)/bin/mypy
+
+unit: deps
+	$(VENV)/bin/pytest -q tests/unit
+
+test:
+	bash scripts/test.sh

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Render the SESPCLSwitch Asterisk config templates into a node's etc directory.
+#
+#   asterisk-config/install.sh NODE_NAME NODE_ADDRESS RTP_START RTP_END DEST_ETC_DIR
+#
+# Environment:
+#   SESPCL_AMI_SECRET    AMI secret of user 'sespcl'   (default: a dev value, with a warning)
+#   SESPCL_ARI_PASSWORD  ARI password of user 'sespcl' (default: a dev value, with a warning)
+#   SESPCL_AUDIO_DIR     directory of pre-rendered audio (default /var/lib/sespcl/audio)
+#   SESPCL_CONFIG_GID    optional numeric gid (or group name) that may read the
+#                        rendered files; then files are 0640 root:<gid>, else 0644
+#
+# Every *.conf file next to this script is a template; tokens @NODE_NAME@,
+# @NODE_ADDRESS@, @RTP_START@, @RTP_END@, @AMI_SECRET@, @ARI_PASSWORD@,
+# @AUDIO_DIR@ are substituted. Files previously rendered by this script that no
+# longer have a template are removed from DEST_ETC_DIR; other files are kept.
+set -euo pipefail
+
+die() { printf 'install.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+warn() { printf 'install.sh: WARNING: %s\n' "$*" >&2; }
+
+[[ $# -eq 5 ]] || die "usage: $0 NODE_NAME NODE_ADDRESS RTP_START RTP_END DEST_ETC_DIR"
+NODE_NAME=$1 NODE_ADDRESS=$2 RTP_START=$3 RTP_END=$4 DEST=$5
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MARKER="; Rendered by SESPCLSwitch asterisk-config/install.sh - do not edit, edit the template in the repo"
+
+[[ $NODE_NAME =~ ^[a-z][a-z0-9-]{0,30}$ ]] || die "node name '$NODE_NAME' must match ^[a-z][a-z0-9-]{0,30}\$"
+octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+[[ $NODE_ADDRESS =~ ^$octet\.$octet\.$octet\.$octet$ ]] || die "node address '$NODE_ADDRESS' is not a dotted-quad IPv4 address"
+[[ $RTP_START =~ ^[0-9]{1,5}$ && $RTP_END =~ ^[0-9]{1,5}$ ]] || die "RTP ports must be numbers (got '$RTP_START' '$RTP_END')"
+(( RTP_START >= 1024 && RTP_END <= 65535 && RTP_START < RTP_END )) || die "RTP range $RTP_START-$RTP_END must satisfy 1024 <= start < end <= 65535"
+[[ -n $DEST && $DEST != / ]] || die "DEST_ETC_DIR must be a directory path"
+
+AUDIO_DIR="${SESPCL_AUDIO_DIR:-/var/lib/sespcl/audio}"
+AUDIO_DIR="${AUDIO_DIR%/}"
+# The dialplan accepts only audio paths made of these characters.
+[[ $AUDIO_DIR =~ ^/[a-z0-9_.-]+(/[a-z0-9_.-]+)*$ && $AUDIO_DIR != *..* ]] \
+    || die "SESPCL_AUDIO_DIR '$AUDIO_DIR' must be an absolute path of characters [/a-z0-9_.-] without '..'"
+
+AMI_SECRET="${SESPCL_AMI_SECRET:-}"
+ARI_PASSWORD="${SESPCL_ARI_PASSWORD:-}"
+if [[ -z $AMI_SECRET ]]; then
+    AMI_SECRET=sespcl-dev-ami-secret
+    warn "SESPCL_AMI_SECRET is not set; using the development secret '$AMI_SECRET'"
+fi
+if [[ -z $ARI_PASSWORD ]]; then
+    ARI_PASSWORD=sespcl-dev-ari-password
+    warn "SESPCL_ARI_PASSWORD is not set; using the development password '$ARI_PASSWORD'"
+fi
+# Asterisk config values: ';' starts a comment, spaces are trimmed, newlines end the value.
+secret_re='^[A-Za-z0-9._~+/=:@%^*!-]{8,128}$'
+[[ $AMI_SECRET =~ $secret_re ]] || die "SESPCL_AMI_SECRET must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
+[[ $ARI_PASSWORD =~ $secret_re ]] || die "SESPCL_ARI_PASSWORD must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
+
+# bash >= 5.2 would expand '&' in ${var//pat/rep} replacements.
+shopt -u patsub_replacement 2>/dev/null || true
+
+mkdir -p -- "$DEST"
+shopt -s nullglob
+templates=("$SRC"/*.conf)
+[[ ${#templates[@]} -gt 0 ]] || die "no *.conf templates in $SRC"
+
+declare -A rendered=()
+for tpl in "${templates[@]}"; do
+    name="$(basename "$tpl")"
+    content="$(<"$tpl")"
+    check="$content"
+    for tok in NODE_NAME NODE_ADDRESS RTP_START RTP_END AMI_SECRET ARI_PASSWORD AUDIO_DIR; do
+        check="${check//@$tok@/}"
+    done
+    if [[ $check =~ @[A-Z_]+@ ]]; then
+        die "template $name has an unknown token ${BASH_REMATCH[0]}"
+    fi
+    content="${content//@NODE_NAME@/$NODE_NAME}"
+    content="${content//@NODE_ADDRESS@/$NODE_ADDRESS}"
+    content="${content//@RTP_START@/$RTP_START}"
+    content="${content//@RTP_END@/$RTP_END}"
+    content="${content//@AMI_SECRET@/$AMI_SECRET}"
+    content="${content//@ARI_PASSWORD@/$ARI_PASSWORD}"
+    content="${content//@AUDIO_DIR@/$AUDIO_DIR}"
+    tmp="$(mktemp "$DEST/.${name}.XXXXXX")"
+    printf '%s\n%s\n' "$MARKER" "$content" >"$tmp"
+    if [[ -n ${SESPCL_CONFIG_GID:-} ]]; then
+        chgrp -- "$SESPCL_CONFIG_GID" "$tmp"
+        chmod 0640 "$tmp"
+    else
+        chmod 0644 "$tmp"
+    fi
+    mv -f -- "$tmp" "$DEST/$name"
+    rendered[$name]=1
+done
+
+# Drop files this script rendered earlier whose template is gone.
+for f in "$DEST"/*.conf; do
+    name="$(basename "$f")"
+    [[ -n ${rendered[$name]:-} ]] && continue
+    if [[ "$(head -n 1 -- "$f")" == "$MARKER" ]]; then
+        rm -f -- "$f"
+    fi
+done
+
+if [[ -n ${SESPCL_CONFIG_GID:-} ]]; then
+    chgrp -- "$SESPCL_CONFIG_GID" "$DEST"
+    chmod 0750 "$DEST"
+else
+    chmod 0755 "$DEST"
+fi
+printf 'install.sh: rendered %d files for node %s (%s, RTP %s-%s) into %s\n' \
+    "${#rendered[@]}" "$NODE_NAME" "$NODE_ADDRESS" "$RTP_START" "$RTP_END" "$DEST" >&2

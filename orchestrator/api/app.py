@@ -1,0 +1,222 @@
+"""aiohttp application: routes, auth, error handling. Handlers parse, call a service, present."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from orchestrator.api.errors import ApiError, error_response, from_domain
+from orchestrator.api.presenters import call_json, event_json
+from orchestrator.api.schemas import CallIn
+from orchestrator.asterisk.probe import ami_banner
+from orchestrator.domain.errors import SespclError
+from orchestrator.persistence.calls import CallStore
+from orchestrator.queueing import WorkQueues
+from orchestrator.services.calls import CallService
+
+log = structlog.get_logger(__name__)
+
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+IDEMPOTENCY_KEY_MAX = 255
+
+
+@dataclass
+class ApiDeps:
+    calls: CallService
+    store: CallStore
+    queues: WorkQueues
+    api_key: str
+    max_body_bytes: int
+
+
+DEPS = web.AppKey("deps", ApiDeps)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.field)
+    except SespclError as exc:
+        return from_domain(exc)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return error_response(404, "no-such-route", f"no route {request.method} {request.path}")
+        if exc.status == 405:
+            return error_response(405, "method-not-allowed", f"{request.method} is not allowed here")
+        raise
+    except Exception:
+        log.exception("api.unhandled", path=request.path)
+        return error_response(500, "internal-error", "internal error; see the API log")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/v1/") or request.path == "/api/metrics":
+        expected = request.app[DEPS].api_key
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            raise ApiError(401, "unauthorized", "missing or wrong bearer token")
+    return await handler(request)
+
+
+async def _json_body(request: web.Request) -> Any:
+    deps = request.app[DEPS]
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported-media-type", "send the body as application/json")
+    if request.content_length is not None and request.content_length > deps.max_body_bytes:
+        raise ApiError(413, "body-too-large", f"the body may be at most {deps.max_body_bytes} bytes")
+    raw = await request.content.read(deps.max_body_bytes + 1)
+    if len(raw) > deps.max_body_bytes:
+        raise ApiError(413, "body-too-large", f"the body may be at most {deps.max_body_bytes} bytes")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "malformed-json", f"the body is not valid JSON: {exc}") from exc
+
+
+def _validation_error(exc: ValidationError) -> ApiError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    code = "unknown-field" if first["type"] == "extra_forbidden" else "invalid-field"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return ApiError(422, code, f"{field}: {message}" if field else message, field)
+
+
+def _call_id(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["call_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no-such-call", "no call with that id") from exc
+
+
+async def create_call(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed-json", "the body must be a JSON object")
+    try:
+        parsed = CallIn.model_validate(body)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable()):
+        raise ApiError(400, "invalid-idempotency-key",
+                       f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
+                       "Idempotency-Key")
+    call, created = await deps.calls.submit(
+        to=parsed.to,
+        from_=parsed.from_,
+        trunk=parsed.trunk,
+        text=parsed.tts.text,
+        voice=parsed.tts.voice,
+        ring_timeout_s=parsed.ring_timeout_s,
+        metadata=parsed.metadata,
+        idempotency_key=key,
+        request_hash=parsed.canonical_hash() if key is not None else None,
+    )
+    location = f"/v1/calls/{call['id']}"
+    return web.json_response(call_json(call, []), status=202 if created else 200,
+                             headers={"Location": location})
+
+
+async def get_call(request: web.Request) -> web.Response:
+    call, attempts = await request.app[DEPS].calls.get(_call_id(request))
+    return web.json_response(call_json(call, attempts))
+
+
+async def get_call_events(request: web.Request) -> web.Response:
+    events = await request.app[DEPS].calls.events(_call_id(request))
+    return web.json_response({"events": [event_json(e) for e in events]})
+
+
+async def cancel_call(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    call_id = _call_id(request)
+    await deps.calls.cancel(call_id)
+    call, attempts = await deps.calls.get(call_id)
+    return web.json_response(call_json(call, attempts))
+
+
+async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = await check()
+    except Exception as exc:
+        return {"ok": False, "error": str(exc) or type(exc).__name__}
+    result: dict[str, Any] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    if isinstance(detail, dict):
+        result |= detail
+    return result
+
+
+async def health(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    async def nodes() -> dict[str, Any]:
+        rows = await deps.store.nodes_for_health()
+        banners = await asyncio.gather(*(ami_banner(r["ami_host"], r["ami_port"]) for r in rows))
+        states = {r["name"]: {"ok": b is not None, "banner": b, "drained": r["drained"]}
+                  for r, b in zip(rows, banners)}
+        if not any(s["ok"] for s in states.values()):
+            raise RuntimeError("no Asterisk node answers" if states else "no Asterisk node registered")
+        return {"nodes": states}
+
+    checks = dict(zip(
+        ("postgres", "redis", "asterisk"),
+        await asyncio.gather(
+            _timed(deps.store.ping),
+            _timed(lambda: asyncio.to_thread(deps.queues.ping)),
+            _timed(nodes),
+        ),
+    ))
+    ok = all(c["ok"] for c in checks.values())
+    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks},
+                             status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    by_status, per_node, depths = await asyncio.gather(
+        deps.store.counts_by_status(),
+        deps.store.live_calls_per_node(),
+        asyncio.to_thread(deps.queues.depths),
+    )
+    return web.json_response({
+        "calls_by_status": by_status,
+        "queue_depths": {"dialable": by_status.get("queued", 0), **depths},
+        "live_calls_per_node": per_node,
+    })
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI_PATH.read_bytes(), content_type="application/json")
+
+
+def create_app(deps: ApiDeps) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware, auth_middleware],
+                          client_max_size=deps.max_body_bytes + 1)
+    app[DEPS] = deps
+    app.router.add_post("/v1/calls", create_call)
+    app.router.add_get("/v1/calls/{call_id}", get_call)
+    app.router.add_get("/v1/calls/{call_id}/events", get_call_events)
+    app.router.add_post("/v1/calls/{call_id}/cancel", cancel_call)
+    app.router.add_get("/health", health)
+    app.router.add_get("/api/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    return app

@@ -1,0 +1,68 @@
+"""Database rows → the JSON the v1 API promises (docs/openapi.json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _cause(code: int | None, text: str | None) -> dict[str, Any] | None:
+    return None if code is None else {"code": code, "text": text}
+
+
+def call_json(call: dict[str, Any], attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    answered, ended = call["answered_at"], call["ended_at"]
+    if answered is not None and ended is not None:
+        duration: float | None = round((ended - answered).total_seconds(), 3)
+    elif ended is not None:
+        duration = 0.0
+    else:
+        duration = None
+    body: dict[str, Any] = {
+        "id": str(call["id"]),
+        "to": call["to_number"],
+        "from": call["from_number"],
+        "trunk": call["trunk"],
+        "status": call["status"],
+        "status_reason": call["status_reason"],
+        "tts": {"text": call["tts_text"], "voice": call["tts_voice"]},
+        "ring_timeout_s": call["ring_timeout_s"],
+        "created_at": _iso(call["created_at"]),
+        "updated_at": _iso(call["updated_at"]),
+        "answered_at": _iso(answered),
+        "ended_at": _iso(ended),
+        "duration_s": duration,
+        "hangup_cause": _cause(call["hangup_cause"], call["hangup_cause_text"]),
+        "metadata": call["metadata"],
+    }
+    if attempts is not None:
+        body["attempts"] = [attempt_json(a) for a in attempts]
+    return body
+
+
+def attempt_json(attempt: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(attempt["id"]),
+        "number": attempt["number"],
+        "node": attempt["node"],
+        "trunk": attempt["trunk"],
+        "status": attempt["status"],
+        "started_at": _iso(attempt["started_at"]),
+        "answered_at": _iso(attempt["answered_at"]),
+        "ended_at": _iso(attempt["ended_at"]),
+        "cause": _cause(attempt["hangup_cause"], attempt["hangup_cause_text"]),
+    }
+
+
+def event_json(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": event["seq"],
+        "at": _iso(event["at"]),
+        "type": event["type"],
+        "attempt_id": str(event["attempt_id"]) if event["attempt_id"] else None,
+        "data": event["data"],
+    }

@@ -1,0 +1,64 @@
+"""Request bodies of the v1 API (pydantic), strict: unknown fields and wrong types are refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.domain.phone import parse_e164
+from orchestrator.domain.text import control_character_position
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9/_+-]{0,39}$"
+MAX_METADATA_BYTES = 4096
+
+
+class TtsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str = Field(min_length=1, max_length=2000)
+    voice: str | None = Field(default=None, pattern=VOICE_PATTERN)
+
+    @field_validator("text")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        position = control_character_position(value)
+        if position is not None:
+            raise ValueError(f"contains a control character at position {position}")
+        if not value.strip():
+            raise ValueError("must contain something to say")
+        return value
+
+
+class CallIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    to: str
+    from_: str | None = Field(default=None, alias="from")
+    trunk: str | None = Field(default=None, pattern=NAME_PATTERN)
+    tts: TtsIn
+    ring_timeout_s: int = Field(default=30, ge=5, le=120)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("to", "from_")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        return None if value is None else parse_e164(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+            if size > MAX_METADATA_BYTES:
+                raise ValueError(f"is {size} bytes; at most {MAX_METADATA_BYTES} are allowed")
+        return value
+
+    def canonical_hash(self) -> str:
+        """Identifies the request's content, for Idempotency-Key replays."""
+        import hashlib
+
+        canonical = self.model_dump_json(by_alias=True, exclude_none=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

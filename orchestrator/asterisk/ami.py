@@ -1,0 +1,169 @@
+"""AMI adapter (panoramisk): one connection per Asterisk node.
+
+panoramisk writes `Key: Value` lines as given and Asterisk ends a header at a bare LF, so every
+value is checked here, whatever the API already checked: CR, LF or NUL never reach the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from panoramisk import Manager
+from panoramisk.message import Message
+
+from orchestrator.domain.dialing import OUTBOUND_CONTEXT, OriginateOutcome, OriginateRequest
+
+log = structlog.get_logger(__name__)
+
+EventHandler = Callable[[str, str, dict[str, str]], None]
+"""(node name, event name, fields)"""
+
+EVENTS_WANTED = frozenset(
+    {"Newchannel", "Newstate", "DialBegin", "DialState", "DialEnd", "Hangup", "UserEvent", "FullyBooted"}
+)
+
+
+class AmiError(Exception):
+    pass
+
+
+class UnsafeHeaderValue(AmiError):
+    """A value would have split or ended an AMI header."""
+
+
+def header_value(value: object) -> str:
+    text = str(value)
+    if any(char in text for char in ("\r", "\n", "\x00")):
+        raise UnsafeHeaderValue(f"refusing an AMI header value containing CR, LF or NUL: {text!r}")
+    return text
+
+
+def originate_action(request: OriginateRequest) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "Action": "Originate",
+        "ActionID": header_value(request.attempt_id),
+        "ChannelId": header_value(request.attempt_id),
+        "Channel": header_value(request.channel),
+        "Context": OUTBOUND_CONTEXT,
+        "Exten": "s",
+        "Priority": "1",
+        "Async": "true",
+        "Timeout": str(int(request.timeout_ms)),
+        "Variable": [
+            f"{header_value(k)}={header_value(v)}" for k, v in sorted(request.variables.items())
+        ],
+    }
+    if request.caller_id:
+        action["CallerID"] = header_value(request.caller_id)
+    return action
+
+
+class AmiNode:
+    """A logged-in AMI session to one node, reconnecting by itself with a short delay."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        on_event: EventHandler,
+        on_state: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._on_event = on_event
+        self._on_state = on_state
+        self._logged_in = asyncio.Event()
+        self.version: str | None = None
+        self._manager = Manager(
+            loop=asyncio.get_running_loop(),
+            host=header_value(host),
+            port=port,
+            username=header_value(username),
+            secret=header_value(secret),
+            ping_delay=5,
+            ping_interval=5,
+            reconnect_timeout=1,
+            # Never resend an Originate after a reconnect: it may already have been dialed.
+            forgetable_actions=("ping", "login", "originate", "hangup"),
+            on_login=self._logged_in_cb,
+            on_disconnect=self._disconnected_cb,
+        )
+        self._manager.register_event("*", self._dispatch)
+
+    @property
+    def up(self) -> bool:
+        return self._logged_in.is_set()
+
+    def connect(self) -> None:
+        self._manager.connect()
+
+    async def wait_up(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._logged_in.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._manager.close()
+        self._logged_in.clear()
+
+    async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
+        """Send an async Originate and wait for its OriginateResponse (answer or failure)."""
+        if not self.up:
+            raise AmiError(f"node {self.name} is not connected")
+        action = originate_action(request)
+        future = self._manager.send_action(action)
+        try:
+            result = await asyncio.wait_for(future, wait_s)
+        except TimeoutError as exc:
+            raise AmiError(f"no OriginateResponse from {self.name} within {wait_s:.0f} s") from exc
+        messages = result if isinstance(result, list) else [result]
+        final = messages[-1]
+        if final.get("Event") == "OriginateResponse":
+            return OriginateOutcome(
+                success=final.get("Response") == "Success",
+                reason=int(final.get("Reason", "0") or 0),
+                message="",
+            )
+        # No OriginateResponse: Asterisk refused the action itself (permission, bad channel...).
+        return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
+
+    async def hangup(self, channel: str, cause: int = 16) -> None:
+        await self._manager.send_action(
+            {"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}
+        )
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        try:
+            reply = await asyncio.wait_for(self._manager.send_action({"Action": "Ping"}), timeout)
+        except (TimeoutError, AttributeError):
+            return False
+        return bool(reply.get("Response") == "Success")
+
+    def _logged_in_cb(self, manager: Manager) -> None:
+        self.version = getattr(manager.protocol, "version", None)
+        self._logged_in.set()
+        log.info("ami.up", node=self.name, version=self.version)
+        if self._on_state:
+            self._on_state(self.name, True)
+
+    def _disconnected_cb(self, manager: Manager, exc: Exception | None) -> None:
+        was_up = self._logged_in.is_set()
+        self._logged_in.clear()
+        if was_up:
+            log.warning("ami.down", node=self.name, error=str(exc))
+        if self._on_state:
+            self._on_state(self.name, False)
+
+    def _dispatch(self, manager: Manager, message: Message) -> None:
+        name = str(message.get("Event", ""))
+        if name not in EVENTS_WANTED:
+            return
+        self._on_event(self.name, name, {str(k): str(v) for k, v in message.items()})

@@ -1,0 +1,61 @@
+"""The service processes (`serve`, `dispatcher`, `worker`) and `db migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from orchestrator.config import get_settings
+from orchestrator.logs import configure_logging
+
+
+def _setup() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
+@click.command()
+def serve() -> None:
+    """Run the HTTP API (SESPCL_API_HOST:SESPCL_API_PORT, default 127.0.0.1:5000)."""
+    from orchestrator.wiring import serve as run
+
+    _setup()
+    run(get_settings())
+
+
+@click.command()
+def dispatcher() -> None:
+    """Run the dispatcher: originate queued calls on the Asterisk farm and follow them."""
+    from orchestrator.wiring import run_dispatcher
+
+    _setup()
+    asyncio.run(run_dispatcher(get_settings()))
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker for speech renders and event recording."""
+    from orchestrator.wiring import run_worker
+
+    _setup()
+    run_worker(get_settings(), burst=burst)
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+def migrate() -> None:
+    """Apply schema.sql (safe to repeat)."""
+    from orchestrator.domain.errors import Unavailable
+    from orchestrator.persistence.db import migrate as apply
+
+    try:
+        apply(get_settings().database_url)
+    except Unavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("schema up to date")

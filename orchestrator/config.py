@@ -1,0 +1,63 @@
+"""Every setting the orchestrator and workers read, from the environment, in one place.
+
+Names are `SESPCL_*`, except DATABASE_URL and REDIS_URL which keep their conventional names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SESPCL_", extra="ignore")
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/sespcl",
+        validation_alias="DATABASE_URL",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+
+    api_key: SecretStr = SecretStr("")
+    """Bearer token every /v1 route requires; empty refuses to start the API."""
+    api_host: str = "127.0.0.1"
+    api_port: int = 5000
+    max_body_bytes: int = 64 * 1024
+    """Largest request body /v1/calls accepts (413 above)."""
+
+    audio_dir: Path = Path("/var/lib/sespcl/audio")
+    """Shared storage for rendered prompts; Asterisk nodes read the same path."""
+    tts_engine: str = "espeak-ng"
+    tts_default_voice: str = "en-us"
+    tts_rate_wpm: int = 160
+
+    queue_render: str = "sespcl-render"
+    queue_events: str = "sespcl-events"
+
+    dispatch_poll_s: float = 0.2
+    """How often the dispatcher looks for calls ready to dial."""
+    dispatch_batch: int = 50
+    """Most calls claimed per poll."""
+    dispatch_cps: float = 50.0
+    """Farm-wide ceiling on new calls per second (trunk limits come on top)."""
+    node_max_channels_default: int = 500
+    events_flush_s: float = 0.25
+    """Longest an AMI event waits in the dispatcher before its batch is enqueued."""
+    events_batch_max: int = 500
+    max_call_s: int = 600
+    """Longest a call may stay answered before the dispatcher hangs it up."""
+    finalize_grace_s: float = 30.0
+    """Extra time past ring timeout + max call length before an attempt is declared lost."""
+    originate_failure_wait_s: float = 1.0
+    """After a failed OriginateResponse, how long to wait for the Hangup that carries the cause."""
+
+    log_level: str = "info"
+    log_json: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

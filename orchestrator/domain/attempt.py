@@ -1,0 +1,118 @@
+"""One attempt at reaching a number, followed through Asterisk's events. Pure: no I/O.
+
+The dispatcher feeds every AMI event of an attempt (matched by Uniqueid == attempt id) to
+`AttemptState.on_event` and stores whatever `Transition` comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.outcome import (
+    Ending,
+    ending_for_hangup,
+    ending_for_originate_failure,
+    status_for_channel_state,
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    attempt_id: UUID
+    call_id: UUID
+    status: CallStatus
+    at: datetime
+    answered: bool = False
+    ending: Ending | None = None
+    channel: str | None = None
+
+
+@dataclass
+class AttemptState:
+    attempt_id: UUID
+    call_id: UUID
+    node: str
+    status: CallStatus = CallStatus.INITIATED
+    channel: str | None = None
+    answered: bool = False
+    cancel_requested: bool = False
+    far_end_responded: bool = False
+    """Set by ringing or progress (180/183): tells a ring timeout from an unreachable carrier."""
+
+    @property
+    def ended(self) -> bool:
+        return self.status.is_final
+
+    def on_event(self, name: str, fields: dict[str, str], at: datetime) -> Transition | None:
+        """Advance on one AMI event; None when the event changes nothing."""
+        if self.ended:
+            return None
+        if name == "Newchannel":
+            self.channel = fields.get("Channel") or self.channel
+            return None
+        if name == "Newstate":
+            status = status_for_channel_state(fields.get("ChannelStateDesc", ""))
+            if status is None:
+                return None
+            self.far_end_responded = True
+            return self._advance(status, at, answered=status is CallStatus.IN_PROGRESS)
+        if name == "DialState" and fields.get("DialStatus", "").upper() in _RESPONSES:
+            self.far_end_responded = True
+            if fields["DialStatus"].upper() == "RINGING":
+                return self._advance(CallStatus.RINGING, at)
+            return None
+        if name == "DialEnd" and fields.get("DialStatus", "").upper() == "ANSWER":
+            return self._advance(CallStatus.IN_PROGRESS, at, answered=True)
+        if name == "Hangup":
+            cause = _int(fields.get("Cause"), default=0)
+            ending = ending_for_hangup(
+                cause,
+                answered=self.answered,
+                cancel_requested=self.cancel_requested,
+                far_end_responded=self.far_end_responded,
+            )
+            return self._advance(ending.status, at, ending=ending)
+        return None
+
+    def on_originate_response(self, success: bool, reason: int, at: datetime) -> Transition | None:
+        """Success means answered. A failure is only provisional: the Hangup that usually
+        follows carries the real cause, so the caller waits briefly before `on_originate_failed`."""
+        if success:
+            return self._advance(CallStatus.IN_PROGRESS, at, answered=True)
+        return None
+
+    def on_originate_failed(self, reason: int, at: datetime) -> Transition | None:
+        ending = ending_for_originate_failure(
+            reason, cancel_requested=self.cancel_requested, far_end_responded=self.far_end_responded
+        )
+        return self._advance(ending.status, at, ending=ending)
+
+    def on_lost(self, reason: str, at: datetime) -> Transition | None:
+        """The attempt outlived every bound, or its node vanished: it failed."""
+        ending = Ending(CallStatus.FAILED, 0, "Unknown", reason=reason)
+        return self._advance(CallStatus.FAILED, at, ending=ending)
+
+    def _advance(
+        self, status: CallStatus, at: datetime, *, answered: bool = False, ending: Ending | None = None
+    ) -> Transition | None:
+        if status.rank <= self.status.rank:
+            return None
+        self.status = status
+        if answered:
+            self.answered = True
+        return Transition(
+            self.attempt_id, self.call_id, status, at, answered=answered, ending=ending, channel=self.channel
+        )
+
+
+_RESPONSES = frozenset({"RINGING", "PROGRESS", "PROCEEDING"})
+
+
+def _int(value: str | None, *, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default

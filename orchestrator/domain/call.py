@@ -1,0 +1,73 @@
+"""Call statuses (Twilio's vocabulary) and the rule that a status only moves forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+
+class CallStatus(str, Enum):
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+    @property
+    def rank(self) -> int:
+        """Position on the only road a call travels; every final status shares the last rank."""
+        return _RANK[self]
+
+
+LIVE_STATUSES = frozenset(
+    {CallStatus.QUEUED, CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS}
+)
+FINAL_STATUSES = frozenset(
+    {
+        CallStatus.COMPLETED,
+        CallStatus.BUSY,
+        CallStatus.NO_ANSWER,
+        CallStatus.FAILED,
+        CallStatus.CANCELED,
+    }
+)
+_RANK = {
+    CallStatus.QUEUED: 0,
+    CallStatus.INITIATED: 1,
+    CallStatus.RINGING: 2,
+    CallStatus.IN_PROGRESS: 3,
+    **{status: 4 for status in FINAL_STATUSES},
+}
+
+
+def can_transition(current: CallStatus, new: CallStatus) -> bool:
+    """True when `new` lies strictly ahead of `current`; a final status never changes again.
+
+    Late, repeated or out-of-order events therefore cannot move a call backwards.
+    """
+    return new.rank > current.rank
+
+
+@dataclass(frozen=True)
+class NewCall:
+    """A validated request for one call, before it is stored."""
+
+    id: UUID
+    to: str
+    from_: str | None
+    trunk: str
+    text: str
+    voice: str
+    audio_key: str
+    ring_timeout_s: int
+    metadata: dict[str, Any] | None

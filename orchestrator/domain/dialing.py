@@ -1,0 +1,35 @@
+"""What the dispatcher asks of a node, independent of AMI or ARI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OUTBOUND_CONTEXT = "sespcl-outbound"
+"""The dialplan context in asterisk-config/extensions.conf that plays the prompt."""
+
+
+@dataclass(frozen=True)
+class OriginateRequest:
+    attempt_id: str
+    """Becomes the channel's Uniqueid, so every event of the channel names its attempt."""
+    to: str
+    trunk: str
+    caller_id: str | None
+    audio_path: str
+    call_id: str
+    timeout_ms: int
+
+    @property
+    def channel(self) -> str:
+        return f"PJSIP/{self.to}@{self.trunk}"
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {"SESPCL_AUDIO": self.audio_path, "SESPCL_CALL_ID": self.call_id}
+
+
+@dataclass(frozen=True)
+class OriginateOutcome:
+    success: bool
+    reason: int
+    message: str = ""

@@ -1,0 +1,53 @@
+"""What the services need from the outside world, as Protocols; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+from uuid import UUID
+
+from orchestrator.domain.attempt import Transition
+from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
+from orchestrator.domain.records import Claim, NodeRow
+
+EventCallback = Callable[[str, str, dict[str, str]], None]
+"""(node name, event name, fields)"""
+StateCallback = Callable[[str, bool], None]
+"""(node name, up)"""
+
+
+class DialNode(Protocol):
+    name: str
+    version: str | None
+
+    @property
+    def up(self) -> bool: ...
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome: ...
+
+    async def hangup(self, channel: str, cause: int = 16) -> None: ...
+
+
+NodeConnector = Callable[[NodeRow, EventCallback, StateCallback], DialNode]
+
+
+class DispatchRepository(Protocol):
+    async def nodes(self) -> list[NodeRow]: ...
+
+    async def mark_node(self, name: str, *, up: bool, version: str | None = None) -> None: ...
+
+    async def claim(self, node_plan: list[str]) -> list[Claim]: ...
+
+    async def apply(self, transitions: list[Transition]) -> list[bool]: ...
+
+    async def live_attempts(self, node: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def cancel_requests(self) -> list[UUID]: ...
+
+
+class EventSink(Protocol):
+    def enqueue_events(self, batch: list[dict[str, Any]]) -> None: ...

@@ -1,0 +1,34 @@
+"""Plain records that cross between storage and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A call taken off the queue for one attempt on one node."""
+
+    call_id: UUID
+    attempt_id: UUID
+    attempt_number: int
+    node: str
+    to: str
+    from_: str | None
+    trunk: str
+    audio_path: str
+    ring_timeout_s: int
+    claimed_at: datetime
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    name: str
+    ami_host: str
+    ami_port: int
+    ami_user: str
+    ami_secret: str
+    max_channels: int
+    drained: bool

@@ -1,0 +1,194 @@
+"""Calls as the API sees them: create (idempotently), read, cancel, list, count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from orchestrator.domain.call import NewCall
+from orchestrator.persistence.db import Pool
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    call: Row
+    created: bool
+    """False when an Idempotency-Key replay returned the original call."""
+    render_needed: bool
+    """True when this call is the first to ask for its audio (or a failed render is retried)."""
+    idempotency_conflict: bool = False
+
+
+class CallStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self,
+        call: NewCall,
+        *,
+        engine: str,
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> CreateResult:
+        async with self._pool.connection() as conn, conn.transaction():
+            if idempotency_key is not None:
+                # Serialise requests sharing a key so two concurrent replays cannot both insert.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (idempotency_key,)
+                )
+                cur = await conn.execute(
+                    "SELECT * FROM calls WHERE idempotency_key = %s", (idempotency_key,)
+                )
+                existing = await cur.fetchone()
+                if existing is not None:
+                    return CreateResult(
+                        existing,
+                        created=False,
+                        render_needed=False,
+                        idempotency_conflict=existing["request_hash"] != request_hash,
+                    )
+            cur = await conn.execute(
+                """
+                INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, %s, %s, %s)
+                ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL
+                    WHERE audio_assets.status = 'failed'
+                RETURNING hash
+                """,
+                (call.audio_key, engine, call.voice, call.text),
+            )
+            render_needed = await cur.fetchone() is not None
+            cur = await conn.execute(
+                """
+                INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice,
+                                   audio_hash, ring_timeout_s, metadata, idempotency_key,
+                                   request_hash)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                RETURNING *
+                """,
+                (
+                    call.id,
+                    call.to,
+                    call.from_,
+                    call.trunk,
+                    call.text,
+                    call.voice,
+                    call.audio_key,
+                    call.ring_timeout_s,
+                    Jsonb(call.metadata) if call.metadata is not None else None,
+                    idempotency_key,
+                    request_hash,
+                ),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            await conn.execute(
+                "INSERT INTO call_events (call_id, at, type, data) VALUES (%s, %s, 'status', %s)",
+                (call.id, row["created_at"], Jsonb({"status": "queued"})),
+            )
+            return CreateResult(row, created=True, render_needed=render_needed)
+
+    async def trunk_exists(self, name: str) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM trunks WHERE name = %s", (name,))
+            return await cur.fetchone() is not None
+
+    async def default_trunk(self) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT name FROM trunks WHERE is_default")
+            row = await cur.fetchone()
+            return None if row is None else str(row["name"])
+
+    async def get(self, call_id: UUID) -> Row | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT * FROM calls WHERE id = %s", (call_id,))
+            return await cur.fetchone()
+
+    async def attempts(self, call_id: UUID) -> list[Row]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM call_attempts WHERE call_id = %s ORDER BY number", (call_id,)
+            )
+            return await cur.fetchall()
+
+    async def events(self, call_id: UUID) -> list[Row]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT row_number() OVER (ORDER BY at, id) AS seq, at, type, data, attempt_id
+                FROM call_events WHERE call_id = %s ORDER BY at, id
+                """,
+                (call_id,),
+            )
+            return await cur.fetchall()
+
+    async def cancel(self, call_id: UUID) -> Row | None:
+        """Cancel a call not yet dialed outright; flag a live one for the dispatcher to hang up.
+
+        Returns the call as it stands afterwards, or None when there is no such call.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                """
+                UPDATE calls SET status = 'canceled', status_reason = 'canceled before dialing',
+                       cancel_requested_at = now(), ended_at = now(), updated_at = now()
+                WHERE id = %s AND status = 'queued'
+                RETURNING *
+                """,
+                (call_id,),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                await conn.execute(
+                    "INSERT INTO call_events (call_id, at, type, data) VALUES (%s, now(), 'status', %s)",
+                    (call_id, Jsonb({"status": "canceled", "reason": "canceled before dialing"})),
+                )
+                return row
+            cur = await conn.execute(
+                """
+                UPDATE calls SET cancel_requested_at = coalesce(cancel_requested_at, now()),
+                       updated_at = now()
+                WHERE id = %s AND status IN ('initiated', 'ringing', 'in-progress')
+                RETURNING *
+                """,
+                (call_id,),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                await conn.execute(
+                    "INSERT INTO call_events (call_id, at, type, data) "
+                    "VALUES (%s, now(), 'cancel.requested', '{}')",
+                    (call_id,),
+                )
+                return row
+        return await self.get(call_id)
+
+    async def counts_by_status(self) -> dict[str, int]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT status, count(*) AS n FROM calls GROUP BY status")
+            return {str(r["status"]): int(r["n"]) for r in await cur.fetchall()}
+
+    async def live_calls_per_node(self) -> dict[str, int]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT n.name, count(a.id) AS live FROM nodes n
+                LEFT JOIN call_attempts a ON a.node = n.name AND a.ended_at IS NULL
+                GROUP BY n.name ORDER BY n.name
+                """
+            )
+            return {str(r["name"]): int(r["live"]) for r in await cur.fetchall()}
+
+    async def ping(self) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def nodes_for_health(self) -> list[Row]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT name, ami_host, ami_port, drained FROM nodes ORDER BY name")
+            return await cur.fetchall()

@@ -1,0 +1,58 @@
+"""PostgreSQL connections and the schema migration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from orchestrator.domain.errors import Unavailable
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
+_MIGRATION_LOCK = 0x5E5BC1  # advisory lock: two migrations never interleave
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
+
+
+async def open_pool(url: str, *, max_size: int = 10) -> Pool:
+    pool = Pool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        connection_class=psycopg.AsyncConnection[DictRow],
+        kwargs={"row_factory": dict_row},
+    )
+    try:
+        await pool.open(wait=True, timeout=10)
+    except Exception as exc:  # psycopg_pool raises PoolTimeout with the cause chained
+        raise Unavailable(f"PostgreSQL does not answer at {_redact(url)}: {exc}") from exc
+    return pool
+
+
+def connect(url: str) -> psycopg.Connection[DictRow]:
+    try:
+        return psycopg.connect(url, row_factory=dict_row, autocommit=False)
+    except psycopg.OperationalError as exc:
+        raise Unavailable(f"PostgreSQL does not answer at {_redact(url)}: {exc}") from exc
+
+
+def migrate(url: str, schema_path: Path = SCHEMA_PATH) -> None:
+    """Apply schema.sql in one transaction; every statement in it is idempotent."""
+    sql = schema_path.read_text(encoding="utf-8")
+    with connect(url) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(sql.encode("utf-8"))
+        conn.commit()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<invalid DATABASE_URL>"
+    info.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in info.items())

@@ -1,0 +1,191 @@
+"""What the dispatcher reads and writes: claims, attempts, status transitions, cancels."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from orchestrator.domain.attempt import Transition
+from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.persistence.db import Pool
+
+Row = dict[str, Any]
+
+
+class DispatchStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def nodes(self) -> list[NodeRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT name, ami_host, ami_port, ami_user, ami_secret, max_channels, drained "
+                "FROM nodes ORDER BY name"
+            )
+            return [NodeRow(**row) for row in await cur.fetchall()]
+
+    async def mark_node(self, name: str, *, up: bool, version: str | None = None) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                UPDATE nodes SET state = %s, version = coalesce(%s, version),
+                       last_seen_at = CASE WHEN %s THEN now() ELSE last_seen_at END
+                WHERE name = %s
+                """,
+                ("up" if up else "down", version, up, name),
+            )
+
+    async def claim(self, node_plan: list[str]) -> list[Claim]:
+        """Take up to len(node_plan) dialable calls, oldest first, the i-th for node_plan[i].
+
+        The attempt row is committed before any Originate is sent, and SKIP LOCKED keeps two
+        dispatchers from taking the same call.
+        """
+        if not node_plan:
+            return []
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                """
+                SELECT c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s,
+                       c.attempt_count, a.path
+                FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
+                WHERE c.status = 'queued' AND a.status = 'ready'
+                ORDER BY c.created_at, c.id
+                LIMIT %s
+                FOR UPDATE OF c SKIP LOCKED
+                """,
+                (len(node_plan),),
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return []
+            cur = await conn.execute("SELECT now() AS now")
+            now_row = await cur.fetchone()
+            assert now_row is not None
+            now: datetime = now_row["now"]
+            claims = [
+                Claim(
+                    call_id=row["id"],
+                    attempt_id=uuid.uuid4(),
+                    attempt_number=row["attempt_count"] + 1,
+                    node=node,
+                    to=row["to_number"],
+                    from_=row["from_number"],
+                    trunk=row["trunk"],
+                    audio_path=row["path"],
+                    ring_timeout_s=row["ring_timeout_s"],
+                    claimed_at=now,
+                )
+                for row, node in zip(rows, node_plan)
+            ]
+            async with conn.cursor() as cur2:
+                await cur2.executemany(
+                    """
+                    INSERT INTO call_attempts (id, call_id, number, node, trunk, status, started_at)
+                    VALUES (%s, %s, %s, %s, %s, 'initiated', %s)
+                    """,
+                    [(c.attempt_id, c.call_id, c.attempt_number, c.node, c.trunk, now) for c in claims],
+                )
+                await cur2.executemany(
+                    """
+                    UPDATE calls SET status = 'initiated', attempt_count = %s, updated_at = %s
+                    WHERE id = %s
+                    """,
+                    [(c.attempt_number, now, c.call_id) for c in claims],
+                )
+                await cur2.executemany(
+                    """
+                    INSERT INTO call_events (call_id, attempt_id, at, type, data)
+                    VALUES (%s, %s, %s, 'status', %s)
+                    """,
+                    [
+                        (c.call_id, c.attempt_id, now,
+                         Jsonb({"status": "initiated", "attempt": c.attempt_number, "node": c.node}))
+                        for c in claims
+                    ],
+                )
+            return claims
+
+    async def apply(self, transitions: list[Transition]) -> list[bool]:
+        """Store transitions in order, in one transaction. The SQL re-checks that each one moves
+        forward, so a status written by another process is never overtaken backwards.
+        Returns, per transition, whether the call row changed."""
+        changed: list[bool] = []
+        if not transitions:
+            return changed
+        async with self._pool.connection() as conn, conn.transaction():
+            for t in transitions:
+                ending = t.ending
+                params = {
+                    "call": t.call_id,
+                    "attempt": t.attempt_id,
+                    "status": t.status.value,
+                    "at": t.at,
+                    "answered": t.answered,
+                    "final": ending is not None,
+                    "cause": ending.cause if ending else None,
+                    "cause_text": ending.cause_text if ending else None,
+                    "reason": (ending.reason or None) if ending else None,
+                    "channel": t.channel,
+                }
+                await conn.execute(
+                    """
+                    UPDATE call_attempts SET status = %(status)s,
+                        channel = coalesce(channel, %(channel)s),
+                        answered_at = CASE WHEN %(answered)s THEN coalesce(answered_at, %(at)s)
+                                      ELSE answered_at END,
+                        ended_at = CASE WHEN %(final)s THEN %(at)s ELSE ended_at END,
+                        hangup_cause = coalesce(%(cause)s, hangup_cause),
+                        hangup_cause_text = coalesce(%(cause_text)s, hangup_cause_text)
+                    WHERE id = %(attempt)s AND ended_at IS NULL
+                      AND sespcl_status_rank(status) < sespcl_status_rank(%(status)s)
+                    """,
+                    params,
+                )
+                cur = await conn.execute(
+                    """
+                    UPDATE calls SET status = %(status)s, updated_at = %(at)s,
+                        answered_at = CASE WHEN %(answered)s THEN coalesce(answered_at, %(at)s)
+                                      ELSE answered_at END,
+                        ended_at = CASE WHEN %(final)s THEN %(at)s ELSE ended_at END,
+                        hangup_cause = coalesce(%(cause)s, hangup_cause),
+                        hangup_cause_text = coalesce(%(cause_text)s, hangup_cause_text),
+                        status_reason = coalesce(%(reason)s, status_reason)
+                    WHERE id = %(call)s
+                      AND sespcl_status_rank(status) < sespcl_status_rank(%(status)s)
+                    """,
+                    params,
+                )
+                changed.append(cur.rowcount == 1)
+        return changed
+
+    async def live_attempts(self, node: str | None = None) -> list[Row]:
+        """Attempts not yet ended, with what is needed to rebuild their state after a restart."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT a.id, a.call_id, a.node, a.status, a.channel, a.started_at,
+                       a.answered_at IS NOT NULL AS answered,
+                       c.cancel_requested_at IS NOT NULL AS cancel_requested, c.ring_timeout_s
+                FROM call_attempts a JOIN calls c ON c.id = a.call_id
+                WHERE a.ended_at IS NULL AND (%s::text IS NULL OR a.node = %s)
+                """,
+                (node, node),
+            )
+            return await cur.fetchall()
+
+    async def cancel_requests(self) -> list[UUID]:
+        """Live calls whose cancel was asked for through the API."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT id FROM calls
+                WHERE cancel_requested_at IS NOT NULL
+                  AND status IN ('initiated', 'ringing', 'in-progress')
+                """
+            )
+            return [row["id"] for row in await cur.fetchall()]

@@ -1,0 +1,36 @@
+"""RQ on Redis: the work carried to workers (speech renders, batches of call events).
+
+Redis only carries work; PostgreSQL stays the record of what must happen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+
+RENDER_JOB = "workers.tts.render_audio"
+EVENTS_JOB = "workers.events.record_events"
+
+
+class WorkQueues:
+    def __init__(self, redis: Redis, *, render_queue: str, events_queue: str) -> None:
+        self.redis = redis
+        self._render = Queue(render_queue, connection=redis)
+        self._events = Queue(events_queue, connection=redis)
+
+    def enqueue_render(self, audio_hash: str) -> None:
+        # The job id makes a second enqueue of the same render while one waits a no-op in effect.
+        self._render.enqueue(
+            RENDER_JOB, audio_hash, job_id=f"render-{audio_hash}", result_ttl=60, failure_ttl=3600
+        )
+
+    def enqueue_events(self, batch: list[dict[str, Any]]) -> None:
+        self._events.enqueue(EVENTS_JOB, batch, result_ttl=0, failure_ttl=86400)
+
+    def depths(self) -> dict[str, int]:
+        return {self._render.name: self._render.count, self._events.name: self._events.count}
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())

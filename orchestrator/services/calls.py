@@ -1,0 +1,128 @@
+"""Use cases behind /v1/calls: submit, read, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+from orchestrator.domain.audio import SpeechRequest
+from orchestrator.domain.call import NewCall
+from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
+
+log = structlog.get_logger(__name__)
+
+
+class CallRepository(Protocol):
+    async def create(self, call: NewCall, *, engine: str, idempotency_key: str | None,
+                     request_hash: str | None) -> Any: ...
+
+    async def trunk_exists(self, name: str) -> bool: ...
+
+    async def default_trunk(self) -> str | None: ...
+
+    async def get(self, call_id: UUID) -> dict[str, Any] | None: ...
+
+    async def attempts(self, call_id: UUID) -> list[dict[str, Any]]: ...
+
+    async def events(self, call_id: UUID) -> list[dict[str, Any]]: ...
+
+    async def cancel(self, call_id: UUID) -> dict[str, Any] | None: ...
+
+
+class RenderQueue(Protocol):
+    def enqueue_render(self, audio_hash: str) -> None: ...
+
+
+class CallService:
+    def __init__(
+        self,
+        repo: CallRepository,
+        renders: RenderQueue,
+        *,
+        engine: str,
+        default_voice: str,
+        voices: Callable[[], Collection[str]],
+    ) -> None:
+        self._repo = repo
+        self._renders = renders
+        self._engine = engine
+        self._default_voice = default_voice
+        self._voices = voices
+
+    async def submit(
+        self,
+        *,
+        to: str,
+        from_: str | None,
+        trunk: str | None,
+        text: str,
+        voice: str | None,
+        ring_timeout_s: int,
+        metadata: dict[str, Any] | None,
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a call as `queued`; returns (call, created). A replay returns the original."""
+        trunk_name = trunk or await self._repo.default_trunk()
+        if trunk_name is None:
+            raise ValidationFailed("no trunk given and no default trunk is configured", field="trunk")
+        if trunk is not None and not await self._repo.trunk_exists(trunk):
+            raise ValidationFailed(f"no trunk named {trunk!r}", field="trunk", code="unknown-trunk")
+        voice_name = voice or self._default_voice
+        if voice_name.lower() not in self._voices():
+            raise ValidationFailed(f"unknown voice {voice_name!r}", field="tts.voice", code="unknown-voice")
+        speech = SpeechRequest(text=text, voice=voice_name, engine=self._engine)
+        call = NewCall(
+            id=uuid.uuid4(),
+            to=to,
+            from_=from_,
+            trunk=trunk_name,
+            text=text,
+            voice=voice_name,
+            audio_key=speech.key(),
+            ring_timeout_s=ring_timeout_s,
+            metadata=metadata,
+        )
+        result = await self._repo.create(
+            call, engine=self._engine, idempotency_key=idempotency_key, request_hash=request_hash
+        )
+        if result.idempotency_conflict:
+            raise Conflict(
+                "this Idempotency-Key was used with a different request body",
+                field="Idempotency-Key",
+                code="idempotency-key-reused",
+            )
+        if result.render_needed:
+            await asyncio.to_thread(self._renders.enqueue_render, call.audio_key)
+        if result.created:
+            log.info("call.queued", call_id=str(call.id), trunk=trunk_name, audio_hash=call.audio_key)
+        return result.call, result.created
+
+    async def get(self, call_id: UUID) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        call = await self._repo.get(call_id)
+        if call is None:
+            raise NotFound(f"no call {call_id}", code="no-such-call")
+        return call, await self._repo.attempts(call_id)
+
+    async def events(self, call_id: UUID) -> list[dict[str, Any]]:
+        if await self._repo.get(call_id) is None:
+            raise NotFound(f"no call {call_id}", code="no-such-call")
+        return await self._repo.events(call_id)
+
+    async def cancel(self, call_id: UUID) -> dict[str, Any]:
+        call = await self._repo.cancel(call_id)
+        if call is None:
+            raise NotFound(f"no call {call_id}", code="no-such-call")
+        if call["status"] not in ("canceled", "initiated", "ringing", "in-progress"):
+            raise Conflict(
+                f"the call is already {call['status']}", field=None, code="call-already-final"
+            )
+        log.info("call.cancel", call_id=str(call_id), status=call["status"])
+        return call
+
+

@@ -1,0 +1,360 @@
+"""The dispatcher: takes dialable calls off the queue, originates them on the farm, and follows
+each attempt through Asterisk's events to a final status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from orchestrator.domain.attempt import AttemptState, Transition
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.dialing import OriginateRequest
+from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes
+from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
+from orchestrator.domain.records import Claim, NodeRow
+
+log = structlog.get_logger(__name__)
+
+# AMI fields worth keeping in call_events; the rest is noise for people reading a call's story.
+_EVENT_FIELDS = (
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "DialStatus",
+    "Cause",
+    "Cause-txt",
+    "UserEvent",
+    "Status",
+    "Reason",
+    "Response",
+)
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    poll_s: float
+    batch: int
+    cps: float
+    max_call_s: int
+    finalize_grace_s: float
+    originate_failure_wait_s: float
+    events_flush_s: float
+    events_batch_max: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: DispatchRepository,
+        connect_node: NodeConnector,
+        sink: EventSink,
+        settings: DispatchSettings,
+    ) -> None:
+        self._store = store
+        self._connect_node = connect_node
+        self._sink = sink
+        self._settings = settings
+        self._nodes: dict[str, DialNode] = {}
+        self._node_rows: dict[str, NodeRow] = {}
+        self._attempts: dict[str, AttemptState] = {}
+        self._started: dict[str, tuple[float, int]] = {}  # attempt -> (monotonic start, ring s)
+        self._hangups_sent: set[str] = set()
+        self._transitions: asyncio.Queue[Transition] = asyncio.Queue()
+        self._events: list[dict[str, Any]] = []
+        self._bucket = TokenBucket(settings.cps, now=time.monotonic())
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._refresh_nodes()
+        await self._adopt_live_attempts()
+        loops = [
+            self._every(self._settings.poll_s, self._claim_and_dial),
+            self._apply_loop(),
+            self._every(self._settings.events_flush_s, self._flush_events),
+            self._every(0.5, self._hang_up_canceled),
+            self._every(2.0, self._refresh_nodes),
+            self._every(2.0, self._sweep_overdue),
+        ]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            await self._flush_events()
+            for node in self._nodes.values():
+                node.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _every(self, interval: float, step: Any) -> None:
+        while not self._stopping.is_set():
+            try:
+                await step()
+            except Exception:
+                log.exception("dispatcher.step_failed", step=step.__name__)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            except TimeoutError:
+                pass
+
+    # ---- nodes ------------------------------------------------------------------------------
+
+    async def _refresh_nodes(self) -> None:
+        rows = {row.name: row for row in await self._store.nodes()}
+        for name in set(self._nodes) - set(rows):
+            self._nodes.pop(name).close()
+        for name, row in rows.items():
+            old = self._node_rows.get(name)
+            if (
+                name in self._nodes
+                and old is not None
+                and (old.ami_host, old.ami_port)
+                != (
+                    row.ami_host,
+                    row.ami_port,
+                )
+            ):
+                self._nodes.pop(name).close()
+            if name not in self._nodes:
+                node = self._connect_node(row, self._on_ami_event, self._on_node_state)
+                node.connect()
+                self._nodes[name] = node
+        self._node_rows = rows
+        for name, node in self._nodes.items():
+            await self._store.mark_node(name, up=node.up, version=node.version)
+
+    def _on_node_state(self, name: str, up: bool) -> None:
+        self._spawn(
+            self._store.mark_node(name, up=up, version=self._nodes[name].version)
+            if name in self._nodes
+            else asyncio.sleep(0)
+        )
+
+    def _loads(self) -> list[NodeLoad]:
+        live: dict[str, int] = {}
+        for state in self._attempts.values():
+            live[state.node] = live.get(state.node, 0) + 1
+        return [
+            NodeLoad(name, live.get(name, 0), row.max_channels, self._nodes[name].up, row.drained)
+            for name, row in self._node_rows.items()
+            if name in self._nodes
+        ]
+
+    # ---- claiming and dialing ---------------------------------------------------------------
+
+    async def _claim_and_dial(self) -> None:
+        now = time.monotonic()
+        wanted = min(self._settings.batch, self._bucket.available(now))
+        if wanted <= 0:
+            return
+        plan = plan_nodes(self._loads(), wanted)
+        claims = await self._store.claim(plan)
+        if not claims:
+            return
+        self._bucket.take(len(claims), now)
+        for claim in claims:
+            key = str(claim.attempt_id)
+            self._attempts[key] = AttemptState(claim.attempt_id, claim.call_id, claim.node)
+            self._started[key] = (time.monotonic(), claim.ring_timeout_s)
+            self._record(
+                claim.call_id,
+                claim.attempt_id,
+                claim.claimed_at,
+                "dispatch.claimed",
+                {"node": claim.node, "attempt": claim.attempt_number, "trunk": claim.trunk},
+            )
+            self._spawn(self._originate(claim))
+
+    async def _originate(self, claim: Claim) -> None:
+        key = str(claim.attempt_id)
+        state = self._attempts.get(key)
+        if state is None:
+            return
+        bound = log.bind(call_id=str(claim.call_id), attempt_id=key, node=claim.node)
+        node = self._nodes.get(claim.node)
+        request = OriginateRequest(
+            attempt_id=key,
+            to=claim.to,
+            trunk=claim.trunk,
+            caller_id=claim.from_,
+            audio_path=claim.audio_path,
+            call_id=str(claim.call_id),
+            timeout_ms=claim.ring_timeout_s * 1000,
+        )
+        if node is None:
+            self._push(state.on_lost(f"node {claim.node} vanished before dialing", _now()))
+            return
+        bound.info("dispatch.originate", to=claim.to, trunk=claim.trunk)
+        try:
+            outcome = await node.originate(request, wait_s=claim.ring_timeout_s + 15)
+        except Exception as exc:
+            bound.warning("dispatch.originate_error", error=str(exc))
+            self._record(claim.call_id, claim.attempt_id, _now(), "dispatch.error", {"error": str(exc)})
+            self._push(state.on_lost(f"originate failed: {exc}", _now()))
+            return
+        at = _now()
+        self._record(
+            claim.call_id,
+            claim.attempt_id,
+            at,
+            "ami.OriginateResponse",
+            {
+                "Response": "Success" if outcome.success else "Failure",
+                "Reason": str(outcome.reason),
+                **({"Message": outcome.message} if outcome.message else {}),
+            },
+        )
+        if outcome.success:
+            self._push(state.on_originate_response(True, outcome.reason, at))
+            return
+        # The Hangup that usually follows carries the real cause; give it a moment to arrive.
+        await asyncio.sleep(self._settings.originate_failure_wait_s)
+        self._push(state.on_originate_failed(outcome.reason, _now()))
+
+    # ---- events from Asterisk ---------------------------------------------------------------
+
+    def _on_ami_event(self, node: str, name: str, fields: dict[str, str]) -> None:
+        key = fields.get("Uniqueid", "")
+        state = self._attempts.get(key)
+        if state is None:
+            return
+        at = _now()
+        self._record(
+            state.call_id,
+            state.attempt_id,
+            at,
+            f"ami.{name}",
+            {k: fields[k] for k in _EVENT_FIELDS if k in fields} | {"node": node},
+        )
+        self._push(state.on_event(name, fields, at))
+
+    def _push(self, transition: Transition | None) -> None:
+        if transition is not None:
+            self._transitions.put_nowait(transition)
+
+    async def _apply_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                first = await asyncio.wait_for(self._transitions.get(), 0.5)
+            except TimeoutError:
+                continue
+            batch = [first]
+            while not self._transitions.empty() and len(batch) < 500:
+                batch.append(self._transitions.get_nowait())
+            try:
+                changed = await self._store.apply(batch)
+            except Exception:
+                log.exception("dispatcher.apply_failed", count=len(batch))
+                for t in batch:  # keep them: retried on the next turn, in order
+                    self._transitions.put_nowait(t)
+                await asyncio.sleep(1.0)
+                continue
+            for transition, did_change in zip(batch, changed):
+                self._after_transition(transition, did_change)
+
+    def _after_transition(self, t: Transition, changed: bool) -> None:
+        key = str(t.attempt_id)
+        if changed:
+            data: dict[str, Any] = {"status": t.status.value}
+            if t.ending is not None:
+                data |= {"cause": t.ending.cause, "cause_text": t.ending.cause_text}
+                if t.ending.reason:
+                    data["reason"] = t.ending.reason
+            # A microsecond later than the AMI event that caused it, so it sorts after it.
+            self._record(t.call_id, t.attempt_id, t.at + timedelta(microseconds=1), "status", data)
+            log.info("call.status", call_id=str(t.call_id), attempt_id=key, status=t.status.value)
+        if t.status.is_final:
+            self._attempts.pop(key, None)
+            self._started.pop(key, None)
+            self._hangups_sent.discard(key)
+
+    # ---- cancels, overdue attempts, restarts --------------------------------------------------
+
+    async def _hang_up_canceled(self) -> None:
+        wanted = set(await self._store.cancel_requests())
+        for key, state in list(self._attempts.items()):
+            if state.call_id not in wanted:
+                continue
+            state.cancel_requested = True
+            if key in self._hangups_sent or state.channel is None:
+                continue
+            node = self._nodes.get(state.node)
+            if node is None or not node.up:
+                continue
+            self._hangups_sent.add(key)
+            log.info("dispatch.cancel_hangup", call_id=str(state.call_id), attempt_id=key)
+            try:
+                await node.hangup(state.channel)
+            except Exception as exc:
+                self._hangups_sent.discard(key)
+                log.warning("dispatch.hangup_failed", call_id=str(state.call_id), error=str(exc))
+
+    async def _sweep_overdue(self) -> None:
+        """No attempt stays live past ring timeout + max call length + grace."""
+        now = time.monotonic()
+        for key, (started, ring_s) in list(self._started.items()):
+            state = self._attempts.get(key)
+            if state is None:
+                continue
+            limit = ring_s + self._settings.max_call_s + self._settings.finalize_grace_s
+            if now - started > limit:
+                log.warning("dispatch.overdue", call_id=str(state.call_id), attempt_id=key)
+                self._push(state.on_lost(f"no final event within {limit:.0f} s", _now()))
+
+    async def _adopt_live_attempts(self) -> None:
+        """After a restart, follow the attempts a previous run left live (their events still come)."""
+        for row in await self._store.live_attempts():
+            key = str(row["id"])
+            state = AttemptState(
+                row["id"],
+                row["call_id"],
+                row["node"],
+                status=CallStatus(row["status"]),
+                channel=row["channel"],
+                answered=bool(row["answered"]),
+                far_end_responded=row["status"] in ("ringing", "in-progress"),
+                cancel_requested=bool(row["cancel_requested"]),
+            )
+            self._attempts[key] = state
+            age = (_now() - row["started_at"]).total_seconds()
+            self._started[key] = (time.monotonic() - age, int(row["ring_timeout_s"]))
+        if self._attempts:
+            log.info("dispatch.adopted", count=len(self._attempts))
+
+    # ---- event recording ----------------------------------------------------------------------
+
+    def _record(
+        self, call_id: UUID, attempt_id: UUID | None, at: datetime, type_: str, data: dict[str, Any]
+    ) -> None:
+        self._events.append(
+            {
+                "call_id": str(call_id),
+                "attempt_id": str(attempt_id) if attempt_id else None,
+                "at": at.isoformat(),
+                "type": type_,
+                "data": data,
+            }
+        )
+
+    async def _flush_events(self) -> None:
+        while self._events:
+            batch = self._events[: self._settings.events_batch_max]
+            await asyncio.to_thread(self._sink.enqueue_events, batch)
+            del self._events[: len(batch)]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

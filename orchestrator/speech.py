@@ -1,0 +1,73 @@
+"""Text to speech: pyttsx3 over espeak-ng, then sox to 8 kHz mu-law for a ulaw trunk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import pyttsx3
+
+from orchestrator.domain.audio import SpeechRequest, audio_file_name
+
+
+class SpeechError(Exception):
+    """Rendering failed; the message says why in one line."""
+
+
+_engine_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _engine() -> pyttsx3.Engine:
+    return pyttsx3.init("espeak")
+
+
+@lru_cache(maxsize=1)
+def available_voices() -> frozenset[str]:
+    """Every name a voice may be given by: its id ('gmw/en-us') and its short name ('en-us')."""
+    names: set[str] = set()
+    with _engine_lock:
+        for voice in _engine().getProperty("voices"):
+            names.add(str(voice.id).lower())
+            names.add(str(voice.id).rsplit("/", 1)[-1].lower())
+    return frozenset(names)
+
+
+def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
+    """Render to `<audio_dir>/<key>.ulaw`, atomically (temp file + rename); return path and ms.
+
+    Content addressing makes a rerun harmless: the same request always lands on the same name.
+    """
+    if request.voice.lower() not in available_voices():
+        raise SpeechError(f"unknown voice {request.voice!r}")
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    target = audio_dir / audio_file_name(request.key())
+    with tempfile.TemporaryDirectory(prefix="sespcl-tts-") as tmp:
+        wav = Path(tmp) / "speech.wav"
+        with _engine_lock:
+            engine = _engine()
+            engine.setProperty("voice", request.voice)
+            engine.setProperty("rate", int(request.options.get("rate", 160)))
+            engine.save_to_file(request.text, str(wav))
+            engine.runAndWait()
+        if not wav.exists() or wav.stat().st_size <= 44:
+            raise SpeechError("the speech engine produced no audio")
+        partial = audio_dir / f".{target.name}.{os.getpid()}.part"
+        try:
+            subprocess.run(
+                ["sox", str(wav), "-r", "8000", "-c", "1", "-t", "ul", str(partial)],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            partial.unlink(missing_ok=True)
+            raise SpeechError(f"sox could not convert the audio: {exc}") from exc
+        partial.chmod(0o644)
+        os.replace(partial, target)
+    duration_ms = target.stat().st_size // 8  # 8,000 one-byte samples a second
+    return target, duration_ms

@@ -1,0 +1,109 @@
+"""Composition root: settings → adapters → services, for each process `sespcl` runs."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+from redis import Redis
+
+from orchestrator.api.app import ApiDeps, create_app
+from orchestrator.asterisk.ami import AmiNode
+from orchestrator.config import Settings
+from orchestrator.domain.ports import EventCallback, StateCallback
+from orchestrator.domain.records import NodeRow
+from orchestrator.persistence.calls import CallStore
+from orchestrator.persistence.db import open_pool
+from orchestrator.persistence.dispatch import DispatchStore
+from orchestrator.queueing import WorkQueues
+from orchestrator.services.calls import CallService
+from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
+from orchestrator.speech import available_voices
+
+log = structlog.get_logger(__name__)
+
+
+def work_queues(settings: Settings) -> WorkQueues:
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    return WorkQueues(redis, render_queue=settings.queue_render, events_queue=settings.queue_events)
+
+
+async def build_api(settings: Settings) -> web.Application:
+    api_key = settings.api_key.get_secret_value()
+    if len(api_key) < 16:
+        raise SystemExit("SESPCL_API_KEY must be set (at least 16 characters) to serve the API")
+    pool = await open_pool(settings.database_url, max_size=10)
+    store = CallStore(pool)
+    queues = work_queues(settings)
+    service = CallService(
+        store,
+        queues,
+        engine=settings.tts_engine,
+        default_voice=settings.tts_default_voice,
+        voices=available_voices,
+    )
+    app = create_app(ApiDeps(service, store, queues, api_key, settings.max_body_bytes))
+
+    async def close_pool(_: web.Application) -> None:
+        await pool.close()
+
+    app.on_cleanup.append(close_pool)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    web.run_app(build_api(settings), host=settings.api_host, port=settings.api_port,
+                print=None, access_log=None)
+
+
+def _ami_connector(row: NodeRow, on_event: EventCallback, on_state: StateCallback) -> AmiNode:
+    return AmiNode(row.name, host=row.ami_host, port=row.ami_port, username=row.ami_user,
+                   secret=row.ami_secret, on_event=on_event, on_state=on_state)
+
+
+async def run_dispatcher(settings: Settings) -> None:
+    pool = await open_pool(settings.database_url, max_size=5)
+    dispatcher = Dispatcher(
+        DispatchStore(pool),
+        _ami_connector,
+        work_queues(settings),
+        DispatchSettings(
+            poll_s=settings.dispatch_poll_s,
+            batch=settings.dispatch_batch,
+            cps=settings.dispatch_cps,
+            max_call_s=settings.max_call_s,
+            finalize_grace_s=settings.finalize_grace_s,
+            originate_failure_wait_s=settings.originate_failure_wait_s,
+            events_flush_s=settings.events_flush_s,
+            events_batch_max=settings.events_batch_max,
+        ),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, dispatcher.stop)
+    log.info("dispatcher.start")
+    try:
+        await dispatcher.run()
+    finally:
+        await pool.close()
+        log.info("dispatcher.stopped")
+
+
+def run_worker(settings: Settings, burst: bool = False) -> None:
+    from rq import Queue, SimpleWorker
+
+    from orchestrator.persistence.db import connect
+    from workers import context
+
+    context.install(context.WorkerContext(settings=settings, db=connect(settings.database_url)))
+    queues = work_queues(settings)
+    # SimpleWorker runs jobs in this process: the database connection and the speech engine
+    # are reused, instead of a fork per job.
+    worker = SimpleWorker(
+        [Queue(settings.queue_render, connection=queues.redis),
+         Queue(settings.queue_events, connection=queues.redis)],
+        connection=queues.redis,
+    )
+    worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -1,0 +1,117 @@
+-- SESPCLSwitch schema: the one source of truth for tables.
+-- Applied by `sespcl db migrate`; every statement is safe to run again.
+
+CREATE OR REPLACE FUNCTION sespcl_status_rank(status text) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE status
+    WHEN 'queued' THEN 0 WHEN 'initiated' THEN 1 WHEN 'ringing' THEN 2 WHEN 'in-progress' THEN 3
+    ELSE 4 END
+$$;
+
+CREATE TABLE IF NOT EXISTS trunks (
+    name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_-]{0,39}$'),
+    host        text NOT NULL,
+    port        int  NOT NULL DEFAULT 5060 CHECK (port BETWEEN 1 AND 65535),
+    is_default  boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS trunks_single_default ON trunks (is_default) WHERE is_default;
+
+CREATE TABLE IF NOT EXISTS nodes (
+    name          text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9-]{0,30}$'),
+    ami_host      text NOT NULL,
+    ami_port      int  NOT NULL DEFAULT 5038 CHECK (ami_port BETWEEN 1 AND 65535),
+    ami_user      text NOT NULL DEFAULT 'sespcl',
+    ami_secret    text NOT NULL,
+    ari_url       text,
+    max_channels  int  NOT NULL DEFAULT 500 CHECK (max_channels > 0),
+    drained       boolean NOT NULL DEFAULT false,
+    state         text NOT NULL DEFAULT 'unknown' CHECK (state IN ('unknown', 'up', 'down')),
+    version       text,
+    last_seen_at  timestamptz,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS audio_assets (
+    hash          text PRIMARY KEY CHECK (hash ~ '^[0-9a-f]{64}$'),
+    engine        text NOT NULL,
+    voice         text NOT NULL,
+    text          text NOT NULL,
+    status        text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ready', 'failed')),
+    path          text,
+    duration_ms   int,
+    render_count  int  NOT NULL DEFAULT 0,
+    error         text,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    rendered_at   timestamptz
+);
+
+CREATE TABLE IF NOT EXISTS calls (
+    id                  uuid PRIMARY KEY,
+    to_number           text NOT NULL CHECK (to_number ~ '^\+[1-9][0-9]{1,14}$'),
+    from_number         text CHECK (from_number ~ '^\+[1-9][0-9]{1,14}$'),
+    trunk               text NOT NULL REFERENCES trunks (name),
+    tts_text            text NOT NULL,
+    tts_voice           text NOT NULL,
+    audio_hash          text NOT NULL REFERENCES audio_assets (hash),
+    ring_timeout_s      int  NOT NULL CHECK (ring_timeout_s BETWEEN 5 AND 120),
+    metadata            jsonb,
+    status              text NOT NULL DEFAULT 'queued' CHECK (status IN
+                          ('queued', 'initiated', 'ringing', 'in-progress',
+                           'completed', 'busy', 'no-answer', 'failed', 'canceled')),
+    status_reason       text,
+    idempotency_key     text UNIQUE,
+    request_hash        text,
+    cancel_requested_at timestamptz,
+    attempt_count       int  NOT NULL DEFAULT 0,
+    hangup_cause        int,
+    hangup_cause_text   text,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    answered_at         timestamptz,
+    ended_at            timestamptz
+);
+-- The dispatcher's claim query walks this index in arrival order.
+CREATE INDEX IF NOT EXISTS calls_queued ON calls (created_at, id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS calls_queued_by_audio ON calls (audio_hash) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS calls_cancel_pending ON calls (id)
+    WHERE cancel_requested_at IS NOT NULL AND status IN ('initiated', 'ringing', 'in-progress');
+
+CREATE TABLE IF NOT EXISTS call_attempts (
+    id                 uuid PRIMARY KEY,
+    call_id            uuid NOT NULL REFERENCES calls (id),
+    number             int  NOT NULL CHECK (number > 0),
+    node               text NOT NULL REFERENCES nodes (name),
+    trunk              text NOT NULL,
+    status             text NOT NULL,
+    channel            text,
+    started_at         timestamptz NOT NULL DEFAULT now(),
+    answered_at        timestamptz,
+    ended_at           timestamptz,
+    hangup_cause       int,
+    hangup_cause_text  text,
+    UNIQUE (call_id, number)
+);
+CREATE INDEX IF NOT EXISTS call_attempts_live ON call_attempts (node) WHERE ended_at IS NULL;
+
+-- Append-only: what happened to each call, in order. Grafana dashboards read it.
+CREATE TABLE IF NOT EXISTS call_events (
+    id          bigserial PRIMARY KEY,
+    call_id     uuid NOT NULL REFERENCES calls (id),
+    attempt_id  uuid,
+    at          timestamptz NOT NULL,
+    type        text NOT NULL,
+    data        jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX IF NOT EXISTS call_events_by_call ON call_events (call_id, at, id);
+CREATE INDEX IF NOT EXISTS call_events_by_time ON call_events (at);
+
+CREATE OR REPLACE FUNCTION sespcl_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$;
+DROP TRIGGER IF EXISTS call_events_append_only ON call_events;
+CREATE TRIGGER call_events_append_only BEFORE UPDATE OR DELETE ON call_events
+    FOR EACH ROW EXECUTE FUNCTION sespcl_refuse_change();

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian 12 machine lacks to run SESPCLSwitch, then the Python venv.
+# Idempotent and quick when everything is there.
+#
+#   scripts/install-deps.sh            # system packages + .venv
+#   SESPCL_VENV=/path scripts/install-deps.sh
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SESPCL_VENV:-$REPO/.venv}"
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+# command -> Debian package
+declare -A NEEDED=(
+    [sipp]=sip-tester
+    [espeak-ng]=espeak-ng
+    [sox]=sox
+    [debootstrap]=debootstrap
+    [psql]=postgresql-client
+    [pg_isready]=postgresql-client
+    [redis-cli]=redis-tools
+    [curl]=curl
+    [python3]=python3
+)
+missing=()
+for cmd in "${!NEEDED[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
+done
+# pyttsx3 loads libespeak-ng through ctypes; the venv module ships separately on Debian.
+[[ -e /usr/lib/x86_64-linux-gnu/libespeak-ng.so.1 || -e /usr/lib/aarch64-linux-gnu/libespeak-ng.so.1 ]] \
+    || missing+=(libespeak-ng1)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The venv is rebuilt only when the requirements change (a stamp holds their hash).
+stamp="$VENV/.sespcl-requirements"
+want="$(cat "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [[ ! -x $VENV/bin/python || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+    log "preparing the Python environment in $VENV"
+    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+    pip_log="$(mktemp)"
+    if ! { "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/requirements-dev.txt" \
+           && "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$REPO"; } >"$pip_log" 2>&1; then
+        grep -v '^WARNING: Location' "$pip_log" >&2; rm -f "$pip_log"
+        log "pip failed"; exit 1
+    fi
+    rm -f "$pip_log"
+    "$VENV/bin/python" -c 'import orchestrator, aiohttp, panoramisk, psycopg, rq, pyttsx3' \
+        || { log "the Python environment is incomplete"; exit 1; }
+    printf '%s\n' "$want" >"$stamp"
+fi

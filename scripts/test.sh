@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test`: lint, unit tests, then integration tests against the real stack.
+# Reuses a stack that is already up (make up); otherwise starts one and stops it afterwards.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+VENV="${SESPCL_VENV:-$REPO/.venv}"
+STATE="${SESPCL_STATE_DIR:-$REPO/.stack}"
+
+bash scripts/install-deps.sh
+"$VENV/bin/ruff" check orchestrator workers tests
+"$VENV/bin/mypy"
+
+started=0
+if [[ -f $STATE/env ]] && curl -fsS -m 3 "$(grep '^SESPCL_API_URL=' "$STATE/env" | cut -d= -f2-)/health" >/dev/null 2>&1; then
+    echo "test: using the stack that is already up"
+else
+    bash scripts/stack.sh up
+    started=1
+fi
+cleanup() { if ((started)); then bash scripts/stack.sh down; fi; }
+trap cleanup EXIT
+
+set -a
+# shellcheck disable=SC1091
+. "$STATE/env"
+set +a
+"$VENV/bin/pytest" -q -p no:cacheprovider "$@" tests

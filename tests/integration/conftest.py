@@ -1,0 +1,85 @@
+"""Integration tests talk to the real stack (`make up`, or `make test` which starts it):
+PostgreSQL, Redis, Asterisk nodes and SIPp carriers. Nothing here is mocked or skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the suite with `make test` (it starts the stack)")
+    return value
+
+
+@pytest.fixture(scope="session")
+def api_url() -> str:
+    return _env("SESPCL_API_URL")
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    return _env("SESPCL_API_KEY")
+
+
+@pytest.fixture(scope="session")
+async def api(api_url: str, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=15
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def db() -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    with psycopg.connect(_env("DATABASE_URL"), row_factory=dict_row, autocommit=True) as conn:
+        yield conn
+
+
+async def wait_final(api: httpx.AsyncClient, call_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(f"/v1/calls/{call_id}")
+        assert response.status_code == 200, response.text
+        call: dict[str, Any] = response.json()
+        if call["status"] in FINAL:
+            return call
+        if time.monotonic() > deadline:
+            pytest.fail(f"call {call_id} still {call['status']} after {timeout} s: {call}")
+        await asyncio.sleep(0.3)
+
+
+async def wait_events(
+    api: httpx.AsyncClient, call_id: str, last_type: str, timeout: float = 15
+) -> list[dict[str, Any]]:
+    """Events are recorded in batches by workers: wait until the final status event is in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(f"/v1/calls/{call_id}/events")
+        assert response.status_code == 200, response.text
+        events: list[dict[str, Any]] = response.json()["events"]
+        if any(e["type"] == "status" and e["data"].get("status") == last_type for e in events):
+            return events
+        if time.monotonic() > deadline:
+            pytest.fail(f"no '{last_type}' status event for {call_id} after {timeout} s: {events}")
+        await asyncio.sleep(0.3)
+
+
+def call_body(
+    to: str = "+14155550123", text: str = "Hello from the test suite.", **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"to": to, "tts": {"text": text}}
+    body.update(extra)
+    return body

@@ -1,0 +1,199 @@
+"""The REST contract against the running stack: bad input, idempotency, cancel, render-once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from orchestrator.domain.audio import SpeechRequest
+from tests.integration.conftest import call_body, wait_final
+
+Db = psycopg.Connection[dict[str, Any]]
+
+
+def _count_calls(db: Db) -> int:
+    row = db.execute("SELECT count(*) AS n FROM calls").fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_health_reports_each_dependency(api_url: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        response = await anonymous.get("/health")
+    assert response.status_code == 200, response.text
+    checks = response.json()["checks"]
+    assert checks["postgres"]["ok"] and checks["redis"]["ok"] and checks["asterisk"]["ok"]
+    assert any(node["ok"] for node in checks["asterisk"]["nodes"].values())
+
+
+async def test_metrics_need_auth_and_count_calls(api: httpx.AsyncClient, api_url: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        assert (await anonymous.get("/api/metrics")).status_code == 401
+    body = (await api.get("/api/metrics")).json()
+    assert set(body) >= {"calls_by_status", "queue_depths", "live_calls_per_node"}
+    assert {"n1", "n2"} <= set(body["live_calls_per_node"])
+
+
+async def test_v1_needs_the_key(api_url: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        missing = await anonymous.post("/v1/calls", json=call_body())
+        wrong = await anonymous.get(f"/v1/calls/{uuid.uuid4()}", headers={"Authorization": "Bearer nope"})
+    assert missing.status_code == wrong.status_code == 401
+    assert missing.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code", "field"),
+    [
+        (b"{not json", 400, "malformed-json", None),
+        (b"[1, 2]", 400, "malformed-json", None),
+        (b'{"to": "+14155550123", "tts": {"text": "hi"}, "priority": 1}', 422, "unknown-field", "priority"),
+        (b'{"to": "0044207", "tts": {"text": "hi"}}', 422, "invalid-field", "to"),
+        (b'{"to": "+14155550123\\r\\nAction: Hangup", "tts": {"text": "hi"}}', 422, "invalid-field", "to"),
+        (b'{"to": "+14155550123", "tts": {"text": "line\\nbreak"}}', 422, "invalid-field", "tts.text"),
+        (
+            b'{"to": "+14155550123", "tts": {"text": "hi"}, "ring_timeout_s": "30"}',
+            422,
+            "invalid-field",
+            "ring_timeout_s",
+        ),
+        (
+            b'{"to": "+14155550123", "tts": {"text": "hi"}, "trunk": "nosuchtrunk"}',
+            422,
+            "unknown-trunk",
+            "trunk",
+        ),
+        (
+            b'{"to": "+14155550123", "tts": {"text": "hi", "voice": "xx-nope"}}',
+            422,
+            "unknown-voice",
+            "tts.voice",
+        ),
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_stored(
+    api: httpx.AsyncClient, db: Db, content: bytes, status: int, code: str, field: str | None
+) -> None:
+    before = _count_calls(db)
+    response = await api.post("/v1/calls", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["field"] == field and error["message"]
+    assert _count_calls(db) == before
+
+
+async def test_oversized_body_is_413(api: httpx.AsyncClient, db: Db) -> None:
+    before = _count_calls(db)
+    body = call_body(metadata={"pad": "x" * 200_000})
+    response = await api.post("/v1/calls", json=body)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body-too-large"
+    assert _count_calls(db) == before
+
+
+async def test_unknown_call_is_404(api: httpx.AsyncClient) -> None:
+    for path in (f"/v1/calls/{uuid.uuid4()}", f"/v1/calls/{uuid.uuid4()}/events", "/v1/calls/not-a-uuid"):
+        response = await api.get(path)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "no-such-call"
+
+
+async def test_idempotent_replay(api: httpx.AsyncClient, db: Db) -> None:
+    key = f"test-{uuid.uuid4()}"
+    body = call_body(text=f"Idempotency {key}.")
+    first = await api.post("/v1/calls", json=body, headers={"Idempotency-Key": key})
+    again = await api.post("/v1/calls", json=body, headers={"Idempotency-Key": key})
+    other = await api.post("/v1/calls", json=call_body(to="+14155550199"), headers={"Idempotency-Key": key})
+    assert first.status_code == 202 and again.status_code == 200, (first.text, again.text)
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency-key-reused"
+    row = db.execute("SELECT count(*) AS n FROM calls WHERE idempotency_key = %s", (key,)).fetchone()
+    assert row is not None and row["n"] == 1
+    final = await wait_final(api, first.json()["id"])
+    assert len(final["attempts"]) == 1, "a replayed request must never dial twice"
+
+
+async def test_concurrent_replays_make_one_call(api: httpx.AsyncClient, db: Db) -> None:
+    key = f"race-{uuid.uuid4()}"
+    body = call_body(text=f"Race {key}.")
+    responses = await asyncio.gather(
+        *(api.post("/v1/calls", json=body, headers={"Idempotency-Key": key}) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert len({r.json()["id"] for r in responses}) == 1
+    row = db.execute("SELECT count(*) AS n FROM calls WHERE idempotency_key = %s", (key,)).fetchone()
+    assert row is not None and row["n"] == 1
+
+
+async def test_identical_messages_render_once(api: httpx.AsyncClient, db: Db) -> None:
+    text = f"Render once {uuid.uuid4()}."
+    first, second = await asyncio.gather(
+        api.post("/v1/calls", json=call_body(text=text)),
+        api.post("/v1/calls", json=call_body(to="+14155550124", text=text)),
+    )
+    calls = [await wait_final(api, r.json()["id"]) for r in (first, second)]
+    assert [c["status"] for c in calls] == ["completed", "completed"]
+    rows = db.execute(
+        "SELECT DISTINCT audio_hash FROM calls WHERE id = ANY(%s)", ([c["id"] for c in calls],)
+    ).fetchall()
+    assert len(rows) == 1
+    audio_hash = rows[0]["audio_hash"]
+    asset = db.execute("SELECT * FROM audio_assets WHERE hash = %s", (audio_hash,)).fetchone()
+    assert asset is not None and asset["render_count"] == 1 and asset["status"] == "ready"
+    audio_dir = Path(asset["path"]).parent
+    assert [p.name for p in audio_dir.glob(f"*{audio_hash}*")] == [f"{audio_hash}.ulaw"]
+    assert (audio_dir / f"{audio_hash}.ulaw").stat().st_size > 8000  # more than a second of audio
+
+
+async def test_cancel_before_dialing_never_dials(api: httpx.AsyncClient, db: Db) -> None:
+    """Hold the call's prompt 'being rendered' (a pending asset nobody renders), so the call is
+    certainly not dialed when the cancel arrives; then release the prompt and check it stays put."""
+    text = f"Cancel me {uuid.uuid4()}."
+    request = SpeechRequest(text=text, voice="en-us")
+    db.execute(
+        "INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, %s, %s, %s)",
+        (request.key(), request.engine, request.voice, text),
+    )
+    created = await api.post("/v1/calls", json=call_body(text=text, tts={"text": text, "voice": "en-us"}))
+    assert created.status_code == 202, created.text
+    call_id = created.json()["id"]
+    canceled = await api.post(f"/v1/calls/{call_id}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    ready = db.execute("SELECT path FROM audio_assets WHERE status = 'ready' LIMIT 1").fetchone()
+    assert ready is not None
+    db.execute(
+        "UPDATE audio_assets SET status = 'ready', path = %s WHERE hash = %s", (ready["path"], request.key())
+    )
+    await asyncio.sleep(2)
+    call = (await api.get(f"/v1/calls/{call_id}")).json()
+    assert call["status"] == "canceled" and call["attempts"] == []
+    again = await api.post(f"/v1/calls/{call_id}/cancel")
+    assert again.status_code == 200 and again.json()["status"] == "canceled"
+
+
+async def test_cancel_live_call_hangs_up(api: httpx.AsyncClient) -> None:
+    created = await api.post(
+        "/v1/calls", json=call_body(trunk="noanswer", ring_timeout_s=60, text="Cancel while ringing.")
+    )
+    call_id = created.json()["id"]
+    for _ in range(100):
+        status = (await api.get(f"/v1/calls/{call_id}")).json()["status"]
+        if status == "ringing":
+            break
+        await asyncio.sleep(0.1)
+    assert status == "ringing"
+    assert (await api.post(f"/v1/calls/{call_id}/cancel")).status_code == 200
+    call = await wait_final(api, call_id, timeout=20)
+    assert call["status"] == "canceled" and call["answered_at"] is None
+
+
+async def test_cancel_of_finished_call_is_409(api: httpx.AsyncClient) -> None:
+    created = await api.post("/v1/calls", json=call_body(trunk="busy", text="Busy then cancel."))
+    call = await wait_final(api, created.json()["id"])
+    assert call["status"] == "busy"
+    response = await api.post(f"/v1/calls/{call['id']}/cancel")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "call-already-final"

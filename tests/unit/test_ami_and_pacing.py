@@ -1,0 +1,57 @@
+import pytest
+
+from orchestrator.asterisk.ami import UnsafeHeaderValue, header_value, originate_action
+from orchestrator.domain.dialing import OriginateRequest
+from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes
+
+
+def _request(**overrides: str) -> OriginateRequest:
+    fields = dict(attempt_id="a1b2", to="+14155550123", trunk="demo", caller_id="+14155550100",
+                  audio_path="/var/lib/sespcl/audio/abc", call_id="c1", timeout_ms=30000)
+    fields.update(overrides)
+    return OriginateRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_originate_action_sets_channel_id_to_attempt() -> None:
+    action = originate_action(_request())
+    assert action["ChannelId"] == action["ActionID"] == "a1b2"
+    assert action["Channel"] == "PJSIP/+14155550123@demo"
+    assert action["Context"] == "sespcl-outbound" and action["Async"] == "true"
+    assert "SESPCL_AUDIO=/var/lib/sespcl/audio/abc" in action["Variable"]
+
+
+@pytest.mark.parametrize("field", ["to", "trunk", "caller_id", "audio_path", "attempt_id"])
+@pytest.mark.parametrize("bad", ["\n", "\r\n", "\r", "\x00"])
+def test_no_line_break_reaches_ami(field: str, bad: str) -> None:
+    with pytest.raises(UnsafeHeaderValue):
+        originate_action(_request(**{field: f"x{bad}Action: Hangup"}))
+
+
+def test_header_value_passes_plain_text() -> None:
+    assert header_value("PJSIP/+1@demo") == "PJSIP/+1@demo"
+
+
+def test_plan_prefers_least_loaded_usable_nodes() -> None:
+    loads = [
+        NodeLoad("n1", live=5, max_channels=10, up=True, drained=False),
+        NodeLoad("n2", live=2, max_channels=10, up=True, drained=False),
+        NodeLoad("n3", live=0, max_channels=10, up=False, drained=False),
+        NodeLoad("n4", live=0, max_channels=10, up=True, drained=True),
+    ]
+    plan = plan_nodes(loads, 6)
+    assert plan.count("n2") == 4 and plan.count("n1") == 2
+    assert "n3" not in plan and "n4" not in plan
+
+
+def test_plan_respects_channel_limits() -> None:
+    loads = [NodeLoad("n1", live=9, max_channels=10, up=True, drained=False)]
+    assert plan_nodes(loads, 5) == ["n1"]
+
+
+def test_token_bucket_paces() -> None:
+    bucket = TokenBucket(2.0, now=0.0)
+    assert bucket.available(0.0) == 2
+    bucket.take(2, 0.0)
+    assert bucket.available(0.1) == 0
+    assert bucket.available(0.5) == 1
+    assert bucket.available(10.0) == 2

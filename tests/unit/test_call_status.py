@@ -1,0 +1,124 @@
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+
+from orchestrator.domain.attempt import AttemptState
+from orchestrator.domain.call import FINAL_STATUSES, CallStatus, can_transition
+from orchestrator.domain.outcome import ending_for_hangup, ending_for_originate_failure
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_status_moves_only_forward() -> None:
+    assert can_transition(CallStatus.QUEUED, CallStatus.INITIATED)
+    assert can_transition(CallStatus.RINGING, CallStatus.IN_PROGRESS)
+    assert can_transition(CallStatus.QUEUED, CallStatus.CANCELED)
+    assert not can_transition(CallStatus.IN_PROGRESS, CallStatus.RINGING)
+    assert not can_transition(CallStatus.INITIATED, CallStatus.QUEUED)
+
+
+@pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
+def test_final_status_never_changes(final: CallStatus) -> None:
+    for other in CallStatus:
+        assert not can_transition(final, other)
+
+
+@pytest.mark.parametrize(
+    ("cause", "answered", "expected"),
+    [
+        (16, True, CallStatus.COMPLETED),
+        (17, False, CallStatus.BUSY),
+        (19, False, CallStatus.NO_ANSWER),
+        (18, False, CallStatus.NO_ANSWER),
+        (34, False, CallStatus.FAILED),
+        (38, False, CallStatus.FAILED),
+        (16, False, CallStatus.FAILED),
+        (17, True, CallStatus.COMPLETED),
+    ],
+)
+def test_hangup_cause_decides_the_outcome(cause: int, answered: bool, expected: CallStatus) -> None:
+    ending = ending_for_hangup(cause, answered=answered, cancel_requested=False)
+    assert ending.status is expected
+    assert ending.cause == cause
+
+
+def test_cancel_before_answer_is_canceled_after_answer_completed() -> None:
+    assert ending_for_hangup(16, answered=False, cancel_requested=True).status is CallStatus.CANCELED
+    assert ending_for_hangup(16, answered=True, cancel_requested=True).status is CallStatus.COMPLETED
+
+
+def test_originate_failure_without_hangup() -> None:
+    assert ending_for_originate_failure(3, cancel_requested=False).status is CallStatus.NO_ANSWER
+    assert ending_for_originate_failure(5, cancel_requested=False).status is CallStatus.BUSY
+    failed = ending_for_originate_failure(0, cancel_requested=False)
+    assert failed.status is CallStatus.FAILED and "reason 0" in failed.reason
+
+
+def _attempt() -> AttemptState:
+    return AttemptState(uuid4(), uuid4(), "n1")
+
+
+def test_answered_call_sequence() -> None:
+    state = _attempt()
+    uid = str(state.attempt_id)
+    steps = [
+        ("Newchannel", {"Uniqueid": uid, "Channel": "PJSIP/demo-00000001", "ChannelStateDesc": "Down"}),
+        ("Newstate", {"Uniqueid": uid, "ChannelStateDesc": "Ringing"}),
+        ("Newstate", {"Uniqueid": uid, "ChannelStateDesc": "Up"}),
+        ("DialEnd", {"Uniqueid": uid, "DialStatus": "ANSWER"}),
+        ("Hangup", {"Uniqueid": uid, "Cause": "16", "Cause-txt": "Normal Clearing"}),
+    ]
+    statuses = []
+    for name, fields in steps:
+        t = state.on_event(name, fields, NOW)
+        statuses.append(t.status if t else None)
+    assert statuses == [None, CallStatus.RINGING, CallStatus.IN_PROGRESS, None, CallStatus.COMPLETED]
+    assert state.channel == "PJSIP/demo-00000001"
+    final = state.on_event("Hangup", {"Cause": "17"}, NOW)
+    assert final is None, "a repeated hangup must not change a final attempt"
+
+
+def test_busy_sequence_and_late_events() -> None:
+    state = _attempt()
+    t = state.on_event("Hangup", {"Cause": "17"}, NOW)
+    assert t is not None and t.status is CallStatus.BUSY and t.ending and t.ending.cause == 17
+    assert state.on_originate_failed(0, NOW) is None
+    assert state.on_event("Newstate", {"ChannelStateDesc": "Up"}, NOW) is None
+
+
+def test_originate_success_means_answered() -> None:
+    state = _attempt()
+    t = state.on_originate_response(True, 4, NOW)
+    assert t is not None and t.status is CallStatus.IN_PROGRESS and t.answered
+    done = state.on_event("Hangup", {"Cause": "16"}, NOW)
+    assert done is not None and done.status is CallStatus.COMPLETED
+
+
+def test_lost_attempt_fails_with_reason() -> None:
+    state = _attempt()
+    t = state.on_lost("node died", NOW)
+    assert t is not None and t.status is CallStatus.FAILED and t.ending and t.ending.reason == "node died"
+
+
+def test_ring_timeout_without_any_response_is_a_failure() -> None:
+    """An unreachable carrier: Asterisk says cause 19 at the ring timeout, channel still Down."""
+    silent = _attempt()
+    t = silent.on_event("Hangup", {"Cause": "19", "ChannelStateDesc": "Down"}, NOW)
+    assert (
+        t is not None and t.status is CallStatus.FAILED and t.ending and "never responded" in t.ending.reason
+    )
+    rang = _attempt()
+    assert rang.on_event("Newstate", {"ChannelStateDesc": "Ringing"}, NOW) is not None
+    t = rang.on_event("Hangup", {"Cause": "19"}, NOW)
+    assert t is not None and t.status is CallStatus.NO_ANSWER
+
+
+def test_progress_counts_as_a_response() -> None:
+    state = _attempt()
+    assert state.on_event("DialState", {"DialStatus": "PROGRESS"}, NOW) is None
+    t = state.on_originate_failed(3, NOW)
+    assert t is not None and t.status is CallStatus.NO_ANSWER
+    silent = _attempt()
+    t = silent.on_originate_failed(3, NOW)
+    assert t is not None and t.status is CallStatus.FAILED

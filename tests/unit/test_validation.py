@@ -1,0 +1,83 @@
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from orchestrator.api.schemas import CallIn
+from orchestrator.domain.audio import SpeechRequest, audio_file_name
+from orchestrator.domain.phone import parse_e164
+from orchestrator.domain.text import control_character_position
+
+
+@pytest.mark.parametrize("number", ["+14155550123", "+442071838750", "+4915112345678"])
+def test_valid_e164(number: str) -> None:
+    assert parse_e164(number) == number
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["14155550123", "+1415555012x", "+1 415 555 0123", "+0123456", "+", "", "+1415555\n0123",
+     "+19999999999", "+1234567890123456", "+14155550123\r\nAction: Hangup"],
+)
+def test_invalid_e164_rejected(number: str) -> None:
+    with pytest.raises(ValueError):
+        parse_e164(number)
+
+
+def _body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {"to": "+14155550123", "tts": {"text": "hello"}}
+    body.update(overrides)
+    return body
+
+
+def test_minimal_call_gets_defaults() -> None:
+    call = CallIn.model_validate(_body())
+    assert call.ring_timeout_s == 30 and call.trunk is None and call.from_ is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"to": "12345"}, "to"),
+        ({"from": "+1"}, "from"),
+        ({"ring_timeout_s": 4}, "ring_timeout_s"),
+        ({"ring_timeout_s": 121}, "ring_timeout_s"),
+        ({"ring_timeout_s": "30"}, "ring_timeout_s"),
+        ({"tts": {"text": ""}}, "tts.text"),
+        ({"tts": {"text": "x" * 2001}}, "tts.text"),
+        ({"tts": {"text": "hello\nAction: Originate"}}, "tts.text"),
+        ({"tts": {"text": "hi", "voice": "en\r\n"}}, "tts.voice"),
+        ({"tts": {"text": "hi", "speed": 2}}, "tts.speed"),
+        ({"trunk": "Demo;evil"}, "trunk"),
+        ({"surprise": 1}, "surprise"),
+        ({"metadata": {"blob": "x" * 5000}}, "metadata"),
+        ({"to": 14155550123}, "to"),
+    ],
+)
+def test_bad_input_names_the_field(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        CallIn.model_validate(_body(**overrides))
+    locs = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
+    assert field in locs
+
+
+def test_control_characters_found() -> None:
+    assert control_character_position("fine text, with punctuation!") is None
+    assert control_character_position("tab\there") == 3
+    assert control_character_position("bidi\u202eoverride") == 4
+
+
+def test_speech_key_is_content_addressed() -> None:
+    a = SpeechRequest(text="Hello", voice="en-us")
+    assert a.key() == SpeechRequest(text="Hello", voice="en-us").key()
+    assert a.key() != SpeechRequest(text="Hello", voice="en-gb").key()
+    assert a.key() != SpeechRequest(text="Hello ", voice="en-us").key()
+    assert a.key() != SpeechRequest(text="Hello", voice="en-us", options={"rate": 120}).key()
+    assert len(a.key()) == 64 and audio_file_name(a.key()).endswith(".ulaw")
+
+
+def test_idempotency_hash_follows_content() -> None:
+    one = CallIn.model_validate(_body(metadata={"a": 1}))
+    same = CallIn.model_validate(json.loads(json.dumps(_body(metadata={"a": 1}))))
+    other = CallIn.model_validate(_body(metadata={"a": 2}))
+    assert one.canonical_hash() == same.canonical_hash() != other.canonical_hash()

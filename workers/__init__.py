@@ -1,0 +1,1 @@
+"""RQ jobs run by `sespcl worker`: speech renders and call-event recording."""

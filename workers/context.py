@@ -1,0 +1,36 @@
+"""Per-process resources for jobs, built once by the worker's entry point (`sespcl worker`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import DictRow
+
+from orchestrator.config import Settings, get_settings
+from orchestrator.persistence.db import connect
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    db: psycopg.Connection[DictRow]
+
+
+_context: WorkerContext | None = None
+
+
+def install(context: WorkerContext) -> None:
+    global _context
+    _context = context
+
+
+def current() -> WorkerContext:
+    """The context the entry point installed; a job run elsewhere (rq's own CLI) builds one."""
+    global _context
+    if _context is None:
+        settings = get_settings()
+        _context = WorkerContext(settings=settings, db=connect(settings.database_url))
+    elif _context.db.closed or _context.db.broken:
+        _context.db = connect(_context.settings.database_url)
+    return _context

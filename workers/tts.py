@@ -1,0 +1,67 @@
+"""Render job: one per distinct prompt (audio_assets row), never one per call."""
+
+from __future__ import annotations
+
+import structlog
+
+from orchestrator.domain.audio import SpeechRequest
+from orchestrator.speech import SpeechError, render
+from workers.context import current
+
+log = structlog.get_logger(__name__)
+
+
+def render_audio(audio_hash: str) -> str:
+    ctx = current()
+    db = ctx.db
+    with db.transaction():
+        row = db.execute(
+            "SELECT hash, engine, voice, text, status FROM audio_assets WHERE hash = %s",
+            (audio_hash,),
+        ).fetchone()
+    bound = log.bind(audio_hash=audio_hash)
+    if row is None:
+        bound.warning("render.unknown_asset")
+        return "unknown"
+    if row["status"] == "ready":
+        return "ready"
+    request = SpeechRequest(text=str(row["text"]), voice=str(row["voice"]), engine=str(row["engine"]))
+    if request.key() != audio_hash:
+        # The hash is the file's name; a mismatch would play the wrong words.
+        raise RuntimeError(f"audio asset {audio_hash} does not hash to itself")
+    try:
+        path, duration_ms = render(request, ctx.settings.audio_dir)
+    except SpeechError as exc:
+        with db.transaction():
+            db.execute(
+                "UPDATE audio_assets SET status = 'failed', error = %s WHERE hash = %s",
+                (str(exc), audio_hash),
+            )
+            # Calls waiting on this prompt cannot be dialed: finish them with the reason.
+            db.execute(
+                """
+                WITH failed AS (
+                    UPDATE calls SET status = 'failed', status_reason = %s, ended_at = now(),
+                           updated_at = now()
+                    WHERE audio_hash = %s AND status = 'queued'
+                    RETURNING id
+                )
+                INSERT INTO call_events (call_id, at, type, data)
+                SELECT id, now(), 'status', jsonb_build_object('status', 'failed', 'reason', %s::text)
+                FROM failed
+                """,
+                (f"speech rendering failed: {exc}", audio_hash, f"speech rendering failed: {exc}"),
+            )
+        bound.error("render.failed", error=str(exc))
+        return "failed"
+    with db.transaction():
+        db.execute(
+            """
+            UPDATE audio_assets SET status = 'ready', path = %s, duration_ms = %s,
+                   render_count = render_count + 1, rendered_at = now(), error = NULL
+            WHERE hash = %s
+            """,
+            (str(path.with_suffix("")), duration_ms, audio_hash),
+        )
+    bound.info("render.done", duration_ms=duration_ms)
+    return "ready"
