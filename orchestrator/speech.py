@@ -6,6 +6,8 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
+import wave
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,6 +39,22 @@ def available_voices() -> frozenset[str]:
     return frozenset(names)
 
 
+def _wait_for_wav(path: Path, timeout_s: float) -> bool:
+    """True once `path` is a complete WAV with at least one frame."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with wave.open(str(path), "rb") as reader:
+                frames = reader.getnframes()
+                width = reader.getsampwidth()
+            if frames > 0 and path.stat().st_size >= 44 + frames * width:
+                return True
+        except (OSError, EOFError, wave.Error):
+            pass
+        time.sleep(0.005)
+    return False
+
+
 def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
     """Render to `<audio_dir>/<key>.ulaw`, atomically (temp file + rename); return path and ms.
 
@@ -54,8 +72,10 @@ def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
             engine.setProperty("rate", int(request.options.get("rate", 160)))
             engine.save_to_file(request.text, str(wav))
             engine.runAndWait()
-        if not wav.exists() or wav.stat().st_size <= 44:
-            raise SpeechError("the speech engine produced no audio")
+            # pyttsx3's espeak driver writes the WAV from espeak's callback, which can finish
+            # after runAndWait returns: wait for the complete file while holding the engine.
+            if not _wait_for_wav(wav, timeout_s=15.0):
+                raise SpeechError("the speech engine produced no audio")
         partial = audio_dir / f".{target.name}.{os.getpid()}.part"
         try:
             subprocess.run(

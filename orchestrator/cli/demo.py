@@ -13,6 +13,8 @@ from rich.table import Table
 from orchestrator.client import ApiClient, ApiClientError
 from orchestrator.domain.call import FINAL_STATUSES
 
+# Seven in ten answer; the rest show the other outcomes (see the README's trunk table).
+MIX = ("demo", "demo", "busy", "demo", "demo", "noanswer", "demo", "demo", "unavailable", "demo")
 MESSAGES = (
     "This is a planned maintenance notice. Power in your area will be off tonight from midnight.",
     "Reminder: your appointment is tomorrow at nine in the morning.",
@@ -22,10 +24,14 @@ MESSAGES = (
 
 @click.command()
 @click.option("--count", type=click.IntRange(1, 10000), default=30, show_default=True)
-@click.option("--trunk", default=None, help="Trunk to use (default: the default trunk).")
+@click.option("--trunk", default=None, help="Send every call on this trunk instead of the mix.")
 @click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait.")
 def demo(count: int, trunk: str | None, timeout: float) -> None:
-    """Submit COUNT demo calls and follow them to their final status."""
+    """Submit COUNT demo calls and follow them to their final status.
+
+    Without --trunk the calls are spread like a real campaign over the stack's test carriers:
+    most answer (trunk demo), some are busy, some ring out, some fail (503).
+    """
     console = Console()
     client = ApiClient()
     finals = {s.value for s in FINAL_STATUSES}
@@ -36,11 +42,10 @@ def demo(count: int, trunk: str | None, timeout: float) -> None:
                 payload: dict[str, object] = {
                     "to": f"+1415555{i % 10000:04d}",
                     "tts": {"text": MESSAGES[i % len(MESSAGES)]},
-                    "ring_timeout_s": 20,
+                    "ring_timeout_s": 8,
                     "metadata": {"demo": True, "n": i},
+                    "trunk": trunk or MIX[i % len(MIX)],
                 }
-                if trunk:
-                    payload["trunk"] = trunk
                 ids.append(client.submit(payload)["id"])
         console.print(f"submitted {len(ids)} calls")
         calls: dict[str, dict[str, object]] = {}
