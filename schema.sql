@@ -17,6 +17,67 @@ CREATE TABLE IF NOT EXISTS trunks (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX IF NOT EXISTS trunks_single_default ON trunks (is_default) WHERE is_default;
+-- Trunk settings beyond the name (added after the first release: ALTER keeps old databases).
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS transport text NOT NULL DEFAULT 'udp'
+    CHECK (transport IN ('udp', 'tcp', 'tls'));
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS username text;
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS from_user text;
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS from_domain text;
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS caller_id text CHECK (caller_id ~ '^\+[1-9][0-9]{1,14}$');
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS codecs text NOT NULL DEFAULT 'ulaw,alaw';
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS max_channels int CHECK (max_channels > 0);
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS cps real CHECK (cps > 0);
+
+-- PJSIP realtime: what every Asterisk node reads for the trunks (sorcery.conf, extconfig.conf).
+-- Rows are written only by `sespcl trunks ...`, in the same transaction as `trunks`.
+-- Columns follow Asterisk's contrib/ast-db-manage; only the fields in use exist (lookups are
+-- SELECT *), plus mailboxes, which res_pjsip_mwi asks for.
+CREATE TABLE IF NOT EXISTS ps_endpoints (
+    id                 varchar(40) PRIMARY KEY,
+    transport          varchar(40),
+    aors               varchar(200),
+    auth               varchar(40),
+    outbound_auth      varchar(40),
+    context            varchar(40),
+    disallow           varchar(200),
+    allow              varchar(200),
+    direct_media       varchar(3),
+    rtp_symmetric      varchar(3),
+    force_rport        varchar(3),
+    rewrite_contact    varchar(3),
+    from_user          varchar(40),
+    from_domain        varchar(253),
+    callerid           varchar(40),
+    dtmf_mode          varchar(10),
+    trust_id_outbound  varchar(3),
+    send_pai           varchar(3),
+    send_rpid          varchar(3),
+    timers             varchar(10),
+    allow_subscribe    varchar(3),
+    identify_by        varchar(80),
+    mailboxes          varchar(40)
+);
+CREATE TABLE IF NOT EXISTS ps_aors (
+    id                 varchar(40) PRIMARY KEY,
+    contact            varchar(255),
+    max_contacts       integer,
+    qualify_frequency  integer,
+    qualify_timeout    float,
+    remove_existing    varchar(3)
+);
+CREATE TABLE IF NOT EXISTS ps_auths (
+    id         varchar(40) PRIMARY KEY,
+    auth_type  varchar(10),
+    username   varchar(64),
+    password   varchar(128),
+    realm      varchar(128)
+);
+CREATE TABLE IF NOT EXISTS ps_endpoint_id_ips (
+    id        varchar(40) PRIMARY KEY,
+    endpoint  varchar(40),
+    match     varchar(80)
+);
+
 
 CREATE TABLE IF NOT EXISTS nodes (
     name          text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9-]{0,30}$'),
@@ -51,7 +112,7 @@ CREATE TABLE IF NOT EXISTS calls (
     id                  uuid PRIMARY KEY,
     to_number           text NOT NULL CHECK (to_number ~ '^\+[1-9][0-9]{1,14}$'),
     from_number         text CHECK (from_number ~ '^\+[1-9][0-9]{1,14}$'),
-    trunk               text NOT NULL REFERENCES trunks (name),
+    trunk               text NOT NULL,
     tts_text            text NOT NULL,
     tts_voice           text NOT NULL,
     audio_hash          text NOT NULL REFERENCES audio_assets (hash),
@@ -72,9 +133,13 @@ CREATE TABLE IF NOT EXISTS calls (
     answered_at         timestamptz,
     ended_at            timestamptz
 );
+-- Calls keep their trunk's name after the trunk is removed.
+ALTER TABLE calls DROP CONSTRAINT IF EXISTS calls_trunk_fkey;
+
 -- The dispatcher's claim query walks this index in arrival order.
 CREATE INDEX IF NOT EXISTS calls_queued ON calls (created_at, id) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS calls_queued_by_audio ON calls (audio_hash) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS calls_queued_by_trunk ON calls (trunk, created_at, id) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS calls_cancel_pending ON calls (id)
     WHERE cancel_requested_at IS NOT NULL AND status IN ('initiated', 'ringing', 'in-progress');
 
@@ -82,7 +147,7 @@ CREATE TABLE IF NOT EXISTS call_attempts (
     id                 uuid PRIMARY KEY,
     call_id            uuid NOT NULL REFERENCES calls (id),
     number             int  NOT NULL CHECK (number > 0),
-    node               text NOT NULL REFERENCES nodes (name),
+    node               text NOT NULL,
     trunk              text NOT NULL,
     status             text NOT NULL,
     channel            text,
@@ -93,7 +158,11 @@ CREATE TABLE IF NOT EXISTS call_attempts (
     hangup_cause_text  text,
     UNIQUE (call_id, number)
 );
+-- Attempts keep their node's name after the node is removed.
+ALTER TABLE call_attempts DROP CONSTRAINT IF EXISTS call_attempts_node_fkey;
 CREATE INDEX IF NOT EXISTS call_attempts_live ON call_attempts (node) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS call_attempts_live_by_trunk ON call_attempts (trunk) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS call_attempts_started ON call_attempts (trunk, started_at);
 
 -- Append-only: what happened to each call, in order. Grafana dashboards read it.
 CREATE TABLE IF NOT EXISTS call_events (

@@ -52,6 +52,21 @@ secret_re='^[A-Za-z0-9._~+/=:@%^*!-]{8,128}$'
 [[ $AMI_SECRET =~ $secret_re ]] || die "SESPCL_AMI_SECRET must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
 [[ $ARI_PASSWORD =~ $secret_re ]] || die "SESPCL_ARI_PASSWORD must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
 
+# PJSIP realtime reads trunks from the orchestrator's PostgreSQL.
+DB_HOST="${SESPCL_ASTERISK_DB_HOST:-127.0.0.1}"
+DB_PORT="${SESPCL_ASTERISK_DB_PORT:-5432}"
+DB_NAME="${SESPCL_ASTERISK_DB_NAME:-sespcl}"
+DB_USER="${SESPCL_ASTERISK_DB_USER:-postgres}"
+DB_PASSWORD="${SESPCL_ASTERISK_DB_PASSWORD:-}"
+[[ $DB_HOST =~ ^[A-Za-z0-9.-]{1,253}$ ]] || die "SESPCL_ASTERISK_DB_HOST '$DB_HOST' is not a host name or address"
+[[ $DB_PORT =~ ^[0-9]{1,5}$ ]] || die "SESPCL_ASTERISK_DB_PORT '$DB_PORT' is not a port"
+[[ $DB_NAME =~ ^[A-Za-z0-9_-]{1,63}$ ]] || die "SESPCL_ASTERISK_DB_NAME '$DB_NAME' has characters Asterisk config cannot carry"
+[[ $DB_USER =~ ^[A-Za-z0-9_-]{1,63}$ ]] || die "SESPCL_ASTERISK_DB_USER '$DB_USER' has characters Asterisk config cannot carry"
+[[ -z $DB_PASSWORD || $DB_PASSWORD =~ $secret_re ]] || die "SESPCL_ASTERISK_DB_PASSWORD must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
+# Where the node reads its config from once running (inside the chroot or container).
+ETC_DIR="${SESPCL_NODE_ETC_DIR:-/etc/asterisk-$NODE_NAME}"
+[[ $ETC_DIR =~ ^/[A-Za-z0-9_./-]+$ ]] || die "SESPCL_NODE_ETC_DIR '$ETC_DIR' must be an absolute path"
+
 # bash >= 5.2 would expand '&' in ${var//pat/rep} replacements.
 shopt -u patsub_replacement 2>/dev/null || true
 
@@ -65,7 +80,8 @@ for tpl in "${templates[@]}"; do
     name="$(basename "$tpl")"
     content="$(<"$tpl")"
     check="$content"
-    for tok in NODE_NAME NODE_ADDRESS RTP_START RTP_END AMI_SECRET ARI_PASSWORD AUDIO_DIR; do
+    for tok in NODE_NAME NODE_ADDRESS RTP_START RTP_END AMI_SECRET ARI_PASSWORD AUDIO_DIR \
+               DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD ETC_DIR; do
         check="${check//@$tok@/}"
     done
     if [[ $check =~ @[A-Z_]+@ ]]; then
@@ -78,6 +94,12 @@ for tpl in "${templates[@]}"; do
     content="${content//@AMI_SECRET@/$AMI_SECRET}"
     content="${content//@ARI_PASSWORD@/$ARI_PASSWORD}"
     content="${content//@AUDIO_DIR@/$AUDIO_DIR}"
+    content="${content//@DB_HOST@/$DB_HOST}"
+    content="${content//@DB_PORT@/$DB_PORT}"
+    content="${content//@DB_NAME@/$DB_NAME}"
+    content="${content//@DB_USER@/$DB_USER}"
+    content="${content//@DB_PASSWORD@/$DB_PASSWORD}"
+    content="${content//@ETC_DIR@/$ETC_DIR}"
     tmp="$(mktemp "$DEST/.${name}.XXXXXX")"
     printf '%s\n%s\n' "$MARKER" "$content" >"$tmp"
     if [[ -n ${SESPCL_CONFIG_GID:-} ]]; then
@@ -98,6 +120,19 @@ for f in "$DEST"/*.conf; do
         rm -f -- "$f"
     fi
 done
+
+# A self-signed certificate for the TLS transport, made once per node and kept.
+if [[ ! -s $DEST/keys/node.crt || ! -s $DEST/keys/node.key ]]; then
+    command -v openssl >/dev/null || die "openssl is needed to make the node's TLS certificate"
+    mkdir -p -- "$DEST/keys"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=sespcl-$NODE_NAME" \
+        -keyout "$DEST/keys/node.key" -out "$DEST/keys/node.crt" >/dev/null 2>&1 \
+        || die "openssl could not make a certificate"
+fi
+chmod 0755 "$DEST/keys"
+chmod 0644 "$DEST/keys/node.crt"
+chmod 0640 "$DEST/keys/node.key"
+[[ -n ${SESPCL_CONFIG_GID:-} ]] && chgrp -R -- "$SESPCL_CONFIG_GID" "$DEST/keys"
 
 if [[ -n ${SESPCL_CONFIG_GID:-} ]]; then
     chgrp -- "$SESPCL_CONFIG_GID" "$DEST"

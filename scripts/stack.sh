@@ -174,6 +174,10 @@ up() {
     ensure_redis
     mkdir -p "$SESPCL_AUDIO_DIR"
     "$VENV/bin/sespcl" db migrate >/dev/null
+    # The nodes read trunks from the same database (PJSIP realtime).
+    export SESPCL_ASTERISK_DB_HOST="$(db_field host 127.0.0.1)" SESPCL_ASTERISK_DB_PORT="$(db_field port 5432)"
+    export SESPCL_ASTERISK_DB_NAME="$(db_field dbname sespcl)" SESPCL_ASTERISK_DB_USER="$(db_field user postgres)"
+    export SESPCL_ASTERISK_DB_PASSWORD="$(db_field password '')"
     local n addr
     for ((n = 1; n <= NODE_COUNT; n++)); do
         addr="$(node_address "$n")"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.admin import nodes, trunks
 from orchestrator.cli.calls import calls
 from orchestrator.cli.demo import demo
+from orchestrator.cli.nodes import nodes
 from orchestrator.cli.services import db, dispatcher, serve, worker
+from orchestrator.cli.trunks import trunks
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from orchestrator.cli.admin import print_table
+from orchestrator.cli.output import print_table
 from orchestrator.client import ApiClient, ApiClientError
 from orchestrator.config import get_settings
 from orchestrator.domain.call import CallStatus

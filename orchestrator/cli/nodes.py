@@ -1,0 +1,133 @@
+"""`sespcl nodes …`: the Asterisk farm."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import click
+
+from orchestrator.cli.output import database, emit
+from orchestrator.config import get_settings
+from orchestrator.domain.trunk import check_host
+
+NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+AMI_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+@click.group()
+def nodes() -> None:
+    """Asterisk nodes of the farm."""
+
+
+@nodes.command("add")
+@click.argument("name")
+@click.option("--ami-host", required=True)
+@click.option("--ami-port", type=int, default=5038, show_default=True)
+@click.option("--ami-user", default="sespcl", show_default=True)
+@click.option("--ami-secret-env", metavar="VAR", default="SESPCL_AMI_SECRET", show_default=True,
+              help="Environment variable holding the AMI secret.")
+@click.option("--ari-url", default=None, help="e.g. http://127.0.10.1:8088/ari")
+@click.option("--max-channels", type=int, default=None, help="Most calls live on the node at once.")
+@click.option("--replace", is_flag=True, help="Overwrite a node of that name instead of failing.")
+def nodes_add(name: str, ami_host: str, ami_port: int, ami_user: str, ami_secret_env: str,
+              ari_url: str | None, max_channels: int | None, replace: bool) -> None:
+    """Register an Asterisk node."""
+    if not NODE_NAME.fullmatch(name):
+        raise click.ClickException(f"invalid NAME {name!r}: lowercase letters, digits and '-', "
+                                   "starting with a letter, at most 31 characters")
+    try:
+        check_host(ami_host)
+    except ValueError as exc:
+        raise click.ClickException(f"invalid --ami-host: {exc}") from exc
+    if not 1 <= ami_port <= 65535:
+        raise click.ClickException(f"invalid --ami-port: {ami_port} is not a port (1-65535)")
+    if not AMI_USER.fullmatch(ami_user):
+        raise click.ClickException(f"invalid --ami-user {ami_user!r}")
+    if ari_url is not None and not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._/-]*)?", ari_url):
+        raise click.ClickException(f"invalid --ari-url {ari_url!r}")
+    channels = max_channels or get_settings().node_max_channels_default
+    if channels < 1:
+        raise click.ClickException("invalid --max-channels: must be at least 1")
+    secret = os.environ.get(ami_secret_env)
+    if not secret:
+        raise click.ClickException(f"environment variable {ami_secret_env} is not set or empty")
+    if any(ord(c) < 32 for c in secret):
+        raise click.ClickException(f"{ami_secret_env} contains a control character")
+    conflict = (
+        "ON CONFLICT (name) DO UPDATE SET ami_host = EXCLUDED.ami_host, ami_port = EXCLUDED.ami_port, "
+        "ami_user = EXCLUDED.ami_user, ami_secret = EXCLUDED.ami_secret, ari_url = EXCLUDED.ari_url, "
+        "max_channels = EXCLUDED.max_channels"
+        if replace else "ON CONFLICT (name) DO NOTHING"
+    )
+    with database() as conn, conn.transaction():
+        inserted = conn.execute(
+            "INSERT INTO nodes (name, ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s) {conflict}",
+            (name, ami_host, ami_port, ami_user, secret, ari_url, channels),
+        ).rowcount
+    if not inserted:
+        raise click.ClickException(f"a node named {name!r} already exists")
+    click.echo(f"node {name} added")
+
+
+@nodes.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def nodes_list(as_json: bool) -> None:
+    """Nodes with their state, live channels and Asterisk version."""
+    with database() as conn:
+        rows = conn.execute(
+            """
+            SELECT n.name, n.ami_host, n.ami_port, n.state, n.drained, n.max_channels,
+                   (SELECT count(*) FROM call_attempts a WHERE a.node = n.name AND a.ended_at IS NULL)
+                       AS live_channels,
+                   n.version, n.last_seen_at
+            FROM nodes n ORDER BY n.name
+            """
+        ).fetchall()
+    emit(rows, ("name", "ami_host", "ami_port", "state", "drained", "live_channels", "max_channels",
+                "version"), as_json)
+
+
+def _set_drained(name: str, drained: bool) -> None:
+    with database() as conn, conn.transaction():
+        changed = conn.execute("UPDATE nodes SET drained = %s WHERE name = %s", (drained, name)).rowcount
+    if not changed:
+        raise click.ClickException(f"no node named {name!r}")
+
+
+@nodes.command("drain")
+@click.argument("name")
+def nodes_drain(name: str) -> None:
+    """Give the node no new calls; its live calls finish."""
+    _set_drained(name, True)
+    click.echo(f"node {name} drained: no new calls")
+
+
+@nodes.command("undrain")
+@click.argument("name")
+def nodes_undrain(name: str) -> None:
+    """Let the node take new calls again."""
+    _set_drained(name, False)
+    click.echo(f"node {name} takes calls again")
+
+
+@nodes.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Remove even while calls are live on it.")
+def nodes_remove(name: str, force: bool) -> None:
+    """Forget a node; refuses while calls are live on it (drain it first), unless --force."""
+    with database() as conn, conn.transaction():
+        row = conn.execute("SELECT name FROM nodes WHERE name = %s FOR UPDATE", (name,)).fetchone()
+        if row is None:
+            raise click.ClickException(f"no node named {name!r}")
+        live = conn.execute(
+            "SELECT count(*) AS n FROM call_attempts WHERE node = %s AND ended_at IS NULL", (name,)
+        ).fetchone()
+        if live and live["n"] and not force:
+            raise click.ClickException(
+                f"node {name!r} has {live['n']} live calls; drain it and wait, or use --force"
+            )
+        # Attempts keep the node's name; only the node row goes.
+        conn.execute("DELETE FROM nodes WHERE name = %s", (name,))
+    click.echo(f"node {name} removed")
