@@ -3,6 +3,7 @@
 #
 #   scripts/stack.sh up       start what is missing, return once /health is 200 (idempotent)
 #   scripts/stack.sh down     stop exactly what `up` started
+#   scripts/stack.sh restart  restart the API, dispatcher and workers (new code, new settings)
 #   scripts/stack.sh status   what runs
 #
 # State (secrets, pids, logs) lives in SESPCL_STATE_DIR (default <repo>/.stack).
@@ -223,6 +224,14 @@ down() {
     log "down"
 }
 
+restart() {
+    load_env
+    local i name
+    for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do stop_process "${PROCESSES[$i]}"; done
+    for name in "${PROCESSES[@]}"; do start_process "$name"; done
+    wait_healthy
+}
+
 status() {
     load_env
     local name
@@ -237,5 +246,6 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) status ;;
-    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+    restart) restart ;;
+    *) echo "usage: $0 up|down|restart|status" >&2; exit 2 ;;
 esac

@@ -35,9 +35,13 @@ def _contact(messages: Any, aor: str) -> tuple[str, str] | None:
 
 async def qualify_on(node: NodeRow, trunk: str, timeout: float) -> QualifyResult:
     manager = Manager(
-        loop=asyncio.get_running_loop(), host=header_value(node.ami_host), port=node.ami_port,
-        username=header_value(node.ami_user), secret=header_value(node.ami_secret),
-        reconnect_timeout=3600, ping_delay=3600,
+        loop=asyncio.get_running_loop(),
+        host=header_value(node.ami_host),
+        port=node.ami_port,
+        username=header_value(node.ami_user),
+        secret=header_value(node.ami_secret),
+        reconnect_timeout=3600,
+        ping_delay=3600,
     )
     logged_in = asyncio.Event()
     manager.on_login = lambda _m: logged_in.set()
@@ -58,7 +62,9 @@ async def qualify_on(node: NodeRow, trunk: str, timeout: float) -> QualifyResult
         current = before
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            current = _contact(await manager.send_action({"Action": "PJSIPShowEndpoint", "Endpoint": name}), name)
+            current = _contact(
+                await manager.send_action({"Action": "PJSIPShowEndpoint", "Endpoint": name}), name
+            )
             if current is not None and current != before and current[0] in ("Reachable", "Unreachable"):
                 break
         if current is None:

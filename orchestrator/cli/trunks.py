@@ -6,7 +6,8 @@ import asyncio
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -18,8 +19,11 @@ from orchestrator.persistence.trunks import TrunkStore
 _OPTION_NAMES = {"name": "NAME", "is_default": "--default"}
 
 
-def _trunk_options(required_host: bool):  # type: ignore[no-untyped-def]
-    def decorate(func):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _trunk_options(required_host: bool) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
         options = [
             click.option("--host", required=required_host, help="Carrier SIP host (IP or DNS name)."),
             click.option("--port", type=int, default=None, help="SIP port [5060]."),

@@ -31,6 +31,8 @@ class DialNode(Protocol):
 
     async def hangup(self, channel: str, cause: int = 16) -> None: ...
 
+    async def ping(self, timeout: float = 2.0) -> bool: ...
+
 
 NodeConnector = Callable[[NodeRow, EventCallback, StateCallback], DialNode]
 

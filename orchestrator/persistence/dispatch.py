@@ -10,6 +10,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from orchestrator.domain.attempt import Transition
+from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.records import Claim, NodeRow
 from orchestrator.persistence.db import Pool
 
@@ -40,30 +41,72 @@ class DispatchStore:
             )
 
     async def claim(self, node_plan: list[str]) -> list[Claim]:
-        """Take up to len(node_plan) dialable calls, oldest first, the i-th for node_plan[i].
+        """Take up to len(node_plan) dialable calls, oldest first, the i-th for node_plan[i],
+        keeping every trunk inside its max_channels and cps across all dispatchers.
 
-        The attempt row is committed before any Originate is sent, and SKIP LOCKED keeps two
-        dispatchers from taking the same call.
+        Locking the trunk rows serialises claims farm-wide, so the counts of live and recently
+        started attempts cannot change underneath. The attempt row is committed before any
+        Originate is sent, and SKIP LOCKED keeps two dispatchers off the same call.
         """
         if not node_plan:
             return []
+        wanted = len(node_plan)
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
+                "SELECT name, max_channels, cps, caller_id FROM trunks ORDER BY name FOR UPDATE"
+            )
+            trunks = {row["name"]: row for row in await cur.fetchall()}
+            if not trunks:
+                return []
+            cur = await conn.execute(
+                "SELECT trunk, count(*) AS n FROM call_attempts WHERE ended_at IS NULL GROUP BY trunk"
+            )
+            live = {row["trunk"]: int(row["n"]) for row in await cur.fetchall()}
+            recent: dict[str, int] = {}
+            for name, row in trunks.items():
+                if row["cps"] is not None:
+                    cur = await conn.execute(
+                        """
+                        SELECT count(*) AS n FROM call_attempts
+                        WHERE trunk = %s AND started_at > clock_timestamp() - make_interval(secs => %s)
+                        """,
+                        (name, cps_window_s(row["cps"])),
+                    )
+                    counted = await cur.fetchone()
+                    recent[name] = int(counted["n"]) if counted else 0
+            budgets = {
+                name: trunk_budget(
+                    TrunkLimits(name, row["max_channels"], row["cps"]),
+                    live.get(name, 0),
+                    recent.get(name, 0),
+                    wanted,
+                )
+                for name, row in trunks.items()
+            }
+            budgets = {name: n for name, n in budgets.items() if n > 0}
+            if not budgets:
+                return []
+            cur = await conn.execute(
                 """
-                SELECT c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s,
-                       c.attempt_count, a.path
-                FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
-                WHERE c.status = 'queued' AND a.status = 'ready'
-                ORDER BY c.created_at, c.id
+                SELECT picked.* FROM unnest(%s::text[], %s::int[]) AS t(name, lim)
+                CROSS JOIN LATERAL (
+                    SELECT c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s,
+                           c.attempt_count, c.created_at, a.path
+                    FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
+                    WHERE c.status = 'queued' AND c.trunk = t.name AND a.status = 'ready'
+                    ORDER BY c.created_at, c.id
+                    LIMIT t.lim
+                    FOR UPDATE OF c SKIP LOCKED
+                ) picked
+                ORDER BY picked.created_at, picked.id
                 LIMIT %s
-                FOR UPDATE OF c SKIP LOCKED
                 """,
-                (len(node_plan),),
+                (list(budgets), list(budgets.values()), wanted),
             )
             rows = await cur.fetchall()
             if not rows:
                 return []
-            cur = await conn.execute("SELECT now() AS now")
+            cur = await conn.execute("SELECT clock_timestamp() AS now")
             now_row = await cur.fetchone()
             assert now_row is not None
             now: datetime = now_row["now"]
@@ -74,7 +117,7 @@ class DispatchStore:
                     attempt_number=row["attempt_count"] + 1,
                     node=node,
                     to=row["to_number"],
-                    from_=row["from_number"],
+                    from_=row["from_number"] or trunks[row["trunk"]]["caller_id"],
                     trunk=row["trunk"],
                     audio_path=row["path"],
                     ring_timeout_s=row["ring_timeout_s"],

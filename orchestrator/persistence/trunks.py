@@ -14,8 +14,17 @@ from orchestrator.domain.trunk import TrunkSpec, pjsip_rows
 PS_TABLES = ("ps_endpoints", "ps_aors", "ps_auths", "ps_endpoint_id_ips")
 LIVE_STATUSES = ("queued", "initiated", "ringing", "in-progress")
 _TRUNK_COLUMNS = (
-    "host", "port", "transport", "username", "from_user", "from_domain", "caller_id", "codecs",
-    "max_channels", "cps", "is_default",
+    "host",
+    "port",
+    "transport",
+    "username",
+    "from_user",
+    "from_domain",
+    "caller_id",
+    "codecs",
+    "max_channels",
+    "cps",
+    "is_default",
 )
 
 
@@ -71,10 +80,17 @@ class TrunkStore:
                     "UPDATE trunks SET is_default = false WHERE is_default AND name <> %s", (spec.name,)
                 )
             values = {
-                "host": spec.host, "port": spec.port, "transport": spec.transport.value,
-                "username": spec.username, "from_user": spec.from_user, "from_domain": spec.from_domain,
-                "caller_id": spec.caller_id, "codecs": ",".join(spec.codecs),
-                "max_channels": spec.max_channels, "cps": spec.cps, "is_default": spec.is_default,
+                "host": spec.host,
+                "port": spec.port,
+                "transport": spec.transport.value,
+                "username": spec.username,
+                "from_user": spec.from_user,
+                "from_domain": spec.from_domain,
+                "caller_id": spec.caller_id,
+                "codecs": ",".join(spec.codecs),
+                "max_channels": spec.max_channels,
+                "cps": spec.cps,
+                "is_default": spec.is_default,
             }
             if exists:
                 assignments = sql.SQL(", ").join(
@@ -123,14 +139,18 @@ class TrunkStore:
                 (name,),
             ).rowcount
             for table in PS_TABLES:
-                self._conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table)), (name,))
+                self._conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table)), (name,)
+                )
             self._conn.execute("DELETE FROM trunks WHERE name = %s", (name,))
             return canceled
 
     def _write_pjsip(self, spec: TrunkSpec) -> None:
         rows = pjsip_rows(spec)
         for table in PS_TABLES:
-            self._conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table)), (spec.name,))
+            self._conn.execute(
+                sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table)), (spec.name,)
+            )
             row = rows.get(table)
             if row is None:
                 continue

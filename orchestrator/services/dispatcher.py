@@ -21,6 +21,10 @@ from orchestrator.domain.records import Claim, NodeRow
 
 log = structlog.get_logger(__name__)
 
+PING_TIMEOUT_S = 1.5
+PING_FAILURES_DOWN = 2
+"""Two missed pings a second apart: a hung node is out of the plan within about 3 s."""
+
 # AMI fields worth keeping in call_events; the rest is noise for people reading a call's story.
 _EVENT_FIELDS = (
     "Channel",
@@ -74,6 +78,7 @@ class Dispatcher:
         self._bucket = TokenBucket(settings.cps, now=time.monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._ping_failures: dict[str, int] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -86,6 +91,7 @@ class Dispatcher:
             self._every(self._settings.events_flush_s, self._flush_events),
             self._every(0.5, self._hang_up_canceled),
             self._every(2.0, self._refresh_nodes),
+            self._every(1.0, self._check_nodes),
             self._every(2.0, self._sweep_overdue),
         ]
         try:
@@ -133,7 +139,24 @@ class Dispatcher:
                 self._nodes[name] = node
         self._node_rows = rows
         for name, node in self._nodes.items():
-            await self._store.mark_node(name, up=node.up, version=node.version)
+            await self._store.mark_node(name, up=self._usable(name), version=node.version)
+
+    def _usable(self, name: str) -> bool:
+        """Logged in and answering pings: a node that hangs keeps its TCP session open."""
+        node = self._nodes.get(name)
+        return node is not None and node.up and self._ping_failures.get(name, 0) < PING_FAILURES_DOWN
+
+    async def _check_nodes(self) -> None:
+        async def check(name: str, node: DialNode) -> None:
+            was_usable = self._usable(name)
+            answered = node.up and await node.ping(timeout=PING_TIMEOUT_S)
+            self._ping_failures[name] = 0 if answered else self._ping_failures.get(name, 0) + 1
+            usable = self._usable(name)
+            if usable != was_usable:
+                log.warning("dispatch.node_state", node=name, usable=usable)
+                await self._store.mark_node(name, up=usable, version=node.version)
+
+        await asyncio.gather(*(check(name, node) for name, node in list(self._nodes.items())))
 
     def _on_node_state(self, name: str, up: bool) -> None:
         self._spawn(
@@ -147,7 +170,7 @@ class Dispatcher:
         for state in self._attempts.values():
             live[state.node] = live.get(state.node, 0) + 1
         return [
-            NodeLoad(name, live.get(name, 0), row.max_channels, self._nodes[name].up, row.drained)
+            NodeLoad(name, live.get(name, 0), row.max_channels, self._usable(name), row.drained)
             for name, row in self._node_rows.items()
             if name in self._nodes
         ]

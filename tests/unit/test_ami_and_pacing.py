@@ -55,3 +55,20 @@ def test_token_bucket_paces() -> None:
     assert bucket.available(0.1) == 0
     assert bucket.available(0.5) == 1
     assert bucket.available(10.0) == 2
+
+
+def test_trunk_budget_holds_channels_and_cps() -> None:
+    from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
+
+    unlimited = TrunkLimits("a", None, None)
+    assert trunk_budget(unlimited, live=100, started_in_window=100, wanted=7) == 7
+    channels = TrunkLimits("b", max_channels=2, cps=None)
+    assert trunk_budget(channels, live=0, started_in_window=0, wanted=6) == 2
+    assert trunk_budget(channels, live=2, started_in_window=0, wanted=6) == 0
+    assert trunk_budget(channels, live=3, started_in_window=0, wanted=6) == 0
+    paced = TrunkLimits("c", max_channels=None, cps=2)
+    assert trunk_budget(paced, live=0, started_in_window=1, wanted=6) == 1
+    assert trunk_budget(paced, live=0, started_in_window=2, wanted=6) == 0
+    slow = TrunkLimits("d", max_channels=None, cps=0.5)
+    assert trunk_budget(slow, live=0, started_in_window=0, wanted=6) == 1
+    assert cps_window_s(0.5) > cps_window_s(2) >= 1.0

@@ -1,0 +1,249 @@
+"""Trunks managed from the CLI (PJSIP realtime, no reload) and the farm's limits, against real
+SIPp carriers started here: what the carrier saw is the proof, not only what the database says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.integration.conftest import call_body, wait_final
+from tests.integration.sipp import REPO, Carrier
+
+SESPCL = str(REPO / ".venv/bin/sespcl")
+LONG_TEXT = "Checking how many channels a trunk carries at once."
+TEST_TRUNKS = ("t-life", "t-max", "t-cps", "t-live", "t-dead", "t-bad")
+
+
+def sespcl(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SESPCL, *args], input=stdin, capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+    )
+
+
+def _remove_test_trunks() -> None:
+    for name in TEST_TRUNKS:
+        sespcl("trunks", "remove", name, "--force")
+
+
+@pytest.fixture(scope="module")
+def carriers() -> Iterator[dict[str, Carrier]]:
+    started = {
+        "a": Carrier("t-a", "127.0.30.1", "answer").start(),
+        "b": Carrier("t-b", "127.0.30.2", "answer").start(),
+        "max": Carrier("t-max", "127.0.30.3", "answer").start(),
+        "cps": Carrier("t-cps", "127.0.30.4", "answer").start(),
+    }
+    _remove_test_trunks()
+    try:
+        yield started
+    finally:
+        _remove_test_trunks()
+        for carrier in started.values():
+            carrier.stop()
+
+
+def _add(name: str, host: str, *extra: str) -> None:
+    result = sespcl("trunks", "add", name, "--host", host, *extra)
+    assert result.returncode == 0, result.stderr
+
+
+async def _place(api: httpx.AsyncClient, trunk: str, count: int, text: str) -> list[dict[str, Any]]:
+    async def one(i: int) -> dict[str, Any]:
+        response = await api.post(
+            "/v1/calls", json=call_body(to=f"+1415555{1000 + i:04d}", text=text, trunk=trunk)
+        )
+        assert response.status_code == 202, response.text
+        return await wait_final(api, response.json()["id"], timeout=120)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+@pytest.fixture(scope="module")
+async def limited(api: httpx.AsyncClient, carriers: dict[str, Carrier]) -> dict[str, list[dict[str, Any]]]:
+    """6 calls on a 2-channel trunk and 8 on a 2-cps trunk, all at once."""
+    _add("t-max", carriers["max"].address, "--max-channels", "2")
+    _add("t-cps", carriers["cps"].address, "--cps", "2")
+    limited_calls, paced_calls = await asyncio.gather(
+        _place(api, "t-max", 6, LONG_TEXT),
+        _place(api, "t-cps", 8, "Pacing test."),
+    )
+    return {"max": limited_calls, "cps": paced_calls}
+
+
+async def test_max_channels_holds_at_the_carrier(
+    limited: dict[str, list[dict[str, Any]]], carriers: dict[str, Carrier]
+) -> None:
+    assert [c["status"] for c in limited["max"]] == ["completed"] * 6
+    carrier = carriers["max"]
+    assert len(carrier.invites()) == 6
+    # 2, never more: and exactly 2 at some point, or the test could not tell a limit from luck.
+    assert carrier.max_concurrent_dialogs() == 2
+
+
+async def test_cps_holds_at_the_carrier(
+    limited: dict[str, list[dict[str, Any]]], carriers: dict[str, Carrier]
+) -> None:
+    assert [c["status"] for c in limited["cps"]] == ["completed"] * 8
+    carrier = carriers["cps"]
+    assert len(carrier.invites()) == 8
+    assert carrier.max_invites_in_any_second() == 2
+    span = (carrier.invites()[-1].at - carrier.invites()[0].at).total_seconds()
+    assert span >= 3.0, "8 calls at 2 per second take at least 3 s"
+
+
+async def test_both_nodes_carry_calls(limited: dict[str, list[dict[str, Any]]]) -> None:
+    nodes = {c["attempts"][0]["node"] for calls in limited.values() for c in calls}
+    assert nodes == {"n1", "n2"}
+
+
+async def test_trunk_lifecycle_without_reload(api: httpx.AsyncClient, carriers: dict[str, Carrier]) -> None:
+    _add("t-life", carriers["a"].address, "--codecs", "ulaw", "--caller-id", "+14155550111")
+    first = await _place(api, "t-life", 1, "Lifecycle, first carrier.")
+    assert first[0]["status"] == "completed"
+    assert len(carriers["a"].invites()) == 1 and not carriers["b"].invites()
+    # The trunk's caller id stands in for the call's missing `from`.
+    assert (
+        "From: <sip:+14155550111@" in carriers["a"].log.read_text()
+        or '"+14155550111" <sip:+14155550111@' in carriers["a"].log.read_text()
+    )
+    updated = sespcl("trunks", "update", "t-life", "--host", carriers["b"].address)
+    assert updated.returncode == 0, updated.stderr
+    second = await _place(api, "t-life", 1, "Lifecycle, second carrier.")
+    assert second[0]["status"] == "completed"
+    assert len(carriers["b"].invites()) == 1 and len(carriers["a"].invites()) == 1
+    shown = json.loads(sespcl("trunks", "show", "t-life", "--json").stdout)
+    assert shown["host"] == carriers["b"].address and shown["codecs"] == "ulaw"
+    assert shown["caller_id"] == "+14155550111"
+    removed = sespcl("trunks", "remove", "t-life")
+    assert removed.returncode == 0, removed.stderr
+    gone = await api.post("/v1/calls", json=call_body(trunk="t-life"))
+    assert gone.status_code == 422 and gone.json()["error"]["code"] == "unknown-trunk"
+
+
+def test_trunks_test_live_and_dead(carriers: dict[str, Carrier]) -> None:
+    _add("t-live", carriers["a"].address)
+    _add("t-dead", "127.0.30.99")
+    live = sespcl("trunks", "test", "t-live", "--json")
+    assert live.returncode == 0, live.stdout + live.stderr
+    rows = json.loads(live.stdout)
+    assert {r["node"] for r in rows} == {"n1", "n2"}
+    assert all(r["reachable"] and r["rtt_ms"] is not None and r["rtt_ms"] >= 0 for r in rows)
+    dead = sespcl("trunks", "test", "t-dead", "--json", "--timeout", "4")
+    assert dead.returncode == 1
+    assert not any(r["reachable"] for r in json.loads(dead.stdout))
+
+
+def test_password_is_never_shown(carriers: dict[str, Carrier]) -> None:
+    secret = f"s3cret-{uuid.uuid4().hex[:8]}"
+    added = sespcl(
+        "trunks",
+        "add",
+        "t-bad",
+        "--host",
+        carriers["a"].address,
+        "--username",
+        "acme",
+        "--password-env",
+        "TRUNK_PW",
+        TRUNK_PW=secret,
+    )
+    assert added.returncode == 0, added.stderr
+    for args in (("trunks", "show", "t-bad"), ("trunks", "show", "t-bad", "--json"), ("trunks", "list")):
+        result = sespcl(*args)
+        assert secret not in result.stdout + result.stderr
+    assert json.loads(sespcl("trunks", "show", "t-bad", "--json").stdout)["password"] == "set"
+    via_stdin = sespcl("trunks", "update", "t-bad", "--password-stdin", stdin=f"{secret}2\n")
+    assert via_stdin.returncode == 0 and secret not in via_stdin.stdout
+    assert sespcl("trunks", "remove", "t-bad").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (("trunks", "add", "demo", "--host", "127.0.20.1"), {}, "already exists"),
+        (("trunks", "add", "t-bad", "--host", "not a host"), {}, "--host"),
+        (("trunks", "add", "t-bad", "--host", "127.0.30.1", "--port", "70000"), {}, "--port"),
+        (("trunks", "add", "t-bad", "--host", "127.0.30.1", "--codecs", "ulaw,mp3"), {}, "unknown codec"),
+        (
+            (
+                "trunks",
+                "add",
+                "t-bad",
+                "--host",
+                "127.0.30.1",
+                "--username",
+                "u",
+                "--password-env",
+                "NOPE_UNSET",
+            ),
+            {},
+            "NOPE_UNSET",
+        ),
+        (("trunks", "add", "t-bad", "--host", "127.0.30.1", "--caller-id", "555-1234"), {}, "--caller-id"),
+        (("trunks", "add", "bad;name", "--host", "127.0.30.1"), {}, "NAME"),
+        (("trunks", "add", "t-bad", "--host", "127.0.30.1\nAction: Originate"), {}, "--host"),
+        (("trunks", "add", "t-bad", "--host", "127.0.30.1", "--transport", "sctp"), {}, "sctp"),
+        (("trunks", "add", "t-bad", "--host", "127.0.30.1", "--username", "u"), {}, "password"),
+        (("trunks", "update", "nosuch", "--port", "5070"), {}, "no trunk"),
+        (("trunks", "remove", "nosuch"), {}, "no trunk"),
+        (
+            ("nodes", "add", "n9", "--ami-host", "127.0.10.9", "--ami-secret-env", "NOPE_UNSET"),
+            {},
+            "NOPE_UNSET",
+        ),
+        (
+            ("nodes", "add", "n1", "--ami-host", "127.0.10.1"),
+            {"SESPCL_AMI_SECRET": "x" * 16},
+            "already exists",
+        ),
+        (("nodes", "drain", "nosuch"), {}, "no node"),
+    ],
+)
+def test_bad_cli_input_changes_nothing(
+    args: tuple[str, ...], env: dict[str, str], says: str, db: psycopg.Connection[dict[str, Any]]
+) -> None:
+    def snapshot() -> list[Any]:
+        return [
+            db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            for t in ("trunks", "ps_endpoints", "ps_aors", "ps_auths", "ps_endpoint_id_ips", "nodes")
+        ]
+
+    before = snapshot()
+    result = sespcl(*args, **env)
+    # exit 1 for a refused value, 2 for a usage error (click's own, with its usage lines above)
+    assert result.returncode == (2 if result.stderr.startswith("Usage:") else 1), result
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and says in errors[0], result.stderr
+    after = snapshot()
+    # nodes.last_seen_at moves by itself; compare the rest
+    for table_before, table_after in zip(before, after, strict=True):
+        strip = [
+            {k: v for k, v in row.items() if k not in ("last_seen_at", "state", "version")}
+            for row in table_before
+        ]
+        assert strip == [
+            {k: v for k, v in row.items() if k not in ("last_seen_at", "state", "version")}
+            for row in table_after
+        ]
+
+
+async def test_drained_node_gets_no_calls(api: httpx.AsyncClient) -> None:
+    assert sespcl("nodes", "drain", "n2").returncode == 0
+    try:
+        await asyncio.sleep(2.5)  # the dispatcher re-reads nodes every 2 s
+        calls = await _place(api, "demo", 6, "Drain test.")
+        assert [c["status"] for c in calls] == ["completed"] * 6
+        assert {c["attempts"][0]["node"] for c in calls} == {"n1"}
+        listed = json.loads(sespcl("nodes", "list", "--json").stdout)
+        assert {n["name"]: n["drained"] for n in listed}["n2"] is True
+    finally:
+        assert sespcl("nodes", "undrain", "n2").returncode == 0
