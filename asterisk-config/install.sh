@@ -62,7 +62,7 @@ DB_PASSWORD="${SESPCL_ASTERISK_DB_PASSWORD:-}"
 [[ $DB_PORT =~ ^[0-9]{1,5}$ ]] || die "SESPCL_ASTERISK_DB_PORT '$DB_PORT' is not a port"
 [[ $DB_NAME =~ ^[A-Za-z0-9_-]{1,63}$ ]] || die "SESPCL_ASTERISK_DB_NAME '$DB_NAME' has characters Asterisk config cannot carry"
 [[ $DB_USER =~ ^[A-Za-z0-9_-]{1,63}$ ]] || die "SESPCL_ASTERISK_DB_USER '$DB_USER' has characters Asterisk config cannot carry"
-[[ -z $DB_PASSWORD || $DB_PASSWORD =~ $secret_re ]] || die "SESPCL_ASTERISK_DB_PASSWORD must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
+[[ -z $DB_PASSWORD || $DB_PASSWORD =~ ^[A-Za-z0-9._~+/=:@%^*!-]{1,128}$ ]] || die "SESPCL_ASTERISK_DB_PASSWORD must be 1-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
 # Where the node reads its config from once running (inside the chroot or container).
 ETC_DIR="${SESPCL_NODE_ETC_DIR:-/etc/asterisk-$NODE_NAME}"
 [[ $ETC_DIR =~ ^/[A-Za-z0-9_./-]+$ ]] || die "SESPCL_NODE_ETC_DIR '$ETC_DIR' must be an absolute path"

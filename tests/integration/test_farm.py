@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -247,3 +249,31 @@ async def test_drained_node_gets_no_calls(api: httpx.AsyncClient) -> None:
         assert {n["name"]: n["drained"] for n in listed}["n2"] is True
     finally:
         assert sespcl("nodes", "undrain", "n2").returncode == 0
+
+
+def _node_state(name: str) -> str:
+    listed = json.loads(sespcl("nodes", "list", "--json").stdout)
+    return str({n["name"]: n["state"] for n in listed}[name])
+
+
+async def _wait_state(name: str, state: str, within_s: float) -> float:
+    started = asyncio.get_running_loop().time()
+    while _node_state(name) != state:
+        elapsed = asyncio.get_running_loop().time() - started
+        assert elapsed < within_s, f"node {name} not {state} after {within_s} s"
+        await asyncio.sleep(0.25)
+    return asyncio.get_running_loop().time() - started
+
+
+async def test_hung_node_is_marked_down_and_comes_back(api: httpx.AsyncClient) -> None:
+    """SIGSTOP keeps the node's AMI socket open but silent: only pings can tell."""
+    pid = int((Path(os.environ["SESPCL_STATE_DIR"]) / "asterisk-n2.pid").read_text().strip())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await _wait_state("n2", "down", within_s=10)
+        calls = await _place(api, "demo", 4, "Node down test.")
+        assert [c["status"] for c in calls] == ["completed"] * 4
+        assert {c["attempts"][0]["node"] for c in calls} == {"n1"}
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    await _wait_state("n2", "up", within_s=15)
