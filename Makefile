@@ -4,7 +4,7 @@ VENV ?= .venv
 STATE ?= .stack
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root
+.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -31,7 +31,7 @@ demo: up
 	@echo "The stack is still running: 'make down' stops it."
 
 lint: deps
-	$(VENV)/bin/ruff check orchestrator workers tests
+	$(VENV)/bin/ruff check orchestrator workers tests bench
 	$(VENV)/bin/mypy
 
 unit: deps
@@ -39,3 +39,8 @@ unit: deps
 
 test:
 	bash scripts/test.sh
+
+# Benchmarks run against the stack that `make up` leaves running (they start it if needed).
+BENCH_ROWS ?= 1000000
+bench-intake: up
+	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/intake.py --rows $(BENCH_ROWS)

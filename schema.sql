@@ -108,6 +108,21 @@ CREATE TABLE IF NOT EXISTS audio_assets (
     rendered_at   timestamptz
 );
 
+CREATE TABLE IF NOT EXISTS campaigns (
+    id              uuid PRIMARY KEY,
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    status          text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'canceled')),
+    trunk           text,
+    from_number     text CHECK (from_number ~ '^\+[1-9][0-9]{1,14}$'),
+    tts_template    text NOT NULL,
+    tts_voice       text NOT NULL,
+    ring_timeout_s  int  NOT NULL DEFAULT 30 CHECK (ring_timeout_s BETWEEN 5 AND 120),
+    cps             real CHECK (cps > 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS campaigns_created ON campaigns (created_at, id);
+
 CREATE TABLE IF NOT EXISTS calls (
     id                  uuid PRIMARY KEY,
     to_number           text NOT NULL CHECK (to_number ~ '^\+[1-9][0-9]{1,14}$'),
@@ -122,7 +137,7 @@ CREATE TABLE IF NOT EXISTS calls (
                           ('queued', 'initiated', 'ringing', 'in-progress',
                            'completed', 'busy', 'no-answer', 'failed', 'canceled')),
     status_reason       text,
-    idempotency_key     text UNIQUE,
+    idempotency_key     text,
     request_hash        text,
     cancel_requested_at timestamptz,
     attempt_count       int  NOT NULL DEFAULT 0,
@@ -133,11 +148,26 @@ CREATE TABLE IF NOT EXISTS calls (
     answered_at         timestamptz,
     ended_at            timestamptz
 );
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS campaign_id uuid;
+-- One call per number and campaign; the bulk intake counts the rest as duplicates.
+CREATE UNIQUE INDEX IF NOT EXISTS calls_campaign_to ON calls (campaign_id, to_number)
+    WHERE campaign_id IS NOT NULL;
+-- Campaign counts by status (index-only once vacuumed) and pages of /v1/calls?campaign=.
+DROP INDEX IF EXISTS calls_campaign_status;
+CREATE INDEX IF NOT EXISTS calls_campaign_by_status ON calls (campaign_id, status);
+CREATE INDEX IF NOT EXISTS calls_campaign_created ON calls (campaign_id, created_at, id);
+CREATE INDEX IF NOT EXISTS calls_status_created ON calls (status, created_at, id);
+CREATE INDEX IF NOT EXISTS calls_created ON calls (created_at, id);
+-- A unique index over a million NULL keys costs every bulk insert: index only real keys.
+ALTER TABLE calls DROP CONSTRAINT IF EXISTS calls_idempotency_key_key;
+CREATE UNIQUE INDEX IF NOT EXISTS calls_idempotency_key ON calls (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
 -- Calls keep their trunk's name after the trunk is removed.
 ALTER TABLE calls DROP CONSTRAINT IF EXISTS calls_trunk_fkey;
 
--- The dispatcher's claim query walks this index in arrival order.
-CREATE INDEX IF NOT EXISTS calls_queued ON calls (created_at, id) WHERE status = 'queued';
+-- The dispatcher's claim walks calls_queued_by_trunk, per trunk, in arrival order.
+DROP INDEX IF EXISTS calls_queued;
 CREATE INDEX IF NOT EXISTS calls_queued_by_audio ON calls (audio_hash) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS calls_queued_by_trunk ON calls (trunk, created_at, id) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS calls_cancel_pending ON calls (id)
@@ -163,6 +193,7 @@ ALTER TABLE call_attempts DROP CONSTRAINT IF EXISTS call_attempts_node_fkey;
 CREATE INDEX IF NOT EXISTS call_attempts_live ON call_attempts (node) WHERE ended_at IS NULL;
 CREATE INDEX IF NOT EXISTS call_attempts_live_by_trunk ON call_attempts (trunk) WHERE ended_at IS NULL;
 CREATE INDEX IF NOT EXISTS call_attempts_started ON call_attempts (trunk, started_at);
+CREATE INDEX IF NOT EXISTS call_attempts_started_at ON call_attempts (started_at);
 
 -- Append-only: what happened to each call, in order. Grafana dashboards read it.
 CREATE TABLE IF NOT EXISTS call_events (

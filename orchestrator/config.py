@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     api_port: int = 5000
     max_body_bytes: int = 64 * 1024
     """Largest request body /v1/calls accepts (413 above)."""
+    max_bulk_bytes: int = 512 * 1024 * 1024
+    """Largest bulk upload (/v1/campaigns/{id}/calls, /voice/bulk); it is streamed, not held."""
 
     audio_dir: Path = Path("/var/lib/sespcl/audio")
     """Shared storage for rendered prompts; Asterisk nodes read the same path."""

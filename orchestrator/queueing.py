@@ -26,6 +26,15 @@ class WorkQueues:
             RENDER_JOB, audio_hash, job_id=f"render-{audio_hash}", result_ttl=60, failure_ttl=3600
         )
 
+    def enqueue_renders(self, audio_hashes: list[str]) -> None:
+        """Many renders at once, pipelined (a templated campaign may bring thousands)."""
+        for start in range(0, len(audio_hashes), 1000):
+            chunk = audio_hashes[start:start + 1000]
+            self._render.enqueue_many([
+                Queue.prepare_data(RENDER_JOB, (h,), job_id=f"render-{h}", result_ttl=60, failure_ttl=3600)
+                for h in chunk
+            ])
+
     def enqueue_events(self, batch: list[dict[str, Any]]) -> None:
         self._events.enqueue(EVENTS_JOB, batch, result_ttl=0, failure_ttl=86400)
 

@@ -9,16 +9,19 @@ import structlog
 from aiohttp import web
 from redis import Redis
 
-from orchestrator.api.app import ApiDeps, create_app
+from orchestrator.api.app import create_app
+from orchestrator.api.deps import ApiDeps
 from orchestrator.asterisk.ami import AmiNode
 from orchestrator.config import Settings
 from orchestrator.domain.ports import EventCallback, StateCallback
 from orchestrator.domain.records import NodeRow
 from orchestrator.persistence.calls import CallStore
+from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import open_pool
 from orchestrator.persistence.dispatch import DispatchStore
 from orchestrator.queueing import WorkQueues
 from orchestrator.services.calls import CallService
+from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
 from orchestrator.speech import available_voices
 
@@ -44,7 +47,19 @@ async def build_api(settings: Settings) -> web.Application:
         default_voice=settings.tts_default_voice,
         voices=available_voices,
     )
-    app = create_app(ApiDeps(service, store, queues, api_key, settings.max_body_bytes))
+    campaign_store = CampaignStore(pool)
+    campaigns = CampaignService(
+        campaign_store,
+        store,
+        queues,
+        engine=settings.tts_engine,
+        default_voice=settings.tts_default_voice,
+        voices=available_voices,
+    )
+    app = create_app(
+        ApiDeps(service, store, queues, api_key, settings.max_body_bytes, campaigns, campaign_store,
+                settings.max_bulk_bytes)
+    )
 
     async def close_pool(_: web.Application) -> None:
         await pool.close()

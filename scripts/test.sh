@@ -9,7 +9,7 @@ VENV="${SESPCL_VENV:-$REPO/.venv}"
 STATE="${SESPCL_STATE_DIR:-$REPO/.stack}"
 
 bash scripts/install-deps.sh
-"$VENV/bin/ruff" check orchestrator workers tests
+"$VENV/bin/ruff" check orchestrator workers tests bench
 "$VENV/bin/mypy"
 
 started=0

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -16,14 +14,14 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from orchestrator.api import campaigns
+from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
+from orchestrator.api.parsing import json_body, validation_error
 from orchestrator.api.presenters import call_json, event_json
 from orchestrator.api.schemas import CallIn
 from orchestrator.asterisk.probe import ami_banner
 from orchestrator.domain.errors import SespclError
-from orchestrator.persistence.calls import CallStore
-from orchestrator.queueing import WorkQueues
-from orchestrator.services.calls import CallService
 
 log = structlog.get_logger(__name__)
 
@@ -31,16 +29,6 @@ OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 IDEMPOTENCY_KEY_MAX = 255
 
 
-@dataclass
-class ApiDeps:
-    calls: CallService
-    store: CallStore
-    queues: WorkQueues
-    api_key: str
-    max_body_bytes: int
-
-
-DEPS = web.AppKey("deps", ApiDeps)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -65,38 +53,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/v1/") or request.path == "/api/metrics":
+    if request.path.startswith(("/v1/", "/voice/")) or request.path in ("/v1", "/api/metrics"):
         expected = request.app[DEPS].api_key
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
             raise ApiError(401, "unauthorized", "missing or wrong bearer token")
     return await handler(request)
-
-
-async def _json_body(request: web.Request) -> Any:
-    deps = request.app[DEPS]
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported-media-type", "send the body as application/json")
-    if request.content_length is not None and request.content_length > deps.max_body_bytes:
-        raise ApiError(413, "body-too-large", f"the body may be at most {deps.max_body_bytes} bytes")
-    raw = await request.content.read(deps.max_body_bytes + 1)
-    if len(raw) > deps.max_body_bytes:
-        raise ApiError(413, "body-too-large", f"the body may be at most {deps.max_body_bytes} bytes")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed-json", f"the body is not valid JSON: {exc}") from exc
-
-
-def _validation_error(exc: ValidationError) -> ApiError:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    code = "unknown-field" if first["type"] == "extra_forbidden" else "invalid-field"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    return ApiError(422, code, f"{field}: {message}" if field else message, field)
 
 
 def _call_id(request: web.Request) -> UUID:
@@ -108,13 +71,13 @@ def _call_id(request: web.Request) -> UUID:
 
 async def create_call(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed-json", "the body must be a JSON object")
     try:
         parsed = CallIn.model_validate(body)
     except ValidationError as exc:
-        raise _validation_error(exc) from exc
+        raise validation_error(exc) from exc
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable()):
         raise ApiError(400, "invalid-idempotency-key",
@@ -219,4 +182,5 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/api/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+    campaigns.register(app)
     return app

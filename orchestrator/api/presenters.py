@@ -66,3 +66,34 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
         "attempt_id": str(event["attempt_id"]) if event["attempt_id"] else None,
         "data": event["data"],
     }
+
+
+FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+
+
+def campaign_json(campaign: dict[str, Any], counts: dict[str, int] | None = None,
+                  pace: float | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(campaign["id"]),
+        "name": campaign["name"],
+        "status": campaign["status"],
+        "defaults": {
+            "trunk": campaign["trunk"],
+            "from": campaign["from_number"],
+            "tts": {"text": campaign["tts_template"], "voice": campaign["tts_voice"]},
+            "ring_timeout_s": campaign["ring_timeout_s"],
+        },
+        "cps": campaign["cps"],
+        "created_at": _iso(campaign["created_at"]),
+        "updated_at": _iso(campaign["updated_at"]),
+    }
+    if counts is not None:
+        total = sum(counts.values())
+        done = sum(counts.get(s, 0) for s in FINAL_STATUSES)
+        waiting = counts.get("queued", 0)
+        body["counts"] = counts
+        body["total"] = total
+        body["progress"] = round(done / total, 4) if total else 0.0
+        body["pace_cps"] = round(pace or 0.0, 2)
+        body["eta_s"] = round(waiting / pace) if pace else None
+    return body

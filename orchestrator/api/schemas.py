@@ -62,3 +62,44 @@ class CallIn(BaseModel):
 
         canonical = self.model_dump_json(by_alias=True, exclude_none=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class CampaignTtsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str = Field(min_length=1, max_length=2000, description="May hold {{variable}} placeholders")
+    voice: str | None = Field(default=None, pattern=VOICE_PATTERN)
+
+
+class CampaignDefaultsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    trunk: str | None = Field(default=None, pattern=NAME_PATTERN)
+    from_: str | None = Field(default=None, alias="from")
+    tts: CampaignTtsIn
+    ring_timeout_s: int = Field(default=30, ge=5, le=120)
+
+    @field_validator("from_")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        return None if value is None else parse_e164(value)
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    defaults: CampaignDefaultsIn
+    cps: float | None = Field(default=None, gt=0, le=10000)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if control_character_position(value) is not None:
+            raise ValueError("contains a control character")
+        return value
+
+    @field_validator("cps", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value

@@ -87,11 +87,12 @@ class CallStore:
             )
             row = await cur.fetchone()
             assert row is not None
-            await conn.execute(
-                "INSERT INTO call_events (call_id, at, type, data) VALUES (%s, %s, 'status', %s)",
-                (call.id, row["created_at"], Jsonb({"status": "queued"})),
-            )
             return CreateResult(row, created=True, render_needed=render_needed)
+
+    async def trunk_names(self) -> frozenset[str]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT name FROM trunks")
+            return frozenset(str(r["name"]) for r in await cur.fetchall())
 
     async def trunk_exists(self, name: str) -> bool:
         async with self._pool.connection() as conn:
@@ -120,10 +121,19 @@ class CallStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
+                -- `queued` is not stored per call (a million-row intake would write it a million
+                -- times): it is the call's creation, read from the call itself.
+                WITH story AS (
+                    SELECT 0::bigint AS id, created_at AS at, 'status' AS type,
+                           '{"status": "queued"}'::jsonb AS data, NULL::uuid AS attempt_id
+                    FROM calls WHERE id = %(id)s
+                    UNION ALL
+                    SELECT id, at, type, data, attempt_id FROM call_events WHERE call_id = %(id)s
+                )
                 SELECT row_number() OVER (ORDER BY at, id) AS seq, at, type, data, attempt_id
-                FROM call_events WHERE call_id = %s ORDER BY at, id
+                FROM story ORDER BY at, id
                 """,
-                (call_id,),
+                {"id": call_id},
             )
             return await cur.fetchall()
 

@@ -86,14 +86,16 @@ class DispatchStore:
             budgets = {name: n for name, n in budgets.items() if n > 0}
             if not budgets:
                 return []
+            held, campaign_budget = await self._campaign_budgets(conn, wanted)
             cur = await conn.execute(
                 """
                 SELECT picked.* FROM unnest(%s::text[], %s::int[]) AS t(name, lim)
                 CROSS JOIN LATERAL (
                     SELECT c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s,
-                           c.attempt_count, c.created_at, a.path
+                           c.attempt_count, c.created_at, c.campaign_id, a.path
                     FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
                     WHERE c.status = 'queued' AND c.trunk = t.name AND a.status = 'ready'
+                      AND (c.campaign_id IS NULL OR c.campaign_id <> ALL(%s::uuid[]))
                     ORDER BY c.created_at, c.id
                     LIMIT t.lim
                     FOR UPDATE OF c SKIP LOCKED
@@ -101,9 +103,16 @@ class DispatchStore:
                 ORDER BY picked.created_at, picked.id
                 LIMIT %s
                 """,
-                (list(budgets), list(budgets.values()), wanted),
+                (list(budgets), list(budgets.values()), held, wanted),
             )
-            rows = await cur.fetchall()
+            rows = []
+            for row in await cur.fetchall():
+                campaign = row["campaign_id"]
+                if campaign in campaign_budget:
+                    if campaign_budget[campaign] <= 0:
+                        continue
+                    campaign_budget[campaign] -= 1
+                rows.append(row)
             if not rows:
                 return []
             cur = await conn.execute("SELECT clock_timestamp() AS now")
@@ -146,12 +155,46 @@ class DispatchStore:
                     VALUES (%s, %s, %s, 'status', %s)
                     """,
                     [
-                        (c.call_id, c.attempt_id, now,
-                         Jsonb({"status": "initiated", "attempt": c.attempt_number, "node": c.node}))
+                        (
+                            c.call_id,
+                            c.attempt_id,
+                            now,
+                            Jsonb({"status": "initiated", "attempt": c.attempt_number, "node": c.node}),
+                        )
                         for c in claims
                     ],
                 )
             return claims
+
+    @staticmethod
+    async def _campaign_budgets(conn: Any, wanted: int) -> tuple[list[UUID], dict[UUID, int]]:
+        """Campaigns whose calls may not be dialed now (paused, canceled, or at their own cps),
+        and how many more the others with a cps may start in this claim."""
+        cur = await conn.execute(
+            # Canceled campaigns have no queued calls left: only paused and paced ones matter.
+            "SELECT id, status, cps FROM campaigns "
+            "WHERE status = 'paused' OR (status = 'active' AND cps IS NOT NULL)"
+        )
+        held: list[UUID] = []
+        budget: dict[UUID, int] = {}
+        for row in await cur.fetchall():
+            if row["status"] != "active":
+                held.append(row["id"])
+                continue
+            cur2 = await conn.execute(
+                """
+                SELECT count(*) AS n FROM call_attempts a JOIN calls c ON c.id = a.call_id
+                WHERE a.started_at > clock_timestamp() - make_interval(secs => %s) AND c.campaign_id = %s
+                """,
+                (cps_window_s(row["cps"]), row["id"]),
+            )
+            started = await cur2.fetchone()
+            room = trunk_budget(TrunkLimits("campaign", None, row["cps"]), 0, int(started["n"]), wanted)
+            if room <= 0:
+                held.append(row["id"])  # keep its calls out of the query: others go first
+            else:
+                budget[row["id"]] = room
+        return held, budget
 
     async def apply(self, transitions: list[Transition]) -> list[bool]:
         """Store transitions in order, in one transaction. The SQL re-checks that each one moves

@@ -7,12 +7,23 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from pydantic import BaseModel
 
-from orchestrator.api.app import OPENAPI_PATH, ApiDeps, create_app
-from orchestrator.api.presenters import attempt_json, call_json, event_json
-from orchestrator.api.schemas import CallIn, TtsIn
+from orchestrator.api.app import OPENAPI_PATH, auth_middleware, create_app
+from orchestrator.api.bulk_formats import READERS
+from orchestrator.api.campaigns import list_calls, list_campaigns, voice_bulk
+from orchestrator.api.deps import ApiDeps
+from orchestrator.api.errors import ApiError
+from orchestrator.api.presenters import attempt_json, call_json, campaign_json, event_json
+from orchestrator.api.schemas import CallIn, CampaignDefaultsIn, CampaignIn, CampaignTtsIn, TtsIn
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.campaign import CampaignStatus, RowError
+from orchestrator.services.campaigns import MAX_REPORTED_ERRORS, IntakeReport
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -27,7 +38,7 @@ def _schema(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return cast(dict[str, Any], doc["components"]["schemas"][name])
 
 
-def _aliases(model: type[CallIn] | type[TtsIn]) -> tuple[set[str], set[str]]:
+def _aliases(model: type[BaseModel]) -> tuple[set[str], set[str]]:
     """(every field's JSON name, the JSON names of the required fields)."""
     names = {field.alias or name for name, field in model.model_fields.items()}
     required = {field.alias or name for name, field in model.model_fields.items() if field.is_required()}
@@ -54,15 +65,54 @@ def _sample_attempt_row() -> dict[str, Any]:
     }
 
 
+class Reached(Exception):
+    """Raised by the stand-in stores: the handler got past its own checks of the request."""
+
+
+class _Stub:
+    """Stand-in for a service or store: any awaited method records its arguments and raises Reached."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        async def method(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            raise Reached(name)
+
+        return method
+
+
+def _stub_deps() -> ApiDeps:
+    return ApiDeps(calls=cast(Any, _Stub()), store=cast(Any, _Stub()), queues=cast(Any, _Stub()),
+                   api_key="k" * 32, max_body_bytes=65536, campaigns=cast(Any, _Stub()),
+                   campaign_store=cast(Any, _Stub()), max_bulk_bytes=1 << 20)
+
+
+def _documented_operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, op)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+    ]
+
+
+def _sample_campaign_row() -> dict[str, Any]:
+    now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+    return {
+        "id": uuid.uuid4(), "name": "outage", "status": "active", "trunk": "demo", "from_number": None,
+        "tts_template": "Hello {{name}}", "tts_voice": "en-us", "ring_timeout_s": 30, "cps": 50.0,
+        "created_at": now, "updated_at": now,
+    }
+
+
 def test_the_served_document_is_this_file() -> None:
     assert OPENAPI_PATH == DOC_PATH
 
 
 def test_documented_routes_are_exactly_the_registered_routes(doc: dict[str, Any]) -> None:
-    # Stand-ins: create_app only stores the deps; nothing is called while routing is inspected.
-    deps = ApiDeps(calls=cast(Any, object()), store=cast(Any, object()), queues=cast(Any, object()),
-                   api_key="k" * 32, max_body_bytes=65536)
-    app = create_app(deps)
+    app = create_app(_stub_deps())
     registered = {
         (route.method.upper(), route.resource.canonical)
         for route in app.router.routes()
@@ -108,3 +158,133 @@ def test_event_schema_keys_match_the_presenter(doc: dict[str, Any]) -> None:
     event = event_json({"seq": 1, "at": datetime(2025, 1, 1, tzinfo=UTC), "type": "status",
                         "attempt_id": None, "data": {}})
     assert set(_schema(doc, "Event")["properties"]) == set(event)
+
+
+def test_campaign_request_fields_match_the_pydantic_models(doc: dict[str, Any]) -> None:
+    for name, model in (("CampaignRequest", CampaignIn), ("CampaignDefaultsRequest", CampaignDefaultsIn),
+                        ("CampaignTtsRequest", CampaignTtsIn)):
+        schema = _schema(doc, name)
+        names, required = _aliases(model)
+        assert set(schema["properties"]) == names, name
+        assert set(schema.get("required", [])) == required, name
+        assert schema["additionalProperties"] is False, name
+
+
+def test_campaign_schemas_match_the_presenter(doc: dict[str, Any]) -> None:
+    row = _sample_campaign_row()
+    listed = campaign_json(row)
+    single = campaign_json(row, {"queued": 3, "completed": 1}, 0.5)
+    summary, campaign, canceled = (
+        _schema(doc, n) for n in ("CampaignSummary", "Campaign", "CanceledCampaign")
+    )
+    assert set(summary["properties"]) == set(summary["required"]) == set(listed)
+    assert set(campaign["properties"]) == set(campaign["required"]) == set(single)
+    assert set(canceled["properties"]) == set(canceled["required"]) == set(single) | {"canceled_calls"}
+    # The three spell out the same keys: they must say the same about them.
+    for key, prop in summary["properties"].items():
+        assert campaign["properties"][key] == prop == canceled["properties"][key], key
+    for key, prop in campaign["properties"].items():
+        assert canceled["properties"][key] == prop, key
+    defaults = _schema(doc, "CampaignDefaults")
+    assert set(defaults["properties"]) == set(defaults["required"]) == set(listed["defaults"])
+    assert set(defaults["properties"]["tts"]["properties"]) == set(listed["defaults"]["tts"])
+    assert set(_schema(doc, "CampaignStatus")["enum"]) == {s.value for s in CampaignStatus}
+    assert set(_schema(doc, "CallStatus")["enum"]) == {s.value for s in CallStatus}
+
+
+def test_listed_calls_are_calls_without_attempts(doc: dict[str, Any]) -> None:
+    listed = call_json(_sample_call_row())
+    summary, call = _schema(doc, "CallSummary"), _schema(doc, "Call")
+    assert set(summary["properties"]) == set(summary["required"]) == set(listed)
+    assert summary["properties"] == {k: v for k, v in call["properties"].items() if k != "attempts"}
+
+
+def test_intake_report_matches_the_service(doc: dict[str, Any]) -> None:
+    report = IntakeReport()
+    report.reject(3, RowError("to", "required: an E.164 number"))
+    body = report.as_dict()
+    schema = _schema(doc, "IntakeReport")
+    assert set(schema["properties"]) == set(schema["required"]) == set(body)
+    assert schema["properties"]["errors"]["maxItems"] == MAX_REPORTED_ERRORS
+    row_error = _schema(doc, "RowError")
+    assert set(row_error["properties"]) == set(row_error["required"]) == set(body["errors"][0])
+    bulk = _schema(doc, "BulkIntakeReport")
+    assert set(bulk["properties"]) == set(bulk["required"]) == {"campaign_id"} | set(body)
+
+
+@pytest.mark.parametrize("path", ["/v1/campaigns/{campaign_id}/calls", "/voice/bulk"])
+def test_upload_media_types_are_the_readers(doc: dict[str, Any], path: str) -> None:
+    assert set(doc["paths"][path]["post"]["requestBody"]["content"]) == set(READERS)
+
+
+async def test_voice_bulk_query_parameters_are_the_documented_ones(doc: dict[str, Any]) -> None:
+    params = {p["name"]: p for p in doc["paths"]["/voice/bulk"]["post"]["parameters"]}
+    assert {n for n, p in params.items() if p.get("required")} == {"text"}
+    sample = {"name": "x", "text": "Hello {{name}}", "voice": "en-us", "trunk": "demo",
+              "from": "+14155550123", "ring_timeout_s": "30", "cps": "5"}
+    assert set(sample) == set(params)
+    app = create_app(_stub_deps())
+
+    def request(query: dict[str, str]) -> web.Request:
+        return make_mocked_request("POST", f"/voice/bulk?{urlencode(query)}", app=app,
+                                   headers={"Content-Type": "application/x-ndjson"})
+
+    with pytest.raises(Reached):  # every documented parameter is accepted: the campaign gets created
+        await voice_bulk(request(sample))
+    with pytest.raises(ApiError) as refused:
+        await voice_bulk(request({**sample, "undocumented": "1"}))
+    assert (refused.value.status, refused.value.code) == (422, "unknown-field")
+    with pytest.raises(ApiError) as missing:
+        await voice_bulk(request({k: v for k, v in sample.items() if k != "text"}))
+    assert (missing.value.status, missing.value.field) == (422, "text")
+
+
+@pytest.mark.parametrize(("path", "handler", "store_method"), [
+    ("/v1/calls", list_calls, "calls_page"),
+    ("/v1/campaigns", list_campaigns, "list_page"),
+])
+async def test_list_limits_are_the_documented_ones(
+    doc: dict[str, Any], path: str, handler: Any, store_method: str
+) -> None:
+    params = {p.get("name"): p for p in doc["paths"][path]["get"]["parameters"]}
+    limit = params["limit"]["schema"]
+    for value, accepted in ((None, True), (limit["minimum"], True), (limit["maximum"], True),
+                            (limit["minimum"] - 1, False), (limit["maximum"] + 1, False)):
+        deps = _stub_deps()
+        query = "" if value is None else f"?limit={value}"
+        request = make_mocked_request("GET", path + query, app=create_app(deps))
+        if accepted:
+            with pytest.raises(Reached):
+                await handler(request)
+            name, kwargs = cast(_Stub, deps.campaign_store).calls[-1]
+            assert (name, kwargs["limit"]) == (store_method, limit["default"] if value is None else value)
+        else:
+            with pytest.raises(ApiError) as refused:
+                await handler(request)
+            assert (refused.value.status, refused.value.field) == (422, "limit")
+
+
+def _auth_cases() -> list[Any]:
+    doc = json.loads(DOC_PATH.read_text(encoding="utf-8"))
+    return [pytest.param(method, path, op, id=f"{method} {path}")
+            for method, path, op in _documented_operations(doc)]
+
+
+@pytest.mark.parametrize(("method", "path", "op"), _auth_cases())
+async def test_documented_security_is_what_the_middleware_enforces(
+    doc: dict[str, Any], method: str, path: str, op: dict[str, Any]
+) -> None:
+    needs_key = bool(op.get("security", doc.get("security", [])))
+    concrete = path.replace("{call_id}", str(uuid.uuid4())).replace("{campaign_id}", str(uuid.uuid4()))
+    request = make_mocked_request(method, concrete, app=create_app(_stub_deps()))
+
+    async def handler(_: web.Request) -> web.StreamResponse:
+        return web.Response(text="passed")
+
+    try:
+        await auth_middleware(request, handler)
+        refused = False
+    except ApiError as exc:
+        assert (exc.status, exc.code) == (401, "unauthorized")
+        refused = True
+    assert refused == needs_key

@@ -1,0 +1,240 @@
+"""`make bench-intake`: a million rows into a running stack, against a bare COPY of the same rows.
+
+Prints rows/s accepted for NDJSON and CSV, wall time, the API process's peak RSS, the same rows
+COPYed straight into a table shaped like `calls` (same indexes) in the same PostgreSQL, the ratio,
+renders per distinct text, and EXPLAIN ANALYZE for claiming, counting and paging at this size.
+The benchmark's campaigns are paused while loaded and deleted afterwards: nothing is dialed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+
+GREETINGS = ("Good morning", "Good afternoon", "Good evening")
+TEMPLATE = "{{greeting}}. Power in your area will be off tonight from midnight to four."
+
+
+def number(i: int) -> str:
+    # Valid NANP numbers: area code 415, exchange 2xx-9xx, line 0000-9999.
+    return f"+1415{200 + (i // 10000) % 800:03d}{i % 10000:04d}"
+
+
+def ndjson(rows: int) -> Iterator[bytes]:
+    batch: list[str] = []
+    for i in range(rows):
+        batch.append(json.dumps({"to": number(i), "greeting": GREETINGS[i % 3]}))
+        if len(batch) == 5000:
+            yield ("\n".join(batch) + "\n").encode()
+            batch.clear()
+    if batch:
+        yield ("\n".join(batch) + "\n").encode()
+
+
+def csv_rows(rows: int) -> Iterator[bytes]:
+    yield b"to,greeting\n"
+    batch: list[str] = []
+    for i in range(rows):
+        batch.append(f"{number(i)},{GREETINGS[i % 3]}")
+        if len(batch) == 5000:
+            yield ("\n".join(batch) + "\n").encode()
+            batch.clear()
+    if batch:
+        yield ("\n".join(batch) + "\n").encode()
+
+
+def api_pid() -> int:
+    out = subprocess.run(["pgrep", "-f", "bin/sespcl serve"], capture_output=True, text=True).stdout.split()
+    for pid in out:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if cmd and b"python" in cmd[0]:
+            return int(pid)
+    raise SystemExit("the API process (sespcl serve) is not running: make up first")
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.stop_flag = pid, 0, threading.Event()
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            self.peak_kb = max(self.peak_kb, self.rss_kb())
+            time.sleep(0.05)
+
+
+def upload(client: httpx.Client, rows: int, kind: str) -> tuple[str, dict[str, object], float]:
+    created = client.post(
+        "/v1/campaigns",
+        json={"name": f"bench-{kind}-{uuid.uuid4().hex[:6]}", "defaults": {"tts": {"text": TEMPLATE}}},
+    )
+    created.raise_for_status()
+    campaign = created.json()["id"]
+    client.post(f"/v1/campaigns/{campaign}/pause").raise_for_status()
+    body, ctype = (ndjson(rows), "application/x-ndjson") if kind == "ndjson" else (csv_rows(rows), "text/csv")
+    started = time.perf_counter()
+    response = client.post(f"/v1/campaigns/{campaign}/calls", content=body, headers={"Content-Type": ctype})
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    return campaign, response.json(), elapsed
+
+
+def bare_copy(db: psycopg.Connection, rows: int, campaign: str) -> float:
+    """The same rows, COPYed into a table with calls' columns and indexes, nothing else."""
+    db.execute("DROP TABLE IF EXISTS bench_bare")
+    db.execute("CREATE UNLOGGED TABLE bench_bare (LIKE calls INCLUDING ALL)")
+    db.execute("ALTER TABLE bench_bare SET LOGGED")
+    hashes = {
+        g: db.execute(
+            "SELECT audio_hash FROM calls WHERE campaign_id = %s AND tts_text = %s LIMIT 1",
+            (campaign, TEMPLATE.replace("{{greeting}}", g)),
+        ).fetchone()[0]
+        for g in GREETINGS
+    }
+    db.commit()
+    started = time.perf_counter()
+    with (
+        db.cursor() as cur,
+        cur.copy(
+            "COPY bench_bare (id, to_number, trunk, tts_text, tts_voice, audio_hash, ring_timeout_s,"
+            " campaign_id)"
+            " FROM STDIN"
+        ) as copy,
+    ):
+        for i in range(rows):
+            g = GREETINGS[i % 3]
+            copy.write_row(
+                (
+                    uuid.uuid4(),
+                    number(i),
+                    "demo",
+                    TEMPLATE.replace("{{greeting}}", g),
+                    "en-us",
+                    hashes[g],
+                    30,
+                    campaign,
+                )
+            )
+    db.commit()
+    elapsed = time.perf_counter() - started
+    db.execute("DROP TABLE bench_bare")
+    db.commit()
+    return elapsed
+
+
+def explain(db: psycopg.Connection, title: str, sql: str, params: tuple[object, ...]) -> None:
+    plan = db.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) " + sql, params).fetchall()
+    print(f"\n-- {title}")
+    for (line,) in plan:
+        print("   " + line)
+    db.rollback()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark's calls afterwards")
+    args = parser.parse_args()
+    api, key, dsn = os.environ["SESPCL_API_URL"], os.environ["SESPCL_API_KEY"], os.environ["DATABASE_URL"]
+    client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=600)
+    db = psycopg.connect(dsn)
+    sampler = RssSampler(api_pid())
+    rss_before = sampler.rss_kb()
+    sampler.start()
+    campaigns = []
+    try:
+        results = {}
+        for kind in ("ndjson", "csv"):
+            campaign, report, elapsed = upload(client, args.rows, kind)
+            campaigns.append(campaign)
+            results[kind] = (report, elapsed)
+            print(
+                f"{kind:7} {args.rows:>9,} rows  accepted {report['accepted']:>9,}  "
+                f"rejected {report['rejected']}  duplicates {report['duplicates']}  "
+                f"{elapsed:6.1f} s  {report['accepted'] / elapsed:>9,.0f} rows/s"
+            )
+        sampler.stop_flag.set()
+        sampler.join()
+        print(
+            f"API RSS: {rss_before / 1024:.0f} MB before, peak {sampler.peak_kb / 1024:.0f} MB during uploads"
+        )
+        bare = bare_copy(db, args.rows, campaigns[0])
+        print(
+            f"bare COPY of the same rows into a calls-shaped table: {bare:.1f} s  "
+            f"{args.rows / bare:,.0f} rows/s"
+        )
+        for kind, (_, elapsed) in results.items():
+            print(f"ratio {kind} / bare COPY: {bare / elapsed:.2f}")
+        renders = db.execute(
+            "SELECT a.text, a.render_count, a.status FROM audio_assets a WHERE a.hash IN "
+            "(SELECT DISTINCT audio_hash FROM calls WHERE campaign_id = ANY(%s))",
+            (campaigns,),
+        ).fetchall()
+        print(
+            f"distinct texts {len(renders)}; renders {sum(r[1] for r in renders)} "
+            f"(statuses: {sorted({r[2] for r in renders})})"
+        )
+        total = db.execute("SELECT count(*) FROM calls").fetchone()[0]
+        print(f"\ncalls in the table now: {total:,}")
+        # What autovacuum does on its own a little later: statistics and the visibility map.
+        started = time.perf_counter()
+        db.autocommit = True
+        db.execute("VACUUM (ANALYZE) calls")
+        db.autocommit = False
+        print(f"VACUUM (ANALYZE) calls: {time.perf_counter() - started:.1f} s")
+        deep = db.execute(
+            "SELECT created_at, id FROM calls WHERE campaign_id = %s "
+            "ORDER BY created_at, id OFFSET %s LIMIT 1",
+            (campaigns[0], args.rows * 9 // 10),
+        ).fetchone()
+        explain(
+            db,
+            "claim: next dialable calls of a trunk (per-trunk branch of the claim query)",
+            "SELECT c.id FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash "
+            "WHERE c.status = 'queued' AND c.trunk = %s AND a.status = 'ready' "
+            "AND (c.campaign_id IS NULL OR c.campaign_id <> ALL(%s::uuid[])) "
+            "ORDER BY c.created_at, c.id LIMIT 50 FOR UPDATE OF c SKIP LOCKED",
+            ("demo", []),
+        )
+        explain(
+            db,
+            "count a campaign by status",
+            "SELECT status, count(*) FROM calls WHERE campaign_id = %s GROUP BY status",
+            (campaigns[0],),
+        )
+        explain(
+            db,
+            "a page of /v1/calls?campaign= (keyset cursor 90% deep into the campaign)",
+            "SELECT * FROM calls WHERE campaign_id = %s AND (created_at, id) > (%s, %s) "
+            "ORDER BY created_at, id LIMIT 101",
+            (campaigns[0], deep[0], deep[1]),
+        )
+    finally:
+        sampler.stop_flag.set()
+        if not args.keep and campaigns:
+            started = time.perf_counter()
+            db.rollback()
+            db.execute("DELETE FROM calls WHERE campaign_id = ANY(%s) AND status = 'queued'", (campaigns,))
+            db.execute("DELETE FROM campaigns WHERE id = ANY(%s)", (campaigns,))
+            db.commit()
+            print(f"\nremoved the benchmark's calls ({time.perf_counter() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Handlers for /v1/campaigns, /voice/bulk and the /v1/calls listing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from orchestrator.api.bulk_formats import READERS, BodyTooLarge, MalformedBody
+from orchestrator.api.deps import DEPS, ApiDeps
+from orchestrator.api.errors import ApiError
+from orchestrator.api.parsing import json_body, validation_error
+from orchestrator.api.presenters import call_json, campaign_json
+from orchestrator.api.schemas import CampaignIn
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.campaign import CampaignStatus
+
+
+def _deps(request: web.Request) -> ApiDeps:
+    return request.app[DEPS]
+
+
+def _campaign_id(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["campaign_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no-such-campaign", "no campaign with that id") from exc
+
+
+def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise ApiError(422, "invalid-field", f"limit must be 1 to {most}", "limit")
+    return int(raw)
+
+
+async def _describe(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
+    campaign, counts, pace = await _deps(request).campaigns.describe(campaign_id)
+    return campaign_json(campaign, counts, pace)
+
+
+async def create_campaign(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed-json", "the body must be a JSON object")
+    try:
+        parsed = CampaignIn.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+    row = await _deps(request).campaigns.create(
+        name=parsed.name,
+        trunk=parsed.defaults.trunk,
+        from_=parsed.defaults.from_,
+        text=parsed.defaults.tts.text,
+        voice=parsed.defaults.tts.voice,
+        ring_timeout_s=parsed.defaults.ring_timeout_s,
+        cps=parsed.cps,
+    )
+    return web.json_response(
+        await _describe(request, row["id"]), status=201, headers={"Location": f"/v1/campaigns/{row['id']}"}
+    )
+
+
+def _check_bulk_request(request: web.Request) -> None:
+    """Media type and declared size, before anything is created or read."""
+    if request.content_type not in READERS:
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            "send application/json (an array), application/x-ndjson or text/csv",
+        )
+    limit = _deps(request).max_bulk_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body-too-large", f"a bulk body may be at most {limit} bytes")
+
+
+async def _intake(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
+    deps = _deps(request)
+    _check_bulk_request(request)
+    reader = READERS[request.content_type]
+    limit = deps.max_bulk_bytes
+    try:
+        report = await deps.campaigns.intake(campaign_id, reader(request.content, limit))
+    except BodyTooLarge as exc:
+        raise ApiError(
+            413, "body-too-large", f"a bulk body may be at most {limit} bytes; nothing was stored"
+        ) from exc
+    except MalformedBody as exc:
+        raise ApiError(400, "malformed-body", f"{exc}; nothing was stored") from exc
+    return dict(report.as_dict())
+
+
+async def add_calls(request: web.Request) -> web.Response:
+    campaign_id = _campaign_id(request)
+    return web.json_response(await _intake(request, campaign_id), status=202)
+
+
+async def voice_bulk(request: web.Request) -> web.Response:
+    """The product guide's path: the campaign's settings in the query, the rows in the body."""
+    _check_bulk_request(request)
+    query = request.query
+    known = {"name", "text", "voice", "trunk", "from", "ring_timeout_s", "cps"}
+    unknown = sorted(set(query) - known)
+    if unknown:
+        raise ApiError(422, "unknown-field", f"{unknown[0]}: unknown query parameter", unknown[0])
+    if "text" not in query:
+        raise ApiError(
+            422, "invalid-field", "text: the message (it may hold {{variables}}) is required", "text"
+        )
+    body: dict[str, Any] = {
+        "name": query.get("name") or f"bulk {datetime.now(UTC).isoformat(timespec='seconds')}",
+        "defaults": {"tts": {"text": query["text"]}},
+    }
+    for key in ("trunk", "from"):
+        if key in query:
+            body["defaults"][key] = query[key]
+    if "voice" in query:
+        body["defaults"]["tts"]["voice"] = query["voice"]
+    try:
+        if "ring_timeout_s" in query:
+            body["defaults"]["ring_timeout_s"] = int(query["ring_timeout_s"])
+        if "cps" in query:
+            body["cps"] = float(query["cps"])
+    except ValueError as exc:
+        raise ApiError(422, "invalid-field", f"not a number: {exc}") from exc
+    try:
+        parsed = CampaignIn.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+    row = await _deps(request).campaigns.create(
+        name=parsed.name,
+        trunk=parsed.defaults.trunk,
+        from_=parsed.defaults.from_,
+        text=parsed.defaults.tts.text,
+        voice=parsed.defaults.tts.voice,
+        ring_timeout_s=parsed.defaults.ring_timeout_s,
+        cps=parsed.cps,
+    )
+    report = await _intake(request, row["id"])
+    return web.json_response(
+        {"campaign_id": str(row["id"]), **report},
+        status=202,
+        headers={"Location": f"/v1/campaigns/{row['id']}"},
+    )
+
+
+async def get_campaign(request: web.Request) -> web.Response:
+    return web.json_response(await _describe(request, _campaign_id(request)))
+
+
+async def list_campaigns(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    rows, cursor = await deps.campaign_store.list_page(
+        limit=_limit(request, 50, 500), cursor=request.query.get("cursor")
+    )
+    return web.json_response({"campaigns": [campaign_json(r) for r in rows], "next_cursor": cursor})
+
+
+def _status_change(status: CampaignStatus) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        campaign_id = _campaign_id(request)
+        _, canceled = await _deps(request).campaigns.set_status(campaign_id, status)
+        body = await _describe(request, campaign_id)
+        if status is CampaignStatus.CANCELED:
+            body["canceled_calls"] = canceled
+        return web.json_response(body)
+
+    return handler
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    campaign: UUID | None = None
+    if "campaign" in request.query:
+        try:
+            campaign = UUID(request.query["campaign"])
+        except ValueError as exc:
+            raise ApiError(422, "invalid-field", "campaign must be a campaign id", "campaign") from exc
+    status = request.query.get("status")
+    if status is not None and status not in {s.value for s in CallStatus}:
+        raise ApiError(
+            422, "invalid-field", f"status must be one of {[s.value for s in CallStatus]}", "status"
+        )
+    rows, cursor = await deps.campaign_store.calls_page(
+        campaign=campaign, status=status, limit=_limit(request), cursor=request.query.get("cursor")
+    )
+    return web.json_response({"calls": [call_json(r) for r in rows], "next_cursor": cursor})
+
+
+def register(app: web.Application) -> None:
+    app.router.add_post("/v1/campaigns", create_campaign)
+    app.router.add_get("/v1/campaigns", list_campaigns)
+    app.router.add_get("/v1/campaigns/{campaign_id}", get_campaign)
+    app.router.add_post("/v1/campaigns/{campaign_id}/calls", add_calls)
+    app.router.add_post("/v1/campaigns/{campaign_id}/pause", _status_change(CampaignStatus.PAUSED))
+    app.router.add_post("/v1/campaigns/{campaign_id}/resume", _status_change(CampaignStatus.ACTIVE))
+    app.router.add_post("/v1/campaigns/{campaign_id}/cancel", _status_change(CampaignStatus.CANCELED))
+    app.router.add_post("/voice/bulk", voice_bulk)
+    app.router.add_get("/v1/calls", list_calls)

@@ -1,0 +1,30 @@
+"""What the handlers reach through the application: services, stores, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from orchestrator.persistence.calls import CallStore
+from orchestrator.persistence.campaigns import CampaignStore
+from orchestrator.queueing import WorkQueues
+from orchestrator.services.calls import CallService
+from orchestrator.services.campaigns import CampaignService
+
+
+@dataclass
+class ApiDeps:
+    calls: CallService
+    store: CallStore
+    queues: WorkQueues
+    api_key: str
+    max_body_bytes: int
+    campaigns: CampaignService
+    campaign_store: CampaignStore
+    max_bulk_bytes: int
+
+
+DEPS = web.AppKey("deps", ApiDeps)
+
+DEPS = web.AppKey("deps", ApiDeps)

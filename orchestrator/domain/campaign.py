@@ -1,0 +1,145 @@
+"""Campaigns: a message template, defaults, and the rows of a bulk upload. Pure: no I/O."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from orchestrator.domain.phone import E164Checker
+from orchestrator.domain.text import control_character_position
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
+MAX_TEXT = 2000
+MAX_VARIABLE = 500
+ROW_OVERRIDES = frozenset({"from", "trunk", "ring_timeout_s"})
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+class CampaignStatus(str, Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+
+
+class RowError(Exception):
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+class Template:
+    """`{{name}}` placeholders in a message; rendering never evaluates anything else."""
+
+    def __init__(self, text: str) -> None:
+        position = control_character_position(text)
+        if position is not None:
+            raise ValueError(f"contains a control character at position {position}")
+        if not text.strip() or len(text) > MAX_TEXT:
+            raise ValueError(f"must be 1 to {MAX_TEXT} characters")
+        self.text = text
+        self._parts = _PLACEHOLDER.split(text)  # literal, name, literal, name, ...
+        self.variables = frozenset(self._parts[1::2])
+
+    def render(self, values: Mapping[str, str]) -> str:
+        out = []
+        for index, part in enumerate(self._parts):
+            if index % 2 == 0:
+                out.append(part)
+            else:
+                value = values.get(part)
+                if value is None:
+                    raise RowError(part, f"missing variable {part!r} used by the message")
+                out.append(value)
+        text = "".join(out)
+        if len(text) > MAX_TEXT:
+            raise RowError(
+                "tts.text", f"the message is {len(text)} characters once filled in; at most {MAX_TEXT}"
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class CampaignDefaults:
+    trunk: str
+    from_: str | None
+    template: Template
+    voice: str
+    ring_timeout_s: int
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    to: str
+    from_: str | None
+    trunk: str
+    text: str
+    ring_timeout_s: int
+
+
+class RowParser:
+    """Turns one uploaded row (a mapping of strings, or JSON values) into a BulkRow."""
+
+    def __init__(self, defaults: CampaignDefaults, known_trunks: frozenset[str]) -> None:
+        self._defaults = defaults
+        self._trunks = known_trunks
+        self._e164 = E164Checker()
+
+    def parse(self, row: Mapping[str, Any]) -> BulkRow:
+        to = row.get("to")
+        if not isinstance(to, str) or not to:
+            raise RowError("to", "required: an E.164 number")
+        try:
+            to = self._e164.check(to.strip())
+        except ValueError as exc:
+            raise RowError("to", str(exc)) from exc
+        variables: dict[str, str] = {}
+        for key, value in row.items():
+            if key == "to" or key in ROW_OVERRIDES:
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise RowError(key, "variables must be strings or numbers")
+            text = str(value)
+            if len(text) > MAX_VARIABLE or control_character_position(text) is not None:
+                raise RowError(key, f"must be at most {MAX_VARIABLE} characters, no control characters")
+            variables[key] = text
+        unknown = set(variables) - self._defaults.template.variables
+        if unknown:
+            raise RowError(sorted(unknown)[0], "unknown column: not a variable of the message")
+        text = self._defaults.template.render(variables)
+        return BulkRow(
+            to=to, from_=self._from(row), trunk=self._trunk(row), text=text, ring_timeout_s=self._ring(row)
+        )
+
+    def _from(self, row: Mapping[str, Any]) -> str | None:
+        value = row.get("from")
+        if value in (None, ""):
+            return self._defaults.from_
+        if not isinstance(value, str):
+            raise RowError("from", "must be an E.164 number")
+        try:
+            return self._e164.check(value.strip())
+        except ValueError as exc:
+            raise RowError("from", str(exc)) from exc
+
+    def _trunk(self, row: Mapping[str, Any]) -> str:
+        value = row.get("trunk")
+        if value in (None, ""):
+            return self._defaults.trunk
+        if not isinstance(value, str) or not _NAME.fullmatch(value) or value not in self._trunks:
+            raise RowError("trunk", f"no trunk named {value!r}")
+        return value
+
+    def _ring(self, row: Mapping[str, Any]) -> int:
+        value = row.get("ring_timeout_s")
+        if value in (None, ""):
+            return self._defaults.ring_timeout_s
+        try:
+            number = int(value) if not isinstance(value, bool) else -1
+        except (TypeError, ValueError) as exc:
+            raise RowError("ring_timeout_s", "must be a whole number of seconds") from exc
+        if not 5 <= number <= 120:
+            raise RowError("ring_timeout_s", "must be between 5 and 120")
+        return number

@@ -1,0 +1,266 @@
+"""Campaigns and their bulk intake. One upload is one transaction: all of it, or none."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection, AsyncCopy
+from psycopg.rows import DictRow
+
+from orchestrator.domain.campaign import BulkRow, CampaignStatus
+from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.persistence.db import Pool
+
+Row = dict[str, Any]
+FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+
+
+class CampaignStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self,
+        *,
+        name: str,
+        trunk: str,
+        from_: str | None,
+        template: str,
+        voice: str,
+        ring_timeout_s: int,
+        cps: float | None,
+    ) -> Row:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
+                                       ring_timeout_s, cps)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
+                """,
+                (uuid.uuid4(), name, trunk, from_, template, voice, ring_timeout_s, cps),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return row
+
+    async def get(self, campaign_id: UUID) -> Row:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT * FROM campaigns WHERE id = %s", (campaign_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no campaign {campaign_id}", code="no-such-campaign")
+        return row
+
+    async def progress(self, campaign_id: UUID) -> tuple[dict[str, int], float]:
+        """Calls by status (an index-only scan) and dials per second over the last minute."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, count(*) AS n FROM calls WHERE campaign_id = %s GROUP BY status",
+                (campaign_id,),
+            )
+            counts = {str(r["status"]): int(r["n"]) for r in await cur.fetchall()}
+            cur = await conn.execute(
+                """
+                SELECT count(*) AS n FROM call_attempts a JOIN calls c ON c.id = a.call_id
+                WHERE a.started_at > now() - interval '60 seconds' AND c.campaign_id = %s
+                """,
+                (campaign_id,),
+            )
+            recent = await cur.fetchone()
+        return counts, (int(recent["n"]) / 60.0 if recent else 0.0)
+
+    async def list_page(self, *, limit: int, cursor: str | None) -> tuple[list[Row], str | None]:
+        after = decode_cursor(cursor)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT * FROM campaigns
+                WHERE (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))
+                ORDER BY created_at, id LIMIT %(limit)s
+                """,
+                {"at": after[0] if after else None, "id": after[1] if after else None, "limit": limit + 1},
+            )
+            rows = await cur.fetchall()
+        return page(rows, limit)
+
+    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[Row, int]:
+        """Pause, resume or cancel. A cancel also cancels every call not yet dialed (live calls
+        finish); returns the campaign and how many calls that canceled."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT * FROM campaigns WHERE id = %s FOR UPDATE", (campaign_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"no campaign {campaign_id}", code="no-such-campaign")
+            if row["status"] == CampaignStatus.CANCELED.value and status is not CampaignStatus.CANCELED:
+                raise Conflict("the campaign is canceled", code="campaign-canceled")
+            cur = await conn.execute(
+                "UPDATE campaigns SET status = %s, updated_at = now() WHERE id = %s RETURNING *",
+                (status.value, campaign_id),
+            )
+            updated = await cur.fetchone()
+            assert updated is not None
+            canceled = 0
+            if status is CampaignStatus.CANCELED:
+                cur = await conn.execute(
+                    """
+                    UPDATE calls SET status = 'canceled', status_reason = 'campaign canceled',
+                           ended_at = now(), updated_at = now()
+                    WHERE campaign_id = %s AND status = 'queued'
+                    """,
+                    (campaign_id,),
+                )
+                canceled = cur.rowcount
+            return updated, canceled
+
+    async def calls_page(
+        self, *, campaign: UUID | None, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[Row], str | None]:
+        """Keyset pages in arrival order: a cursor stays right however many calls arrive."""
+        after = decode_cursor(cursor)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT * FROM calls
+                WHERE (%(campaign)s::uuid IS NULL OR campaign_id = %(campaign)s)
+                  AND (%(status)s::text IS NULL OR status = %(status)s)
+                  AND (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))
+                ORDER BY created_at, id LIMIT %(limit)s
+                """,
+                {
+                    "campaign": campaign,
+                    "status": status,
+                    "at": after[0] if after else None,
+                    "id": after[1] if after else None,
+                    "limit": limit + 1,
+                },
+            )
+            rows = await cur.fetchall()
+        return page(rows, limit)
+
+    def intake(self, campaign: Row) -> Intake:
+        return Intake(self._pool, campaign)
+
+
+class Intake:
+    """Stages an upload's rows with COPY as they are parsed, then inserts them in one statement
+    that skips numbers the campaign already has. Leaving without `commit()` keeps nothing."""
+
+    def __init__(self, pool: Pool, campaign: Row) -> None:
+        self._pool = pool
+        self._campaign = campaign
+        self._conn: AsyncConnection[DictRow] | None = None
+        self._copy_cm: Any = None
+        self._copy: AsyncCopy | None = None
+        self.staged = 0
+
+    async def __aenter__(self) -> Intake:
+        self._conn = await self._pool.getconn()
+        await self._conn.execute(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS intake_stage (
+                line int, to_number text, from_number text, trunk text, tts_text text,
+                audio_hash text, ring_timeout_s int
+            ) ON COMMIT DELETE ROWS
+            """
+        )
+        self._copy_cm = self._conn.cursor().copy(
+            "COPY intake_stage (line, to_number, from_number, trunk, tts_text, audio_hash, ring_timeout_s)"
+            " FROM STDIN"
+        )
+        self._copy = await self._copy_cm.__aenter__()
+        return self
+
+    async def add(self, line: int, row: BulkRow, audio_hash: str) -> None:
+        assert self._copy is not None
+        await self._copy.write_row(
+            (line, row.to, row.from_, row.trunk, row.text, audio_hash, row.ring_timeout_s)
+        )
+        self.staged += 1
+
+    async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
+        """Insert the staged calls; returns (accepted, audio hashes that need a render)."""
+        assert self._conn is not None and self._copy_cm is not None
+        await self._copy_cm.__aexit__(None, None, None)
+        self._copy_cm = None
+        conn = self._conn
+        # A cancel that came while the body streamed in wins: lock the campaign and look again.
+        cur = await conn.execute(
+            "SELECT status FROM campaigns WHERE id = %s FOR UPDATE", (self._campaign["id"],)
+        )
+        current = await cur.fetchone()
+        if current is None or current["status"] == "canceled":
+            raise Conflict(
+                "the campaign was canceled during the upload; nothing was stored", code="campaign-canceled"
+            )
+        cur = await conn.execute(
+            """
+            INSERT INTO audio_assets (hash, engine, voice, text)
+            SELECT DISTINCT ON (audio_hash) audio_hash, %s, %s, tts_text FROM intake_stage
+            ORDER BY audio_hash
+            ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL
+                WHERE audio_assets.status = 'failed'
+            RETURNING hash
+            """,
+            (engine, voice),
+        )
+        renders = [str(r["hash"]) for r in await cur.fetchall()]
+        # created_at steps a microsecond per line so the campaign dials in upload order.
+        cur = await conn.execute(
+            """
+            INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice, audio_hash,
+                               ring_timeout_s, campaign_id, created_at, updated_at)
+            SELECT gen_random_uuid(), to_number, from_number, trunk, tts_text, %(voice)s, audio_hash,
+                   ring_timeout_s, %(campaign)s, now() + line * interval '1 microsecond', now()
+            FROM intake_stage ORDER BY line
+            ON CONFLICT (campaign_id, to_number) WHERE campaign_id IS NOT NULL DO NOTHING
+            """,
+            {"voice": voice, "campaign": self._campaign["id"]},
+        )
+        accepted = cur.rowcount
+        await conn.commit()
+        return accepted, renders
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if self._copy_cm is not None:
+                try:
+                    await self._copy_cm.__aexit__(exc_type or RuntimeError, exc or RuntimeError(), tb)
+                except Exception:
+                    pass
+            await self._conn.rollback()
+        finally:
+            await self._pool.putconn(self._conn)
+            self._conn = None
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if not cursor:
+        return None
+    try:
+        at, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        return datetime.fromisoformat(at), UUID(ident)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(
+            "not a cursor this API gave out", field="cursor", code="invalid-cursor"
+        ) from exc
+
+
+def encode_cursor(row: Row) -> str:
+    raw = json.dumps([row["created_at"].isoformat(), str(row["id"])])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def page(rows: list[Row], limit: int) -> tuple[list[Row], str | None]:
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1])
+    return rows, None

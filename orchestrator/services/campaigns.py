@@ -1,0 +1,169 @@
+"""Use cases behind /v1/campaigns and /voice/bulk."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+from orchestrator.domain.audio import SpeechRequest
+from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
+from orchestrator.domain.errors import ValidationFailed
+
+log = structlog.get_logger(__name__)
+MAX_REPORTED_ERRORS = 100
+
+
+class RenderQueue(Protocol):
+    def enqueue_renders(self, audio_hashes: list[str]) -> None: ...
+
+
+class TrunkDirectory(Protocol):
+    async def trunk_names(self) -> frozenset[str]: ...
+
+    async def default_trunk(self) -> str | None: ...
+
+
+@dataclass
+class IntakeReport:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, line: int, error: RowError) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append({"line": line, "field": error.field, "message": error.message})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": self.errors,
+        }
+
+
+class CampaignService:
+    def __init__(
+        self,
+        store: Any,
+        trunks: TrunkDirectory,
+        renders: RenderQueue,
+        *,
+        engine: str,
+        default_voice: str,
+        voices: Callable[[], Collection[str]],
+    ) -> None:
+        self._store = store
+        self._trunks = trunks
+        self._renders = renders
+        self._engine = engine
+        self._default_voice = default_voice
+        self._voices = voices
+
+    async def create(
+        self,
+        *,
+        name: str,
+        trunk: str | None,
+        from_: str | None,
+        text: str,
+        voice: str | None,
+        ring_timeout_s: int,
+        cps: float | None,
+    ) -> dict[str, Any]:
+        names = await self._trunks.trunk_names()
+        trunk_name = trunk or await self._trunks.default_trunk()
+        if trunk_name is None:
+            raise ValidationFailed("no trunk given and no default trunk", field="defaults.trunk")
+        if trunk_name not in names:
+            raise ValidationFailed(
+                f"no trunk named {trunk_name!r}", field="defaults.trunk", code="unknown-trunk"
+            )
+        voice_name = voice or self._default_voice
+        if voice_name.lower() not in self._voices():
+            raise ValidationFailed(
+                f"unknown voice {voice_name!r}", field="defaults.tts.voice", code="unknown-voice"
+            )
+        try:
+            Template(text)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="defaults.tts.text") from exc
+        row: dict[str, Any] = await self._store.create(
+            name=name,
+            trunk=trunk_name,
+            from_=from_,
+            template=text,
+            voice=voice_name,
+            ring_timeout_s=ring_timeout_s,
+            cps=cps,
+        )
+        log.info("campaign.created", campaign_id=str(row["id"]), name=name)
+        return row
+
+    async def intake(self, campaign_id: UUID, rows: AsyncIterator[tuple[int, Any]]) -> IntakeReport:
+        """Validate and stage every row as it streams in; commit all of it at the end."""
+        campaign = await self._store.get(campaign_id)
+        if campaign["status"] == CampaignStatus.CANCELED.value:
+            raise ValidationFailed("the campaign is canceled", code="campaign-canceled")
+        parser = RowParser(
+            CampaignDefaults(
+                trunk=campaign["trunk"],
+                from_=campaign["from_number"],
+                template=Template(campaign["tts_template"]),
+                voice=campaign["tts_voice"],
+                ring_timeout_s=campaign["ring_timeout_s"],
+            ),
+            await self._trunks.trunk_names(),
+        )
+        voice = str(campaign["tts_voice"])
+        keys: dict[str, str] = {}
+        report = IntakeReport()
+        async with self._store.intake(campaign) as intake:
+            async for line, raw in rows:
+                if isinstance(raw, RowError):
+                    report.reject(line, raw)
+                    continue
+                try:
+                    row = parser.parse(raw)
+                except RowError as error:
+                    report.reject(line, error)
+                    continue
+                key = keys.get(row.text)
+                if key is None:
+                    if len(keys) > 10_000:  # bounded: templated texts may all differ
+                        keys.clear()
+                    key = keys[row.text] = SpeechRequest(
+                        text=row.text, voice=voice, engine=self._engine
+                    ).key()
+                await intake.add(line, row, key)
+            accepted, renders = await intake.commit(self._engine, voice)
+        report.accepted = accepted
+        report.duplicates = intake.staged - accepted
+        if renders:
+            await asyncio.to_thread(self._renders.enqueue_renders, renders)
+        log.info(
+            "campaign.intake",
+            campaign_id=str(campaign_id),
+            accepted=report.accepted,
+            duplicates=report.duplicates,
+            rejected=report.rejected,
+            renders=len(renders),
+        )
+        return report
+
+    async def describe(self, campaign_id: UUID) -> tuple[dict[str, Any], dict[str, int], float]:
+        campaign = await self._store.get(campaign_id)
+        counts, pace = await self._store.progress(campaign_id)
+        return campaign, counts, pace
+
+    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[dict[str, Any], int]:
+        campaign, canceled = await self._store.set_status(campaign_id, status)
+        log.info("campaign.status", campaign_id=str(campaign_id), status=status.value, canceled=canceled)
+        return campaign, canceled

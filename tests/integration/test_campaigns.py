@@ -1,0 +1,298 @@
+"""Campaigns and bulk intake through the real stack: three formats, pause/resume/cancel,
+limits, an upload cut off midway, keyset pages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import psycopg
+
+from tests.integration.conftest import wait_final
+
+TEMPLATE = "Hello {{name}}, your appointment is on {{day}}."
+
+
+def _numbers(count: int) -> list[str]:
+    """Distinct valid NANP numbers (exchange 2xx-9xx), different on every call."""
+    start = uuid.uuid4().int % 5_000_000
+    return [f"+1415{200 + (start + i) // 10000 % 800:03d}{(start + i) % 10000:04d}" for i in range(count)]
+
+
+async def _campaign(api: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
+    body = {
+        "name": f"test {uuid.uuid4().hex[:6]}",
+        "defaults": {"tts": {"text": TEMPLATE}, "ring_timeout_s": 10},
+    }
+    body.update(extra)
+    response = await api.post("/v1/campaigns", json=body)
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"] == f"/v1/campaigns/{response.json()['id']}"
+    return dict(response.json())
+
+
+async def _upload(api: httpx.AsyncClient, campaign: str, content: bytes, ctype: str) -> httpx.Response:
+    return await api.post(f"/v1/campaigns/{campaign}/calls", content=content, headers={"Content-Type": ctype})
+
+
+async def _all_calls(api: httpx.AsyncClient, campaign: str, limit: int = 100) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"campaign": campaign, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        body = (await api.get("/v1/calls", params=params)).json()
+        calls.extend(body["calls"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return calls
+
+
+async def test_bulk_in_three_formats(api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]) -> None:
+    campaign = (await _campaign(api))["id"]
+    n = _numbers(9)
+    array = json.dumps(
+        [
+            {"to": n[0], "name": "Ann", "day": "Monday"},
+            {"to": "+1234", "name": "Bad", "day": "never"},
+            {"to": n[1], "name": "Bob"},
+            {"to": n[2], "name": "Cy", "day": "Tuesday", "ring_timeout_s": 12},
+        ]
+    ).encode()
+    ndjson = "\n".join(
+        [
+            json.dumps({"to": n[3], "name": "Di", "day": "Monday"}),
+            "{broken",
+            json.dumps({"to": n[0], "name": "Ann", "day": "Monday"}),  # already in the campaign
+            json.dumps({"to": n[4], "name": "Ed", "day": "Friday", "trunk": "nosuch"}),
+            json.dumps({"to": n[5], "name": "Flo", "day": "Friday", "colour": "red"}),
+        ]
+    ).encode()
+    csv = f"to,name,day\n{n[6]},Gus,Monday\n{n[7]},Hal\n{n[6]},Gus,Monday\nnot-a-number,Ivy,Sunday\n".encode()
+
+    reports = []
+    for content, ctype in ((array, "application/json"), (ndjson, "application/x-ndjson"), (csv, "text/csv")):
+        response = await _upload(api, campaign, content, ctype)
+        assert response.status_code == 202, response.text
+        reports.append(response.json())
+    assert [(r["accepted"], r["duplicates"], r["rejected"]) for r in reports] == [
+        (2, 0, 2),
+        (1, 1, 3),
+        (1, 1, 2),
+    ]
+    assert [(e["line"], e["field"]) for e in reports[0]["errors"]] == [(2, "to"), (3, "day")]
+    assert [(e["line"], e["field"]) for e in reports[1]["errors"]] == [(2, None), (4, "trunk"), (5, "colour")]
+    assert [(e["line"], e["field"]) for e in reports[2]["errors"]] == [(3, None), (5, "to")]
+
+    calls = await _all_calls(api, campaign)
+    assert sorted(c["to"] for c in calls) == sorted([n[0], n[2], n[3], n[6]])
+    texts = {c["to"]: c["tts"]["text"] for c in calls}
+    assert texts[n[0]] == "Hello Ann, your appointment is on Monday."
+    assert {c["to"]: c["ring_timeout_s"] for c in calls}[n[2]] == 12
+    finals = [await wait_final(api, c["id"]) for c in calls]
+    assert [c["status"] for c in finals] == ["completed"] * 4
+    described = (await api.get(f"/v1/campaigns/{campaign}")).json()
+    assert (
+        described["counts"] == {"completed": 4} and described["total"] == 4 and described["progress"] == 1.0
+    )
+    # one render per distinct text: Ann and Di share "Monday" but not their names → 4 texts
+    assets = db.execute(
+        "SELECT count(DISTINCT audio_hash) AS n FROM calls WHERE campaign_id = %s", (campaign,)
+    ).fetchone()
+    assert assets is not None and assets["n"] == 4
+
+
+async def test_voice_bulk_creates_the_campaign(api: httpx.AsyncClient) -> None:
+    n = _numbers(3)
+    rows = "\n".join(json.dumps({"to": x, "first": "Sam"}) for x in n).encode()
+    response = await api.post(
+        "/voice/bulk",
+        params={"text": "Hi {{first}}, service is restored.", "name": "restore"},
+        content=rows,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["accepted"] == 3 and response.headers["Location"] == f"/v1/campaigns/{body['campaign_id']}"
+    campaign = (await api.get(f"/v1/campaigns/{body['campaign_id']}")).json()
+    assert campaign["name"] == "restore" and campaign["total"] == 3
+    async with httpx.AsyncClient(base_url=str(api.base_url)) as anonymous:
+        refused = await anonymous.post(
+            "/voice/bulk",
+            params={"text": "x"},
+            content=rows,
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+    assert refused.status_code == 401
+
+
+async def test_pause_stops_dialing_and_resume_continues(
+    api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]
+) -> None:
+    campaign = (await _campaign(api, cps=2))["id"]
+    n = _numbers(10)
+    rows = "\n".join(json.dumps({"to": x, "name": "Pat", "day": "Monday"}) for x in n).encode()
+    assert (await _upload(api, campaign, rows, "application/x-ndjson")).json()["accepted"] == 10
+
+    def started() -> list[Any]:
+        return [
+            r["started_at"]
+            for r in db.execute(
+                "SELECT a.started_at FROM call_attempts a JOIN calls c ON c.id = a.call_id "
+                "WHERE c.campaign_id = %s ORDER BY a.started_at",
+                (campaign,),
+            ).fetchall()
+        ]
+
+    for _ in range(100):
+        if len(started()) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    paused = await api.post(f"/v1/campaigns/{campaign}/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    paused_at = db.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+    await asyncio.sleep(3)
+    late = [t for t in started() if (t - paused_at).total_seconds() > 1.0]
+    assert late == [], "no call may be dialed more than a second after the pause"
+    dialed_while_paused = len(started())
+    assert dialed_while_paused < 10
+    resumed = await api.post(f"/v1/campaigns/{campaign}/resume")
+    assert resumed.json()["status"] == "active"
+    calls = await _all_calls(api, campaign)
+    finals = [await wait_final(api, c["id"], timeout=60) for c in calls]
+    assert [c["status"] for c in finals] == ["completed"] * 10
+    assert len(started()) == 10
+
+
+async def test_cancel_cancels_undialed_calls(api: httpx.AsyncClient) -> None:
+    campaign = (await _campaign(api))["id"]
+    assert (await api.post(f"/v1/campaigns/{campaign}/pause")).status_code == 200
+    rows = "\n".join(json.dumps({"to": x, "name": "Q", "day": "Monday"}) for x in _numbers(5)).encode()
+    assert (await _upload(api, campaign, rows, "application/x-ndjson")).json()["accepted"] == 5
+    canceled = await api.post(f"/v1/campaigns/{campaign}/cancel")
+    assert canceled.status_code == 200
+    body = canceled.json()
+    assert body["status"] == "canceled" and body["canceled_calls"] == 5 and body["counts"] == {"canceled": 5}
+    calls = await _all_calls(api, campaign)
+    assert all(c["status"] == "canceled" and c["status_reason"] == "campaign canceled" for c in calls)
+    again = await _upload(api, campaign, rows, "application/x-ndjson")
+    assert again.status_code == 422 and again.json()["error"]["code"] == "campaign-canceled"
+    resumed = await api.post(f"/v1/campaigns/{campaign}/resume")
+    assert resumed.status_code == 409
+
+
+def _raw_post(
+    api_url: str, key: str, path: str, headers: dict[str, str], body: bytes, hang_up: bool
+) -> bytes:
+    """Speak HTTP by hand: promise a length the body never reaches; hang up, or read the reply."""
+    url = urlparse(api_url)
+    with socket.create_connection((url.hostname, url.port or 80), timeout=10) as sock:
+        head = [
+            f"POST {path} HTTP/1.1",
+            f"Host: {url.hostname}",
+            f"Authorization: Bearer {key}",
+            *(f"{k}: {v}" for k, v in headers.items()),
+            "",
+            "",
+        ]
+        sock.sendall("\r\n".join(head).encode() + body)
+        if hang_up:
+            time.sleep(0.5)
+            return b""  # closing the socket cuts the upload off
+        return sock.recv(65536)
+
+
+async def test_upload_cut_off_midway_stores_nothing(
+    api: httpx.AsyncClient, api_url: str, api_key: str
+) -> None:
+    campaign = (await _campaign(api))["id"]
+    await api.post(f"/v1/campaigns/{campaign}/pause")
+    rows = "".join(
+        json.dumps({"to": x, "name": "R", "day": "Monday"}) + "\n" for x in _numbers(2000)
+    ).encode()
+    half = rows[: len(rows) // 2]
+    await asyncio.to_thread(
+        _raw_post,
+        api_url,
+        api_key,
+        f"/v1/campaigns/{campaign}/calls",
+        {"Content-Type": "application/x-ndjson", "Content-Length": str(len(rows))},
+        half,
+        True,
+    )
+    await asyncio.sleep(1.0)
+    described = (await api.get(f"/v1/campaigns/{campaign}")).json()
+    assert described["total"] == 0, "an upload cut off midway must leave nothing behind"
+    complete = await _upload(api, campaign, rows, "application/x-ndjson")
+    assert complete.json()["accepted"] == 2000
+    await api.post(f"/v1/campaigns/{campaign}/cancel")
+
+
+async def test_body_above_the_limit_is_413(api: httpx.AsyncClient, api_url: str, api_key: str) -> None:
+    campaign = (await _campaign(api))["id"]
+    reply = await asyncio.to_thread(
+        _raw_post,
+        api_url,
+        api_key,
+        f"/v1/campaigns/{campaign}/calls",
+        {"Content-Type": "text/csv", "Content-Length": str(10 * 1024**3), "Connection": "close"},
+        b"",
+        False,
+    )
+    # the server answers before any body arrives: the promised length is over the limit
+    assert b" 413 " in reply.split(b"\r\n", 1)[0], reply[:200]
+    assert b"body-too-large" in reply
+    assert (await api.get(f"/v1/campaigns/{campaign}")).json()["total"] == 0
+
+
+async def test_wrong_media_type_is_415(api: httpx.AsyncClient) -> None:
+    campaign = (await _campaign(api))["id"]
+    response = await _upload(api, campaign, b"to\n+14155550123\n", "text/plain")
+    assert response.status_code == 415
+
+
+async def test_keyset_pages_are_stable_under_inserts(api: httpx.AsyncClient) -> None:
+    campaign = (await _campaign(api))["id"]
+    await api.post(f"/v1/campaigns/{campaign}/pause")
+    n = _numbers(30)
+    first = "\n".join(json.dumps({"to": x, "name": "K", "day": "Monday"}) for x in n[:20]).encode()
+    await _upload(api, campaign, first, "application/x-ndjson")
+    page1 = (await api.get("/v1/calls", params={"campaign": campaign, "limit": "7"})).json()
+    assert len(page1["calls"]) == 7 and page1["next_cursor"]
+    more = "\n".join(json.dumps({"to": x, "name": "K", "day": "Monday"}) for x in n[20:]).encode()
+    await _upload(api, campaign, more, "application/x-ndjson")
+    rest: list[dict[str, Any]] = []
+    cursor = page1["next_cursor"]
+    while cursor:
+        body = (
+            await api.get("/v1/calls", params={"campaign": campaign, "limit": "7", "cursor": cursor})
+        ).json()
+        rest.extend(body["calls"])
+        cursor = body["next_cursor"]
+    seen = [c["to"] for c in page1["calls"] + rest]
+    assert seen == n, "every call exactly once, in upload order, new ones at the end"
+    bad = await api.get("/v1/calls", params={"cursor": "nonsense"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "cursor"
+    await api.post(f"/v1/campaigns/{campaign}/cancel")
+
+
+async def test_bad_campaign_requests(api: httpx.AsyncClient) -> None:
+    cases = [
+        ({"name": "x", "defaults": {"tts": {"text": "Hi {{name}}"}, "trunk": "nosuch"}}, "defaults.trunk"),
+        ({"name": "x", "defaults": {"tts": {"text": "Hi\u0007"}}}, "defaults.tts.text"),
+        ({"name": "x", "defaults": {"tts": {"text": "Hi"}, "from": "12"}}, "defaults.from"),
+        ({"name": "x", "defaults": {"tts": {"text": "Hi"}}, "cps": 0}, "cps"),
+        ({"name": "x", "defaults": {"tts": {"text": "Hi"}}, "extra": 1}, "extra"),
+    ]
+    for body, field in cases:
+        response = await api.post("/v1/campaigns", json=body)
+        assert response.status_code == 422 and response.json()["error"]["field"] == field, response.text
+    missing = await api.get(f"/v1/campaigns/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    listed = (await api.get("/v1/campaigns", params={"limit": "500"})).json()
+    assert "campaigns" in listed
