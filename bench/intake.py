@@ -194,6 +194,7 @@ def main() -> None:
         print(f"\ncalls in the table now: {total:,}")
         # What autovacuum does on its own a little later: statistics and the visibility map.
         started = time.perf_counter()
+        db.commit()
         db.autocommit = True
         db.execute("VACUUM (ANALYZE) calls")
         db.autocommit = False

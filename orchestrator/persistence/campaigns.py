@@ -215,7 +215,7 @@ class Intake:
             """
             INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice, audio_hash,
                                ring_timeout_s, campaign_id, created_at, updated_at)
-            SELECT gen_random_uuid(), to_number, from_number, trunk, tts_text, %(voice)s, audio_hash,
+            SELECT sespcl_uuid7(), to_number, from_number, trunk, tts_text, %(voice)s, audio_hash,
                    ring_timeout_s, %(campaign)s, now() + line * interval '1 microsecond', now()
             FROM intake_stage ORDER BY line
             ON CONFLICT (campaign_id, to_number) WHERE campaign_id IS NOT NULL DO NOTHING
