@@ -122,6 +122,13 @@ CREATE TABLE IF NOT EXISTS audio_assets (
     rendered_at   timestamptz
 );
 
+-- Do-not-call list: checked when a call is accepted and again just before it is dialed.
+CREATE TABLE IF NOT EXISTS dnc (
+    number    text PRIMARY KEY CHECK (number ~ '^\+[1-9][0-9]{1,14}$'),
+    reason    text,
+    added_at  timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE IF NOT EXISTS campaigns (
     id              uuid PRIMARY KEY,
     name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),

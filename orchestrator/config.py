@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     dispatch_cps: float = 50.0
     """Farm-wide ceiling on new calls per second (trunk limits come on top)."""
     node_max_channels_default: int = 500
+    node_lost_after_s: float = 10.0
+    """A node whose AMI and HTTP both stay silent this long has lost its live calls."""
     events_flush_s: float = 0.25
     """Longest an AMI event waits in the dispatcher before its batch is enqueued."""
     events_batch_max: int = 500

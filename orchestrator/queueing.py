@@ -9,6 +9,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 
 RENDER_JOB = "workers.tts.render_audio"
 EVENTS_JOB = "workers.events.record_events"
@@ -34,6 +35,14 @@ class WorkQueues:
                 Queue.prepare_data(RENDER_JOB, (h,), job_id=f"render-{h}", result_ttl=60, failure_ttl=3600)
                 for h in chunk
             ])
+
+    def requeue_lost_renders(self, audio_hashes: list[str]) -> int:
+        """Enqueue again the renders whose job Redis no longer has (a flushed Redis, a worker
+        killed mid-job). Returns how many were lost."""
+        lost = [h for h in audio_hashes if not Job.exists(f"render-{h}", connection=self.redis)]
+        if lost:
+            self.enqueue_renders(lost)
+        return len(lost)
 
     def enqueue_events(self, batch: list[dict[str, Any]]) -> None:
         self._events.enqueue(EVENTS_JOB, batch, result_ttl=0, failure_ttl=86400)

@@ -12,6 +12,7 @@ from redis import Redis
 from orchestrator.api.app import create_app
 from orchestrator.api.deps import ApiDeps
 from orchestrator.asterisk.ami import AmiNode
+from orchestrator.asterisk.probe import tcp_answers
 from orchestrator.config import Settings
 from orchestrator.domain.ports import EventCallback, StateCallback
 from orchestrator.domain.records import NodeRow
@@ -93,7 +94,9 @@ async def run_dispatcher(settings: Settings) -> None:
             originate_failure_wait_s=settings.originate_failure_wait_s,
             events_flush_s=settings.events_flush_s,
             events_batch_max=settings.events_batch_max,
+            node_lost_after_s=settings.node_lost_after_s,
         ),
+        tcp_answers,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

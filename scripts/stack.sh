@@ -184,7 +184,8 @@ up() {
         addr="$(node_address "$n")"
         # shellcheck disable=SC2046
         bash "$REPO/scripts/asterisk-node.sh" start "n$n" "$addr" $(node_rtp "$n")
-        "$VENV/bin/sespcl" nodes add "n$n" --ami-host "$addr" --replace >/dev/null
+        "$VENV/bin/sespcl" nodes add "n$n" --ami-host "$addr" --ari-url "http://$addr:8088/ari" \
+            --replace >/dev/null
     done
     local spec name scenario
     for spec in "${CARRIERS[@]}"; do

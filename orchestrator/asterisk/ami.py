@@ -140,6 +140,14 @@ class AmiNode:
             {"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}
         )
 
+    async def channel_ids(self, timeout: float = 10.0) -> set[str]:
+        """Uniqueids of every channel the node has now (CoreShowChannels)."""
+        reply = await asyncio.wait_for(
+            self._manager.send_action({"Action": "CoreShowChannels"}, as_list=True), timeout
+        )
+        messages = reply if isinstance(reply, list) else [reply]
+        return {str(m.get("Uniqueid")) for m in messages if m.get("Event") == "CoreShowChannel"}
+
     async def ping(self, timeout: float = 2.0) -> bool:
         try:
             reply = await asyncio.wait_for(self._manager.send_action({"Action": "Ping"}), timeout)

@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
+
+
+async def tcp_answers(url: str | None, timeout: float = 1.0) -> bool:
+    """Does anything accept a connection at the URL's host and port (e.g. a node's ARI)?"""
+    if not url:
+        return False
+    parsed = urlsplit(url)
+    if not parsed.hostname:
+        return False
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parsed.hostname, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
 
 
 async def ami_banner(host: str, port: int, timeout: float = 1.5) -> str | None:

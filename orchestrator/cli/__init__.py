@@ -6,6 +6,7 @@ import click
 
 from orchestrator.cli.calls import calls
 from orchestrator.cli.demo import demo
+from orchestrator.cli.dnc import dnc
 from orchestrator.cli.nodes import nodes
 from orchestrator.cli.services import db, dispatcher, serve, worker
 from orchestrator.cli.trunks import trunks
@@ -17,5 +18,5 @@ def main() -> None:
     """SESPCLSwitch: outbound voice calls through your own SIP carriers and Asterisk farm."""
 
 
-for command in (serve, dispatcher, worker, db, trunks, nodes, calls, demo):
+for command in (serve, dispatcher, worker, db, trunks, nodes, calls, dnc, demo):
     main.add_command(command)

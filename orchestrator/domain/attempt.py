@@ -95,6 +95,15 @@ class AttemptState:
         ending = Ending(CallStatus.FAILED, 0, "Unknown", reason=reason)
         return self._advance(CallStatus.FAILED, at, ending=ending)
 
+    def on_vanished(self, reason: str, at: datetime) -> Transition | None:
+        """The channel ended while nobody was listening (AMI link down): an answered call
+        completed as far as anyone can tell; an unanswered one failed."""
+        if self.answered:
+            return self._advance(
+                CallStatus.COMPLETED, at, ending=Ending(CallStatus.COMPLETED, 0, "Unknown", reason)
+            )
+        return self.on_lost(reason, at)
+
     def _advance(
         self, status: CallStatus, at: datetime, *, answered: bool = False, ending: Ending | None = None
     ) -> Transition | None:

@@ -33,6 +33,8 @@ class DialNode(Protocol):
 
     async def ping(self, timeout: float = 2.0) -> bool: ...
 
+    async def channel_ids(self, timeout: float = 10.0) -> set[str]: ...
+
 
 NodeConnector = Callable[[NodeRow, EventCallback, StateCallback], DialNode]
 
@@ -50,6 +52,10 @@ class DispatchRepository(Protocol):
 
     async def cancel_requests(self) -> list[UUID]: ...
 
+    async def stale_renders(self, older_than_s: float) -> list[str]: ...
+
 
 class EventSink(Protocol):
     def enqueue_events(self, batch: list[dict[str, Any]]) -> None: ...
+
+    def requeue_lost_renders(self, audio_hashes: list[str]) -> int: ...

@@ -32,3 +32,4 @@ class NodeRow:
     ami_secret: str
     max_channels: int
     drained: bool
+    ari_url: str | None = None

@@ -12,6 +12,7 @@ from orchestrator.domain.call import NewCall
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
+DNC_REASON = "number is on the do-not-call list"
 
 
 @dataclass(frozen=True)
@@ -63,27 +64,34 @@ class CallStore:
                 (call.audio_key, engine, call.voice, call.text),
             )
             render_needed = await cur.fetchone() is not None
+            # A number on the do-not-call list is accepted, and ends canceled with the reason.
             cur = await conn.execute(
                 """
                 INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice,
                                    audio_hash, ring_timeout_s, metadata, idempotency_key,
-                                   request_hash)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                   request_hash, status, status_reason, ended_at)
+                SELECT %(id)s, %(to)s, %(from)s, %(trunk)s, %(text)s, %(voice)s, %(audio)s, %(ring)s,
+                       %(metadata)s, %(key)s, %(hash)s,
+                       CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
+                       CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
+                       CASE WHEN d.number IS NULL THEN NULL ELSE now() END
+                FROM (SELECT 1) AS one LEFT JOIN dnc d ON d.number = %(to)s
                 RETURNING *
                 """,
-                (
-                    call.id,
-                    call.to,
-                    call.from_,
-                    call.trunk,
-                    call.text,
-                    call.voice,
-                    call.audio_key,
-                    call.ring_timeout_s,
-                    Jsonb(call.metadata) if call.metadata is not None else None,
-                    idempotency_key,
-                    request_hash,
-                ),
+                {
+                    "id": call.id,
+                    "to": call.to,
+                    "from": call.from_,
+                    "trunk": call.trunk,
+                    "text": call.text,
+                    "voice": call.voice,
+                    "audio": call.audio_key,
+                    "ring": call.ring_timeout_s,
+                    "metadata": Jsonb(call.metadata) if call.metadata is not None else None,
+                    "key": idempotency_key,
+                    "hash": request_hash,
+                    "dnc_reason": DNC_REASON,
+                },
             )
             row = await cur.fetchone()
             assert row is not None

@@ -15,6 +15,7 @@ from psycopg.rows import DictRow
 
 from orchestrator.domain.campaign import BulkRow, CampaignStatus
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.persistence.calls import DNC_REASON
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
@@ -214,13 +215,19 @@ class Intake:
         cur = await conn.execute(
             """
             INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice, audio_hash,
-                               ring_timeout_s, campaign_id, created_at, updated_at)
-            SELECT sespcl_uuid7(), to_number, from_number, trunk, tts_text, %(voice)s, audio_hash,
-                   ring_timeout_s, %(campaign)s, now() + line * interval '1 microsecond', now()
-            FROM intake_stage ORDER BY line
+                               ring_timeout_s, campaign_id, created_at, updated_at,
+                               status, status_reason, ended_at)
+            SELECT sespcl_uuid7(), s.to_number, s.from_number, s.trunk, s.tts_text, %(voice)s,
+                   s.audio_hash, s.ring_timeout_s, %(campaign)s,
+                   now() + s.line * interval '1 microsecond', now(),
+                   CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
+                   CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
+                   CASE WHEN d.number IS NULL THEN NULL ELSE now() END
+            FROM intake_stage s LEFT JOIN dnc d ON d.number = s.to_number
+            ORDER BY s.line
             ON CONFLICT (campaign_id, to_number) WHERE campaign_id IS NOT NULL DO NOTHING
             """,
-            {"voice": voice, "campaign": self._campaign["id"]},
+            {"voice": voice, "campaign": self._campaign["id"], "dnc_reason": DNC_REASON},
         )
         accepted = cur.rowcount
         await conn.commit()

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.persistence.calls import DNC_REASON
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
@@ -24,7 +25,7 @@ class DispatchStore:
     async def nodes(self) -> list[NodeRow]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT name, ami_host, ami_port, ami_user, ami_secret, max_channels, drained "
+                "SELECT name, ami_host, ami_port, ami_user, ami_secret, max_channels, drained, ari_url "
                 "FROM nodes ORDER BY name"
             )
             return [NodeRow(**row) for row in await cur.fetchall()]
@@ -105,8 +106,12 @@ class DispatchStore:
                 """,
                 (list(budgets), list(budgets.values()), held, wanted),
             )
+            picked = await cur.fetchall()
+            blocked = await self._cancel_blocked(conn, [row["id"] for row in picked])
             rows = []
-            for row in await cur.fetchall():
+            for row in picked:
+                if row["id"] in blocked:
+                    continue
                 campaign = row["campaign_id"]
                 if campaign in campaign_budget:
                     if campaign_budget[campaign] <= 0:
@@ -165,6 +170,28 @@ class DispatchStore:
                     ],
                 )
             return claims
+
+    @staticmethod
+    async def _cancel_blocked(conn: Any, call_ids: list[UUID]) -> set[UUID]:
+        """The do-not-call list, checked again just before dialing: a number added since the
+        call was accepted ends the call canceled, with the reason."""
+        if not call_ids:
+            return set()
+        cur = await conn.execute(
+            """
+            WITH blocked AS (
+                UPDATE calls c SET status = 'canceled', status_reason = %s, ended_at = now(),
+                       updated_at = now()
+                FROM dnc d WHERE c.id = ANY(%s) AND d.number = c.to_number
+                RETURNING c.id
+            )
+            INSERT INTO call_events (call_id, at, type, data)
+            SELECT id, now(), 'status', jsonb_build_object('status', 'canceled', 'reason', %s::text)
+            FROM blocked RETURNING call_id
+            """,
+            (DNC_REASON, call_ids, DNC_REASON),
+        )
+        return {row["call_id"] for row in await cur.fetchall()}
 
     @staticmethod
     async def _campaign_budgets(conn: Any, wanted: int) -> tuple[list[UUID], dict[UUID, int]]:
@@ -263,6 +290,16 @@ class DispatchStore:
                 (node, node),
             )
             return await cur.fetchall()
+
+    async def stale_renders(self, older_than_s: float) -> list[str]:
+        """Prompts still pending a while after they were asked for: their job may be lost."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT hash FROM audio_assets WHERE status = 'pending' "
+                "AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT 1000",
+                (older_than_s,),
+            )
+            return [str(row["hash"]) for row in await cur.fetchall()]
 
     async def cancel_requests(self) -> list[UUID]:
         """Live calls whose cancel was asked for through the API."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,10 @@ from orchestrator.domain.records import Claim, NodeRow
 
 log = structlog.get_logger(__name__)
 
+RENDER_SWEEP_S = 10.0
+"""How often, and after how long, pending prompts are checked for a lost job."""
+RECONCILE_MIN_AGE_S = 5.0
+"""Younger attempts may not have a channel yet (Originate in flight)."""
 PING_TIMEOUT_S = 1.5
 PING_FAILURES_DOWN = 2
 """Two missed pings a second apart: a hung node is out of the plan within about 3 s."""
@@ -50,6 +55,8 @@ class DispatchSettings:
     originate_failure_wait_s: float
     events_flush_s: float
     events_batch_max: int
+    node_lost_after_s: float = 10.0
+    """A node silent this long, with its HTTP/ARI port dead too, has lost its calls."""
 
 
 def _now() -> datetime:
@@ -63,11 +70,13 @@ class Dispatcher:
         connect_node: NodeConnector,
         sink: EventSink,
         settings: DispatchSettings,
+        http_answers: Callable[[str | None], Awaitable[bool]],
     ) -> None:
         self._store = store
         self._connect_node = connect_node
         self._sink = sink
         self._settings = settings
+        self._http_answers = http_answers
         self._nodes: dict[str, DialNode] = {}
         self._node_rows: dict[str, NodeRow] = {}
         self._attempts: dict[str, AttemptState] = {}
@@ -79,6 +88,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._ping_failures: dict[str, int] = {}
+        self._silent_since: dict[str, float] = {}
+        self._declared_lost: set[str] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -93,6 +104,7 @@ class Dispatcher:
             self._every(2.0, self._refresh_nodes),
             self._every(1.0, self._check_nodes),
             self._every(2.0, self._sweep_overdue),
+            self._every(RENDER_SWEEP_S, self._sweep_lost_renders),
         ]
         try:
             await asyncio.gather(*loops)
@@ -155,10 +167,54 @@ class Dispatcher:
             if usable != was_usable:
                 log.warning("dispatch.node_state", node=name, usable=usable)
                 await self._store.mark_node(name, up=usable, version=node.version)
+            if usable:
+                self._silent_since.pop(name, None)
+                self._declared_lost.discard(name)
+                return
+            silent_for = time.monotonic() - self._silent_since.setdefault(name, time.monotonic())
+            if silent_for > self._settings.node_lost_after_s and name not in self._declared_lost:
+                row = self._node_rows.get(name)
+                # AMI silent but the node's HTTP server answers: only the AMI link is cut, the
+                # calls go on; they are reconciled when AMI comes back.
+                if not await self._http_answers(row.ari_url if row else None):
+                    self._declared_lost.add(name)
+                    self._fail_node_attempts(name, f"node {name} lost: no answer for {silent_for:.0f} s")
 
         await asyncio.gather(*(check(name, node) for name, node in list(self._nodes.items())))
 
+    def _fail_node_attempts(self, name: str, reason: str) -> None:
+        now = _now()
+        lost = [state for state in self._attempts.values() if state.node == name]
+        log.error("dispatch.node_lost", node=name, live_calls=len(lost), reason=reason)
+        for state in lost:
+            self._push(state.on_lost(reason, now))
+
+    async def _reconcile(self, name: str) -> None:
+        """After (re)connecting: attempts this dispatcher follows on the node whose channel is
+        gone ended while nobody listened. Settle them instead of waiting for their bounds."""
+        node = self._nodes.get(name)
+        if node is None:
+            return
+        await asyncio.sleep(1.0)
+        try:
+            present = await node.channel_ids()
+        except Exception as exc:
+            log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
+            return
+        await asyncio.sleep(2.0)  # a Hangup already on its way still wins
+        now_mono, now = time.monotonic(), _now()
+        settled = 0
+        for key, state in list(self._attempts.items()):
+            started = self._started.get(key, (now_mono, 0))[0]
+            if state.node != name or key in present or now_mono - started < RECONCILE_MIN_AGE_S:
+                continue
+            self._push(state.on_vanished(f"channel gone when node {name} was next seen", now))
+            settled += 1
+        log.info("dispatch.reconciled", node=name, channels=len(present), settled=settled)
+
     def _on_node_state(self, name: str, up: bool) -> None:
+        if up:
+            self._spawn(self._reconcile(name))
         self._spawn(
             self._store.mark_node(name, up=up, version=self._nodes[name].version)
             if name in self._nodes
@@ -335,6 +391,15 @@ class Dispatcher:
             if now - started > limit:
                 log.warning("dispatch.overdue", call_id=str(state.call_id), attempt_id=key)
                 self._push(state.on_lost(f"no final event within {limit:.0f} s", _now()))
+
+    async def _sweep_lost_renders(self) -> None:
+        """PostgreSQL says which prompts are wanted; Redis only carries the jobs. A job lost with
+        a flushed Redis or a killed worker is enqueued again, so no call waits forever."""
+        stale = await self._store.stale_renders(RENDER_SWEEP_S)
+        if stale:
+            lost = await asyncio.to_thread(self._sink.requeue_lost_renders, stale)
+            if lost:
+                log.warning("dispatch.renders_requeued", count=lost)
 
     async def _adopt_live_attempts(self) -> None:
         """After a restart, follow the attempts a previous run left live (their events still come)."""

@@ -1,0 +1,90 @@
+"""The do-not-call list, checked when a call is accepted and again just before it is dialed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+
+from orchestrator.domain.audio import SpeechRequest
+from tests.integration.conftest import call_body, wait_final
+from tests.integration.test_farm import sespcl
+
+REASON = "number is on the do-not-call list"
+
+
+def _fresh_number() -> str:
+    return f"+1415{200 + uuid.uuid4().int % 800:03d}{uuid.uuid4().int % 10000:04d}"
+
+
+async def test_blocked_at_acceptance(api: httpx.AsyncClient) -> None:
+    number = _fresh_number()
+    assert sespcl("dnc", "add", number, "--reason", "asked").returncode == 0
+    try:
+        response = await api.post("/v1/calls", json=call_body(to=number))
+        assert response.status_code == 202
+        call = (await api.get(f"/v1/calls/{response.json()['id']}")).json()
+        assert call["status"] == "canceled" and call["status_reason"] == REASON and call["attempts"] == []
+        listed = json.loads(sespcl("dnc", "list", "--json", "--limit", "1000000").stdout)
+        assert {"number": number, "reason": "asked"}.items() <= next(
+            r for r in listed if r["number"] == number
+        ).items()
+    finally:
+        assert sespcl("dnc", "remove", number).returncode == 0
+
+
+async def test_blocked_in_a_bulk_upload(api: httpx.AsyncClient) -> None:
+    blocked, allowed = _fresh_number(), _fresh_number()
+    assert sespcl("dnc", "add", blocked).returncode == 0
+    try:
+        campaign = (
+            await api.post("/v1/campaigns", json={"name": "dnc", "defaults": {"tts": {"text": "Hi."}}})
+        ).json()
+        rows = f"{json.dumps({'to': blocked})}\n{json.dumps({'to': allowed})}\n".encode()
+        report = await api.post(
+            f"/v1/campaigns/{campaign['id']}/calls",
+            content=rows,
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        assert report.json()["accepted"] == 2
+        calls = (await api.get("/v1/calls", params={"campaign": campaign["id"]})).json()["calls"]
+        by_number = {c["to"]: c for c in calls}
+        assert by_number[blocked]["status"] == "canceled" and by_number[blocked]["status_reason"] == REASON
+        assert (await wait_final(api, by_number[allowed]["id"]))["status"] == "completed"
+    finally:
+        sespcl("dnc", "remove", blocked)
+
+
+async def test_checked_again_just_before_dialing(
+    api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]
+) -> None:
+    """Accepted while allowed, listed while its prompt is still rendering: never dialed."""
+    number = _fresh_number()
+    text = f"Listed while waiting {uuid.uuid4().hex[:6]}."
+    request = SpeechRequest(text=text, voice="en-us")
+    db.execute(
+        "INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, %s, %s, %s)",
+        (request.key(), request.engine, request.voice, text),
+    )
+    created = await api.post("/v1/calls", json=call_body(to=number, tts={"text": text, "voice": "en-us"}))
+    assert created.json()["status"] == "queued"
+    assert sespcl("dnc", "add", number).returncode == 0
+    try:
+        ready = db.execute("SELECT path FROM audio_assets WHERE status = 'ready' LIMIT 1").fetchone()
+        assert ready is not None
+        db.execute(
+            "UPDATE audio_assets SET status = 'ready', path = %s WHERE hash = %s",
+            (ready["path"], request.key()),
+        )
+        call = await wait_final(api, created.json()["id"], timeout=20)
+        assert call["status"] == "canceled" and call["status_reason"] == REASON and call["attempts"] == []
+    finally:
+        sespcl("dnc", "remove", number)
+
+
+def test_dnc_cli_refuses_bad_numbers() -> None:
+    result = sespcl("dnc", "add", "12345")
+    assert result.returncode == 1 and "invalid NUMBER" in result.stderr
