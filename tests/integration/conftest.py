@@ -83,3 +83,28 @@ def call_body(
     body: dict[str, Any] = {"to": to, "tts": {"text": text}}
     body.update(extra)
     return body
+
+
+class HeldPrompt:
+    """A prompt held 'being rendered': a pending asset row that no job renders, so a call
+    using it is certainly not dialed until `release()` marks it ready (with a real file)."""
+
+    def __init__(self, db: psycopg.Connection[dict[str, Any]], text: str) -> None:
+        from orchestrator.domain.audio import SpeechRequest
+
+        self.db, self.text = db, text
+        self.key = SpeechRequest(text=text, voice="en-us").key()
+        db.execute(
+            "INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, 'espeak-ng', 'en-us', %s)",
+            (self.key, text),
+        )
+
+    def body(self, **extra: Any) -> dict[str, Any]:
+        return call_body(tts={"text": self.text, "voice": "en-us"}, **extra)
+
+    def release(self) -> None:
+        ready = self.db.execute("SELECT path FROM audio_assets WHERE status = 'ready' LIMIT 1").fetchone()
+        assert ready is not None, "no rendered prompt to borrow"
+        self.db.execute(
+            "UPDATE audio_assets SET status = 'ready', path = %s WHERE hash = %s", (ready["path"], self.key)
+        )

@@ -11,8 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from orchestrator.domain.audio import SpeechRequest
-from tests.integration.conftest import call_body, wait_final
+from tests.integration.conftest import HeldPrompt, call_body, wait_final
 
 Db = psycopg.Connection[dict[str, Any]]
 
@@ -152,22 +151,13 @@ async def test_identical_messages_render_once(api: httpx.AsyncClient, db: Db) ->
 async def test_cancel_before_dialing_never_dials(api: httpx.AsyncClient, db: Db) -> None:
     """Hold the call's prompt 'being rendered' (a pending asset nobody renders), so the call is
     certainly not dialed when the cancel arrives; then release the prompt and check it stays put."""
-    text = f"Cancel me {uuid.uuid4()}."
-    request = SpeechRequest(text=text, voice="en-us")
-    db.execute(
-        "INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, %s, %s, %s)",
-        (request.key(), request.engine, request.voice, text),
-    )
-    created = await api.post("/v1/calls", json=call_body(text=text, tts={"text": text, "voice": "en-us"}))
+    held = HeldPrompt(db, f"Cancel me {uuid.uuid4()}.")
+    created = await api.post("/v1/calls", json=held.body())
     assert created.status_code == 202, created.text
     call_id = created.json()["id"]
     canceled = await api.post(f"/v1/calls/{call_id}/cancel")
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
-    ready = db.execute("SELECT path FROM audio_assets WHERE status = 'ready' LIMIT 1").fetchone()
-    assert ready is not None
-    db.execute(
-        "UPDATE audio_assets SET status = 'ready', path = %s WHERE hash = %s", (ready["path"], request.key())
-    )
+    held.release()
     await asyncio.sleep(2)
     call = (await api.get(f"/v1/calls/{call_id}")).json()
     assert call["status"] == "canceled" and call["attempts"] == []

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from orchestrator.domain.audio import SpeechRequest
-from tests.integration.conftest import call_body, wait_final
+from tests.integration.conftest import HeldPrompt, call_body, wait_final
 from tests.integration.test_farm import sespcl
 
 REASON = "number is on the do-not-call list"
@@ -63,22 +62,12 @@ async def test_checked_again_just_before_dialing(
 ) -> None:
     """Accepted while allowed, listed while its prompt is still rendering: never dialed."""
     number = _fresh_number()
-    text = f"Listed while waiting {uuid.uuid4().hex[:6]}."
-    request = SpeechRequest(text=text, voice="en-us")
-    db.execute(
-        "INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, %s, %s, %s)",
-        (request.key(), request.engine, request.voice, text),
-    )
-    created = await api.post("/v1/calls", json=call_body(to=number, tts={"text": text, "voice": "en-us"}))
+    held = HeldPrompt(db, f"Listed while waiting {uuid.uuid4().hex[:6]}.")
+    created = await api.post("/v1/calls", json=held.body(to=number))
     assert created.json()["status"] == "queued"
     assert sespcl("dnc", "add", number).returncode == 0
     try:
-        ready = db.execute("SELECT path FROM audio_assets WHERE status = 'ready' LIMIT 1").fetchone()
-        assert ready is not None
-        db.execute(
-            "UPDATE audio_assets SET status = 'ready', path = %s WHERE hash = %s",
-            (ready["path"], request.key()),
-        )
+        held.release()
         call = await wait_final(api, created.json()["id"], timeout=20)
         assert call["status"] == "canceled" and call["status_reason"] == REASON and call["attempts"] == []
     finally:

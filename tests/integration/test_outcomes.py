@@ -27,8 +27,13 @@ async def placed(api: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
     run = uuid.uuid4().hex[:8]
 
     async def place(label: str, trunk: str, ring: int) -> tuple[str, dict[str, Any]]:
-        body = call_body(text=f"Outcome test {label} {run}.", trunk=trunk, ring_timeout_s=ring,
-                         metadata={"test": label}, **{"from": "+14155550100"})
+        body = call_body(
+            text=f"Outcome test {label} {run}.",
+            trunk=trunk,
+            ring_timeout_s=ring,
+            metadata={"test": label},
+            **{"from": "+14155550100"},
+        )
         response = await api.post("/v1/calls", json=body)
         assert response.status_code == 202, response.text
         assert response.headers["Location"] == f"/v1/calls/{response.json()['id']}"
