@@ -213,6 +213,19 @@ CREATE TABLE IF NOT EXISTS call_attempts (
     hangup_cause_text  text,
     UNIQUE (call_id, number)
 );
+-- Ownership: each live attempt is followed by exactly one dispatcher (its owner). A dispatcher
+-- whose heartbeat stops has its attempts adopted by another; writes carry the owner, so a
+-- dispatcher that lost an attempt (a fencing token) can no longer change it.
+ALTER TABLE call_attempts ADD COLUMN IF NOT EXISTS owner text;
+CREATE INDEX IF NOT EXISTS call_attempts_live_owner ON call_attempts (owner) WHERE ended_at IS NULL;
+CREATE TABLE IF NOT EXISTS dispatchers (
+    id            text PRIMARY KEY,
+    host          text NOT NULL,
+    pid           int  NOT NULL,
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at  timestamptz NOT NULL DEFAULT now()
+);
+
 -- Attempts keep their node's name after the node is removed.
 ALTER TABLE call_attempts DROP CONSTRAINT IF EXISTS call_attempts_node_fkey;
 CREATE INDEX IF NOT EXISTS call_attempts_live ON call_attempts (node) WHERE ended_at IS NULL;

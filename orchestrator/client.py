@@ -18,12 +18,12 @@ class ApiClientError(Exception):
 
 
 class ApiClient:
-    def __init__(self, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str | None = None, api_key: str | None = None, timeout: float = 10.0
+    ) -> None:
         base = base_url or os.environ.get("SESPCL_API_URL", "http://127.0.0.1:5000")
         key = api_key if api_key is not None else os.environ.get("SESPCL_API_KEY", "")
-        self._http = httpx.Client(base_url=base, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {key}"})
+        self._http = httpx.Client(base_url=base, timeout=timeout, headers={"Authorization": f"Bearer {key}"})
 
     def close(self) -> None:
         self._http.close()

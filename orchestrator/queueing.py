@@ -30,11 +30,15 @@ class WorkQueues:
     def enqueue_renders(self, audio_hashes: list[str]) -> None:
         """Many renders at once, pipelined (a templated campaign may bring thousands)."""
         for start in range(0, len(audio_hashes), 1000):
-            chunk = audio_hashes[start:start + 1000]
-            self._render.enqueue_many([
-                Queue.prepare_data(RENDER_JOB, (h,), job_id=f"render-{h}", result_ttl=60, failure_ttl=3600)
-                for h in chunk
-            ])
+            chunk = audio_hashes[start : start + 1000]
+            self._render.enqueue_many(
+                [
+                    Queue.prepare_data(
+                        RENDER_JOB, (h,), job_id=f"render-{h}", result_ttl=60, failure_ttl=3600
+                    )
+                    for h in chunk
+                ]
+            )
 
     def requeue_lost_renders(self, audio_hashes: list[str]) -> int:
         """Enqueue again the renders whose job Redis no longer has (a flushed Redis, a worker

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
+import uuid
 
 import structlog
 from aiohttp import web
@@ -58,8 +61,16 @@ async def build_api(settings: Settings) -> web.Application:
         voices=available_voices,
     )
     app = create_app(
-        ApiDeps(service, store, queues, api_key, settings.max_body_bytes, campaigns, campaign_store,
-                settings.max_bulk_bytes)
+        ApiDeps(
+            service,
+            store,
+            queues,
+            api_key,
+            settings.max_body_bytes,
+            campaigns,
+            campaign_store,
+            settings.max_bulk_bytes,
+        )
     )
 
     async def close_pool(_: web.Application) -> None:
@@ -70,19 +81,27 @@ async def build_api(settings: Settings) -> web.Application:
 
 
 def serve(settings: Settings) -> None:
-    web.run_app(build_api(settings), host=settings.api_host, port=settings.api_port,
-                print=None, access_log=None)
+    web.run_app(
+        build_api(settings), host=settings.api_host, port=settings.api_port, print=None, access_log=None
+    )
 
 
 def _ami_connector(row: NodeRow, on_event: EventCallback, on_state: StateCallback) -> AmiNode:
-    return AmiNode(row.name, host=row.ami_host, port=row.ami_port, username=row.ami_user,
-                   secret=row.ami_secret, on_event=on_event, on_state=on_state)
+    return AmiNode(
+        row.name,
+        host=row.ami_host,
+        port=row.ami_port,
+        username=row.ami_user,
+        secret=row.ami_secret,
+        on_event=on_event,
+        on_state=on_state,
+    )
 
 
 async def run_dispatcher(settings: Settings) -> None:
     pool = await open_pool(settings.database_url, max_size=5)
     dispatcher = Dispatcher(
-        DispatchStore(pool),
+        DispatchStore(pool, owner=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"),
         _ami_connector,
         work_queues(settings),
         DispatchSettings(
@@ -120,8 +139,10 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     # SimpleWorker runs jobs in this process: the database connection and the speech engine
     # are reused, instead of a fork per job.
     worker = SimpleWorker(
-        [Queue(settings.queue_render, connection=queues.redis),
-         Queue(settings.queue_events, connection=queues.redis)],
+        [
+            Queue(settings.queue_render, connection=queues.redis),
+            Queue(settings.queue_events, connection=queues.redis),
+        ],
         connection=queues.redis,
     )
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

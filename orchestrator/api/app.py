@@ -80,9 +80,12 @@ async def create_call(request: web.Request) -> web.Response:
         raise validation_error(exc) from exc
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable()):
-        raise ApiError(400, "invalid-idempotency-key",
-                       f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
-                       "Idempotency-Key")
+        raise ApiError(
+            400,
+            "invalid-idempotency-key",
+            f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
+            "Idempotency-Key",
+        )
     call, created = await deps.calls.submit(
         to=parsed.to,
         from_=parsed.from_,
@@ -95,8 +98,9 @@ async def create_call(request: web.Request) -> web.Response:
         request_hash=parsed.canonical_hash() if key is not None else None,
     )
     location = f"/v1/calls/{call['id']}"
-    return web.json_response(call_json(call, []), status=202 if created else 200,
-                             headers={"Location": location})
+    return web.json_response(
+        call_json(call, []), status=202 if created else 200, headers={"Location": location}
+    )
 
 
 async def get_call(request: web.Request) -> web.Response:
@@ -131,26 +135,32 @@ async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
 
 async def health(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
+
     async def nodes() -> dict[str, Any]:
         rows = await deps.store.nodes_for_health()
         banners = await asyncio.gather(*(ami_banner(r["ami_host"], r["ami_port"]) for r in rows))
-        states = {r["name"]: {"ok": b is not None, "banner": b, "drained": r["drained"]}
-                  for r, b in zip(rows, banners)}
+        states = {
+            r["name"]: {"ok": b is not None, "banner": b, "drained": r["drained"]}
+            for r, b in zip(rows, banners)
+        }
         if not any(s["ok"] for s in states.values()):
             raise RuntimeError("no Asterisk node answers" if states else "no Asterisk node registered")
         return {"nodes": states}
 
-    checks = dict(zip(
-        ("postgres", "redis", "asterisk"),
-        await asyncio.gather(
-            _timed(deps.store.ping),
-            _timed(lambda: asyncio.to_thread(deps.queues.ping)),
-            _timed(nodes),
-        ),
-    ))
+    checks = dict(
+        zip(
+            ("postgres", "redis", "asterisk"),
+            await asyncio.gather(
+                _timed(deps.store.ping),
+                _timed(lambda: asyncio.to_thread(deps.queues.ping)),
+                _timed(nodes),
+            ),
+        )
+    )
     ok = all(c["ok"] for c in checks.values())
-    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks},
-                             status=200 if ok else 503)
+    return web.json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -160,11 +170,13 @@ async def metrics(request: web.Request) -> web.Response:
         deps.store.live_calls_per_node(),
         asyncio.to_thread(deps.queues.depths),
     )
-    return web.json_response({
-        "calls_by_status": by_status,
-        "queue_depths": {"dialable": by_status.get("queued", 0), **depths},
-        "live_calls_per_node": per_node,
-    })
+    return web.json_response(
+        {
+            "calls_by_status": by_status,
+            "queue_depths": {"dialable": by_status.get("queued", 0), **depths},
+            "live_calls_per_node": per_node,
+        }
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -172,8 +184,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def create_app(deps: ApiDeps) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware, auth_middleware],
-                          client_max_size=deps.max_body_bytes + 1)
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=deps.max_body_bytes + 1
+    )
     app[DEPS] = deps
     app.router.add_post("/v1/calls", create_call)
     app.router.add_get("/v1/calls/{call_id}", get_call)

@@ -23,9 +23,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message, "field": field}}, status=status
-    )
+    return web.json_response({"error": {"code": code, "message": message, "field": field}}, status=status)
 
 
 def from_domain(exc: SespclError) -> web.Response:

@@ -71,8 +71,9 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
 FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 
 
-def campaign_json(campaign: dict[str, Any], counts: dict[str, int] | None = None,
-                  pace: float | None = None) -> dict[str, Any]:
+def campaign_json(
+    campaign: dict[str, Any], counts: dict[str, int] | None = None, pace: float | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": str(campaign["id"]),
         "name": campaign["name"],

@@ -52,9 +52,7 @@ def originate_action(request: OriginateRequest) -> dict[str, Any]:
         "Priority": "1",
         "Async": "true",
         "Timeout": str(int(request.timeout_ms)),
-        "Variable": [
-            f"{header_value(k)}={header_value(v)}" for k, v in sorted(request.variables.items())
-        ],
+        "Variable": [f"{header_value(k)}={header_value(v)}" for k, v in sorted(request.variables.items())],
     }
     if request.caller_id:
         action["CallerID"] = header_value(request.caller_id)
@@ -62,7 +60,12 @@ def originate_action(request: OriginateRequest) -> dict[str, Any]:
 
 
 class AmiNode:
-    """A logged-in AMI session to one node, reconnecting by itself with a short delay."""
+    """A logged-in AMI session to one node, kept up by this class.
+
+    panoramisk's own reconnect loop is switched off: after a long outage it was seen to churn
+    connections without ever logging in again. Each (re)connection gets a fresh Manager, and a
+    retired Manager is disarmed so a stray timer can never bring a second event stream back.
+    """
 
     def __init__(
         self,
@@ -76,32 +79,63 @@ class AmiNode:
         on_state: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.name = name
+        self._host, self._port = header_value(host), port
+        self._username, self._secret = header_value(username), header_value(secret)
         self._on_event = on_event
         self._on_state = on_state
         self._logged_in = asyncio.Event()
         self.version: str | None = None
-        self._manager = Manager(
+        self._manager: Manager | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def _new_manager(self) -> Manager:
+        manager = Manager(
             loop=asyncio.get_running_loop(),
-            host=header_value(host),
-            port=port,
-            username=header_value(username),
-            secret=header_value(secret),
+            host=self._host,
+            port=self._port,
+            username=self._username,
+            secret=self._secret,
             ping_delay=5,
             ping_interval=5,
-            reconnect_timeout=1,
+            reconnect_timeout=10**9,  # reconnecting is _keep_connected's job
             # Never resend an Originate after a reconnect: it may already have been dialed.
             forgetable_actions=("ping", "login", "originate", "hangup"),
             on_login=self._logged_in_cb,
             on_disconnect=self._disconnected_cb,
         )
-        self._manager.register_event("*", self._dispatch)
+        manager.register_event("*", self._dispatch)
+        return manager
+
+    def _retire(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.connect = lambda *args, **kwargs: None
+            manager.close()
 
     @property
     def up(self) -> bool:
         return self._logged_in.is_set()
 
     def connect(self) -> None:
-        self._manager.connect()
+        if self._keeper is None:
+            self._keeper = asyncio.ensure_future(self._keep_connected())
+
+    async def _keep_connected(self) -> None:
+        delay = 0.5
+        while not self._closing:
+            if self.up:
+                await asyncio.sleep(0.5)
+                continue
+            self._retire()
+            self._manager = self._new_manager()
+            self._manager.connect()
+            if await self.wait_up(5.0):
+                delay = 0.5
+                continue
+            self._retire()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def wait_up(self, timeout: float) -> bool:
         try:
@@ -111,15 +145,21 @@ class AmiNode:
         return True
 
     def close(self) -> None:
-        self._manager.close()
+        self._closing = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+        self._retire()
         self._logged_in.clear()
+
+    def _live(self) -> Manager:
+        if self._manager is None or not self.up:
+            raise AmiError(f"node {self.name} is not connected")
+        return self._manager
 
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
         """Send an async Originate and wait for its OriginateResponse (answer or failure)."""
-        if not self.up:
-            raise AmiError(f"node {self.name} is not connected")
         action = originate_action(request)
-        future = self._manager.send_action(action)
+        future = self._live().send_action(action)
         try:
             result = await asyncio.wait_for(future, wait_s)
         except TimeoutError as exc:
@@ -136,26 +176,32 @@ class AmiNode:
         return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
 
     async def hangup(self, channel: str, cause: int = 16) -> None:
-        await self._manager.send_action(
+        await self._live().send_action(
             {"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}
         )
 
-    async def channel_ids(self, timeout: float = 10.0) -> set[str]:
-        """Uniqueids of every channel the node has now (CoreShowChannels)."""
+    async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
+        """Every channel the node has now (CoreShowChannels): Uniqueid → state ("Up", "Ringing"…)."""
         reply = await asyncio.wait_for(
-            self._manager.send_action({"Action": "CoreShowChannels"}, as_list=True), timeout
+            self._live().send_action({"Action": "CoreShowChannels"}, as_list=True), timeout
         )
         messages = reply if isinstance(reply, list) else [reply]
-        return {str(m.get("Uniqueid")) for m in messages if m.get("Event") == "CoreShowChannel"}
+        return {
+            str(m.get("Uniqueid")): str(m.get("ChannelStateDesc", ""))
+            for m in messages
+            if m.get("Event") == "CoreShowChannel"
+        }
 
     async def ping(self, timeout: float = 2.0) -> bool:
         try:
-            reply = await asyncio.wait_for(self._manager.send_action({"Action": "Ping"}), timeout)
-        except (TimeoutError, AttributeError):
+            reply = await asyncio.wait_for(self._live().send_action({"Action": "Ping"}), timeout)
+        except (TimeoutError, AttributeError, AmiError):
             return False
         return bool(reply.get("Response") == "Success")
 
     def _logged_in_cb(self, manager: Manager) -> None:
+        if self._manager is None or manager is not self._manager:
+            return
         self.version = getattr(manager.protocol, "version", None)
         self._logged_in.set()
         log.info("ami.up", node=self.name, version=self.version)
@@ -163,6 +209,8 @@ class AmiNode:
             self._on_state(self.name, True)
 
     def _disconnected_cb(self, manager: Manager, exc: Exception | None) -> None:
+        if manager is not self._manager:
+            return  # a retired connection
         was_up = self._logged_in.is_set()
         self._logged_in.clear()
         if was_up:
@@ -171,6 +219,8 @@ class AmiNode:
             self._on_state(self.name, False)
 
     def _dispatch(self, manager: Manager, message: Message) -> None:
+        if manager is not self._manager:
+            return
         name = str(message.get("Event", ""))
         if name not in EVENTS_WANTED:
             return

@@ -26,8 +26,7 @@ def calls() -> None:
 @click.option("--from", "from_", default=None, help="E.164 caller id.")
 @click.option("--wait", is_flag=True, help="Wait for a final status; exit 1 unless completed.")
 @click.option("--json", "as_json", is_flag=True)
-def calls_submit(to: str, text: str, trunk: str | None, from_: str | None, wait: bool,
-                 as_json: bool) -> None:
+def calls_submit(to: str, text: str, trunk: str | None, from_: str | None, wait: bool, as_json: bool) -> None:
     """Place one call."""
     payload: dict[str, object] = {"to": to, "tts": {"text": text}}
     if trunk:
@@ -59,8 +58,19 @@ def calls_show(call_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(call, indent=2))
         return
-    for key in ("id", "to", "from", "trunk", "status", "status_reason", "created_at", "answered_at",
-                "ended_at", "duration_s", "hangup_cause"):
+    for key in (
+        "id",
+        "to",
+        "from",
+        "trunk",
+        "status",
+        "status_reason",
+        "created_at",
+        "answered_at",
+        "ended_at",
+        "duration_s",
+        "hangup_cause",
+    ):
         click.echo(f"{key:14} {call.get(key)}")
     if call.get("attempts"):
         click.echo("")

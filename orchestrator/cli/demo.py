@@ -50,8 +50,13 @@ def demo(count: int, trunk: str | None, timeout: float) -> None:
         console.print(f"submitted {len(ids)} calls")
         calls: dict[str, dict[str, object]] = {}
         deadline = time.monotonic() + timeout
-        columns = (TextColumn("[bold]calls"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[states]}"), TimeElapsedColumn())
+        columns = (
+            TextColumn("[bold]calls"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[states]}"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("calls", total=len(ids), states="")
             while time.monotonic() < deadline:
@@ -60,8 +65,9 @@ def demo(count: int, trunk: str | None, timeout: float) -> None:
                         calls[call_id] = client.get(call_id)
                 by_status = Counter(str(c["status"]) for c in calls.values())
                 done = sum(n for s, n in by_status.items() if s in finals)
-                progress.update(task, completed=done,
-                                states=" ".join(f"{s}={n}" for s, n in sorted(by_status.items())))
+                progress.update(
+                    task, completed=done, states=" ".join(f"{s}={n}" for s, n in sorted(by_status.items()))
+                )
                 if done == len(ids):
                     break
                 time.sleep(0.5)

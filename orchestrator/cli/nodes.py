@@ -25,17 +25,32 @@ def nodes() -> None:
 @click.option("--ami-host", required=True)
 @click.option("--ami-port", type=int, default=5038, show_default=True)
 @click.option("--ami-user", default="sespcl", show_default=True)
-@click.option("--ami-secret-env", metavar="VAR", default="SESPCL_AMI_SECRET", show_default=True,
-              help="Environment variable holding the AMI secret.")
+@click.option(
+    "--ami-secret-env",
+    metavar="VAR",
+    default="SESPCL_AMI_SECRET",
+    show_default=True,
+    help="Environment variable holding the AMI secret.",
+)
 @click.option("--ari-url", default=None, help="e.g. http://127.0.10.1:8088/ari")
 @click.option("--max-channels", type=int, default=None, help="Most calls live on the node at once.")
 @click.option("--replace", is_flag=True, help="Overwrite a node of that name instead of failing.")
-def nodes_add(name: str, ami_host: str, ami_port: int, ami_user: str, ami_secret_env: str,
-              ari_url: str | None, max_channels: int | None, replace: bool) -> None:
+def nodes_add(
+    name: str,
+    ami_host: str,
+    ami_port: int,
+    ami_user: str,
+    ami_secret_env: str,
+    ari_url: str | None,
+    max_channels: int | None,
+    replace: bool,
+) -> None:
     """Register an Asterisk node."""
     if not NODE_NAME.fullmatch(name):
-        raise click.ClickException(f"invalid NAME {name!r}: lowercase letters, digits and '-', "
-                                   "starting with a letter, at most 31 characters")
+        raise click.ClickException(
+            f"invalid NAME {name!r}: lowercase letters, digits and '-', "
+            "starting with a letter, at most 31 characters"
+        )
     try:
         check_host(ami_host)
     except ValueError as exc:
@@ -58,7 +73,8 @@ def nodes_add(name: str, ami_host: str, ami_port: int, ami_user: str, ami_secret
         "ON CONFLICT (name) DO UPDATE SET ami_host = EXCLUDED.ami_host, ami_port = EXCLUDED.ami_port, "
         "ami_user = EXCLUDED.ami_user, ami_secret = EXCLUDED.ami_secret, ari_url = EXCLUDED.ari_url, "
         "max_channels = EXCLUDED.max_channels"
-        if replace else "ON CONFLICT (name) DO NOTHING"
+        if replace
+        else "ON CONFLICT (name) DO NOTHING"
     )
     with database() as conn, conn.transaction():
         inserted = conn.execute(
@@ -85,8 +101,11 @@ def nodes_list(as_json: bool) -> None:
             FROM nodes n ORDER BY n.name
             """
         ).fetchall()
-    emit(rows, ("name", "ami_host", "ami_port", "state", "drained", "live_channels", "max_channels",
-                "version"), as_json)
+    emit(
+        rows,
+        ("name", "ami_host", "ami_port", "state", "drained", "live_channels", "max_channels", "version"),
+        as_json,
+    )
 
 
 def _set_drained(name: str, drained: bool) -> None:

@@ -27,11 +27,14 @@ def _trunk_options(required_host: bool) -> Callable[[F], F]:
         options = [
             click.option("--host", required=required_host, help="Carrier SIP host (IP or DNS name)."),
             click.option("--port", type=int, default=None, help="SIP port [5060]."),
-            click.option("--transport", type=click.Choice(["udp", "tcp", "tls"]), default=None,
-                         help="[udp]"),
+            click.option("--transport", type=click.Choice(["udp", "tcp", "tls"]), default=None, help="[udp]"),
             click.option("--username", default=None, help="Digest user for the carrier."),
-            click.option("--password-env", metavar="VAR", default=None,
-                         help="Read the digest password from this environment variable."),
+            click.option(
+                "--password-env",
+                metavar="VAR",
+                default=None,
+                help="Read the digest password from this environment variable.",
+            ),
             click.option("--password-stdin", is_flag=True, help="Read the digest password from stdin."),
             click.option("--from-user", default=None),
             click.option("--from-domain", default=None),
@@ -66,8 +69,11 @@ def _password(password_env: str | None, password_stdin: bool) -> str | None:
 
 def _given(options: dict[str, Any]) -> dict[str, Any]:
     """The trunk fields the user actually set on the command line."""
-    fields = {k: v for k, v in options.items() if v is not None and k not in (
-        "password_env", "password_stdin", "make_default", "replace", "name")}
+    fields = {
+        k: v
+        for k, v in options.items()
+        if v is not None and k not in ("password_env", "password_stdin", "make_default", "replace", "name")
+    }
     password = _password(options.get("password_env"), bool(options.get("password_stdin")))
     if password is not None:
         fields["password"] = password
@@ -126,13 +132,37 @@ def trunks_update(name: str, **options: Any) -> None:
     click.echo(f"trunk {name} updated")
 
 
-_COLUMNS = ("name", "host", "port", "transport", "codecs", "max_channels", "cps", "caller_id",
-            "default", "live_calls")
+_COLUMNS = (
+    "name",
+    "host",
+    "port",
+    "transport",
+    "codecs",
+    "max_channels",
+    "cps",
+    "caller_id",
+    "default",
+    "live_calls",
+)
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("name", "host", "port", "transport", "username", "from_user", "from_domain", "caller_id",
-            "codecs", "max_channels", "cps", "live_calls", "created_at", "updated_at")
+    keys = (
+        "name",
+        "host",
+        "port",
+        "transport",
+        "username",
+        "from_user",
+        "from_domain",
+        "caller_id",
+        "codecs",
+        "max_channels",
+        "cps",
+        "live_calls",
+        "created_at",
+        "updated_at",
+    )
     public = {k: row.get(k) for k in keys}
     public["default"] = row["is_default"]
     if "has_password" in row:

@@ -66,7 +66,12 @@ class AttemptState:
             return None
         if name == "DialEnd" and fields.get("DialStatus", "").upper() == "ANSWER":
             return self._advance(CallStatus.IN_PROGRESS, at, answered=True)
+        # Every channel event says the channel's state: an "Up" seen without its answer means
+        # the answer itself was missed (no dispatcher listened at that moment).
+        missed_answer = not self.answered and fields.get("ChannelStateDesc", "").lower() == "up"
         if name == "Hangup":
+            if missed_answer:
+                self.answered = True
             cause = _int(fields.get("Cause"), default=0)
             ending = ending_for_hangup(
                 cause,
@@ -74,7 +79,9 @@ class AttemptState:
                 cancel_requested=self.cancel_requested,
                 far_end_responded=self.far_end_responded,
             )
-            return self._advance(ending.status, at, ending=ending)
+            return self._advance(ending.status, at, ending=ending, answered=missed_answer)
+        if missed_answer:
+            return self._advance(CallStatus.IN_PROGRESS, at, answered=True)
         return None
 
     def on_originate_response(self, success: bool, reason: int, at: datetime) -> Transition | None:

@@ -1,10 +1,10 @@
 """Domain errors. Each carries a stable kebab-case `code`; only the API edge picks an HTTP status.
 
-    SespclError
-    ├── ValidationFailed        bad input, names the field
-    ├── NotFound                no such call / trunk / node
-    ├── Conflict                idempotency key reused with another body, duplicate name, …
-    └── Unavailable             a dependency (database, Redis, Asterisk) does not answer
+SespclError
+├── ValidationFailed        bad input, names the field
+├── NotFound                no such call / trunk / node
+├── Conflict                idempotency key reused with another body, duplicate name, …
+└── Unavailable             a dependency (database, Redis, Asterisk) does not answer
 """
 
 from __future__ import annotations

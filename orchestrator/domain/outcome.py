@@ -76,8 +76,9 @@ def ending_for_originate_failure(
         return Ending(CallStatus.BUSY, q850.USER_BUSY, q850.cause_text(q850.USER_BUSY))
     if reason == REASON_RING_TIMEOUT:
         if not far_end_responded:
-            return Ending(CallStatus.FAILED, q850.NO_ANSWER, q850.cause_text(q850.NO_ANSWER),
-                          reason=NO_RESPONSE_REASON)
+            return Ending(
+                CallStatus.FAILED, q850.NO_ANSWER, q850.cause_text(q850.NO_ANSWER), reason=NO_RESPONSE_REASON
+            )
         return Ending(CallStatus.NO_ANSWER, q850.NO_ANSWER, q850.cause_text(q850.NO_ANSWER))
     if reason == REASON_CONGESTION:
         return Ending(CallStatus.FAILED, 34, q850.cause_text(34), reason="congestion")

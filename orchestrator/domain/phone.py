@@ -27,8 +27,16 @@ def parse_e164(value: str) -> str:
 
 _Region = tuple[re.Pattern[str], frozenset[int], list[tuple[re.Pattern[str], frozenset[int]]]]
 _NUMBER_TYPES = (
-    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip",
-    "pager", "uan", "voicemail",
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "pager",
+    "uan",
+    "voicemail",
 )
 
 

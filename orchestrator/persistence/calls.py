@@ -43,9 +43,7 @@ class CallStore:
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (idempotency_key,)
                 )
-                cur = await conn.execute(
-                    "SELECT * FROM calls WHERE idempotency_key = %s", (idempotency_key,)
-                )
+                cur = await conn.execute("SELECT * FROM calls WHERE idempotency_key = %s", (idempotency_key,))
                 existing = await cur.fetchone()
                 if existing is not None:
                     return CreateResult(

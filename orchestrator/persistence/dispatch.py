@@ -19,8 +19,63 @@ Row = dict[str, Any]
 
 
 class DispatchStore:
-    def __init__(self, pool: Pool) -> None:
+    """Everything one dispatcher instance (`owner`) reads and writes."""
+
+    def __init__(self, pool: Pool, owner: str) -> None:
         self._pool = pool
+        self.owner = owner
+
+    async def heartbeat(self, host: str, pid: int) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                INSERT INTO dispatchers (id, host, pid) VALUES (%s, %s, %s)
+                ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+                """,
+                (self.owner, host, pid),
+            )
+
+    async def dispatchers_on(self, host: str) -> list[tuple[str, int]]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, pid FROM dispatchers WHERE host = %s AND id <> %s", (host, self.owner)
+            )
+            return [(str(r["id"]), int(r["pid"])) for r in await cur.fetchall()]
+
+    async def retire(self) -> None:
+        """A clean stop: hand this dispatcher's attempts over at once instead of after a timeout."""
+        async with self._pool.connection() as conn:
+            await conn.execute("DELETE FROM dispatchers WHERE id = %s", (self.owner,))
+
+    async def adopt_orphans(self, stale_after_s: float, dead_here: list[str] | None = None) -> list[Row]:
+        """Take over the live attempts of dispatchers that stopped (no heartbeat) or are gone.
+        `dead_here`: dispatchers known dead at once (same host, their process is gone)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            if dead_here:
+                await conn.execute("DELETE FROM dispatchers WHERE id = ANY(%s)", (dead_here,))
+            cur = await conn.execute(
+                """
+                WITH orphans AS (
+                    SELECT a.id FROM call_attempts a
+                    WHERE a.ended_at IS NULL AND a.owner IS DISTINCT FROM %(me)s
+                      AND NOT EXISTS (SELECT 1 FROM dispatchers d WHERE d.id = a.owner
+                                      AND d.heartbeat_at > now() - make_interval(secs => %(stale)s))
+                    FOR UPDATE OF a SKIP LOCKED
+                )
+                UPDATE call_attempts a SET owner = %(me)s FROM orphans o, calls c
+                WHERE a.id = o.id AND c.id = a.call_id
+                RETURNING a.id, a.call_id, a.node, a.status, a.channel, a.started_at,
+                          a.answered_at IS NOT NULL AS answered,
+                          c.cancel_requested_at IS NOT NULL AS cancel_requested, c.ring_timeout_s
+                """,
+                {"me": self.owner, "stale": stale_after_s},
+            )
+            adopted = await cur.fetchall()
+            await conn.execute(
+                "DELETE FROM dispatchers WHERE heartbeat_at < now() - make_interval(secs => %s) * 10",
+                (stale_after_s,),
+            )
+            return adopted
 
     async def nodes(self) -> list[NodeRow]:
         async with self._pool.connection() as conn:
@@ -142,10 +197,13 @@ class DispatchStore:
             async with conn.cursor() as cur2:
                 await cur2.executemany(
                     """
-                    INSERT INTO call_attempts (id, call_id, number, node, trunk, status, started_at)
-                    VALUES (%s, %s, %s, %s, %s, 'initiated', %s)
+                    INSERT INTO call_attempts (id, call_id, number, node, trunk, status, started_at, owner)
+                    VALUES (%s, %s, %s, %s, %s, 'initiated', %s, %s)
                     """,
-                    [(c.attempt_id, c.call_id, c.attempt_number, c.node, c.trunk, now) for c in claims],
+                    [
+                        (c.attempt_id, c.call_id, c.attempt_number, c.node, c.trunk, now, self.owner)
+                        for c in claims
+                    ],
                 )
                 await cur2.executemany(
                     """
@@ -244,8 +302,9 @@ class DispatchStore:
                     "cause_text": ending.cause_text if ending else None,
                     "reason": (ending.reason or None) if ending else None,
                     "channel": t.channel,
+                    "owner": self.owner,
                 }
-                await conn.execute(
+                attempt = await conn.execute(
                     """
                     UPDATE call_attempts SET status = %(status)s,
                         channel = coalesce(channel, %(channel)s),
@@ -254,11 +313,19 @@ class DispatchStore:
                         ended_at = CASE WHEN %(final)s THEN %(at)s ELSE ended_at END,
                         hangup_cause = coalesce(%(cause)s, hangup_cause),
                         hangup_cause_text = coalesce(%(cause_text)s, hangup_cause_text)
-                    WHERE id = %(attempt)s AND ended_at IS NULL
+                    WHERE id = %(attempt)s AND ended_at IS NULL AND owner = %(owner)s
                       AND sespcl_status_rank(status) < sespcl_status_rank(%(status)s)
                     """,
                     params,
                 )
+                if attempt.rowcount == 0:
+                    # Not ours any more (adopted by another dispatcher): leave the call alone.
+                    owned = await conn.execute(
+                        "SELECT 1 FROM call_attempts WHERE id = %(attempt)s AND owner = %(owner)s", params
+                    )
+                    if await owned.fetchone() is None:
+                        changed.append(False)
+                        continue
                 cur = await conn.execute(
                     """
                     UPDATE calls SET status = %(status)s, updated_at = %(at)s,
@@ -275,21 +342,6 @@ class DispatchStore:
                 )
                 changed.append(cur.rowcount == 1)
         return changed
-
-    async def live_attempts(self, node: str | None = None) -> list[Row]:
-        """Attempts not yet ended, with what is needed to rebuild their state after a restart."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                """
-                SELECT a.id, a.call_id, a.node, a.status, a.channel, a.started_at,
-                       a.answered_at IS NOT NULL AS answered,
-                       c.cancel_requested_at IS NOT NULL AS cancel_requested, c.ring_timeout_s
-                FROM call_attempts a JOIN calls c ON c.id = a.call_id
-                WHERE a.ended_at IS NULL AND (%s::text IS NULL OR a.node = %s)
-                """,
-                (node, node),
-            )
-            return await cur.fetchall()
 
     async def stale_renders(self, older_than_s: float) -> list[str]:
         """Prompts still pending a while after they were asked for: their job may be lost."""

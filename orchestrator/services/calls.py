@@ -18,8 +18,9 @@ log = structlog.get_logger(__name__)
 
 
 class CallRepository(Protocol):
-    async def create(self, call: NewCall, *, engine: str, idempotency_key: str | None,
-                     request_hash: str | None) -> Any: ...
+    async def create(
+        self, call: NewCall, *, engine: str, idempotency_key: str | None, request_hash: str | None
+    ) -> Any: ...
 
     async def trunk_exists(self, name: str) -> bool: ...
 
@@ -119,10 +120,6 @@ class CallService:
         if call is None:
             raise NotFound(f"no call {call_id}", code="no-such-call")
         if call["status"] not in ("canceled", "initiated", "ringing", "in-progress"):
-            raise Conflict(
-                f"the call is already {call['status']}", field=None, code="call-already-final"
-            )
+            raise Conflict(f"the call is already {call['status']}", field=None, code="call-already-final")
         log.info("call.cancel", call_id=str(call_id), status=call["status"])
         return call
-
-

@@ -4,6 +4,8 @@ each attempt through Asterisk's events to a final status."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +24,10 @@ from orchestrator.domain.records import Claim, NodeRow
 
 log = structlog.get_logger(__name__)
 
+HEARTBEAT_S = 2.0
+ORPHAN_AFTER_S = 8.0
+"""A dispatcher silent this long is taken for dead: its live attempts are adopted."""
+ADOPT_EVERY_S = 3.0
 RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 RECONCILE_MIN_AGE_S = 5.0
@@ -59,6 +65,16 @@ class DispatchSettings:
     """A node silent this long, with its HTTP/ARI port dead too, has lost its calls."""
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -94,9 +110,12 @@ class Dispatcher:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        await self._heartbeat()
         await self._refresh_nodes()
-        await self._adopt_live_attempts()
+        await self._adopt_orphans()
         loops = [
+            self._every(HEARTBEAT_S, self._heartbeat),
+            self._every(ADOPT_EVERY_S, self._adopt_orphans),
             self._every(self._settings.poll_s, self._claim_and_dial),
             self._apply_loop(),
             self._every(self._settings.events_flush_s, self._flush_events),
@@ -110,6 +129,7 @@ class Dispatcher:
             await asyncio.gather(*loops)
         finally:
             await self._flush_events()
+            await self._store.retire()
             for node in self._nodes.values():
                 node.close()
 
@@ -206,7 +226,11 @@ class Dispatcher:
         settled = 0
         for key, state in list(self._attempts.items()):
             started = self._started.get(key, (now_mono, 0))[0]
-            if state.node != name or key in present or now_mono - started < RECONCILE_MIN_AGE_S:
+            if state.node != name or now_mono - started < RECONCILE_MIN_AGE_S:
+                continue
+            if key in present:
+                # Still up: catch up on what was missed while nobody listened (e.g. the answer).
+                self._push(state.on_event("Newstate", {"ChannelStateDesc": present[key]}, now))
                 continue
             self._push(state.on_vanished(f"channel gone when node {name} was next seen", now))
             settled += 1
@@ -401,25 +425,39 @@ class Dispatcher:
             if lost:
                 log.warning("dispatch.renders_requeued", count=lost)
 
-    async def _adopt_live_attempts(self) -> None:
-        """After a restart, follow the attempts a previous run left live (their events still come)."""
-        for row in await self._store.live_attempts():
+    async def _heartbeat(self) -> None:
+        await self._store.heartbeat(socket.gethostname(), os.getpid())
+
+    async def _adopt_orphans(self) -> None:
+        """Follow the attempts of a dispatcher that stopped (its heartbeat is stale), then check
+        them against what their nodes really have."""
+        # A dispatcher of this machine whose process is gone (SIGKILL, crash) need not be waited
+        # for: its heartbeat would take ORPHAN_AFTER_S to go stale.
+        dead_here = [
+            ident
+            for ident, pid in await self._store.dispatchers_on(socket.gethostname())
+            if not _process_alive(pid)
+        ]
+        adopted = await self._store.adopt_orphans(ORPHAN_AFTER_S, dead_here)
+        for row in adopted:
             key = str(row["id"])
-            state = AttemptState(
+            self._attempts[key] = AttemptState(
                 row["id"],
                 row["call_id"],
                 row["node"],
                 status=CallStatus(row["status"]),
                 channel=row["channel"],
                 answered=bool(row["answered"]),
-                far_end_responded=row["status"] in ("ringing", "in-progress"),
                 cancel_requested=bool(row["cancel_requested"]),
+                far_end_responded=row["status"] in ("ringing", "in-progress"),
             )
-            self._attempts[key] = state
             age = (_now() - row["started_at"]).total_seconds()
             self._started[key] = (time.monotonic() - age, int(row["ring_timeout_s"]))
-        if self._attempts:
-            log.info("dispatch.adopted", count=len(self._attempts))
+        if adopted:
+            log.warning("dispatch.adopted", count=len(adopted))
+            for name in {str(row["node"]) for row in adopted}:
+                if name in self._nodes and self._nodes[name].up:
+                    self._spawn(self._reconcile(name))
 
     # ---- event recording ----------------------------------------------------------------------
 

@@ -114,3 +114,109 @@ async def test_lost_render_job_is_found_again(api: httpx.AsyncClient, db: Db) ->
         "SELECT status, render_count FROM audio_assets WHERE hash = %s", (request.key(),)
     ).fetchone()
     assert asset == {"status": "ready", "render_count": 1}
+
+
+@pytest.fixture()
+def traced_trunk() -> Iterator[Carrier]:
+    carrier = Carrier("t-disp", "127.0.30.6", "answer").start()
+    sespcl("trunks", "remove", "t-disp", "--force")
+    _add("t-disp", carrier.address)
+    try:
+        yield carrier
+    finally:
+        sespcl("trunks", "remove", "t-disp", "--force")
+        carrier.stop()
+
+
+def _dispatcher_pid() -> int:
+    for pid in subprocess.run(
+        ["pgrep", "-f", "bin/sespcl dispatcher"], capture_output=True, text=True
+    ).stdout.split():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"python" in cmdline[0]:
+            return int(pid)
+    raise AssertionError("no dispatcher process")
+
+
+async def _submit(api: httpx.AsyncClient, count: int, trunk: str, text: str, first: int) -> list[str]:
+    created = await asyncio.gather(
+        *(
+            api.post("/v1/calls", json=call_body(to=f"+1415555{first + i:04d}", text=text, trunk=trunk))
+            for i in range(count)
+        )
+    )
+    assert all(r.status_code == 202 for r in created)
+    return [r.json()["id"] for r in created]
+
+
+def _report(finals: list[dict[str, Any]], carrier: Carrier) -> dict[str, Any]:
+    """What every fault test reports: the issue's four figures."""
+    statuses: dict[str, int] = {}
+    for call in finals:
+        statuses[call["status"]] = statuses.get(call["status"], 0) + 1
+    per_attempt: dict[str, int] = {}
+    for invite in carrier.invites():
+        per_attempt[invite.call_id] = per_attempt.get(invite.call_id, 0) + 1
+    return {
+        "accepted": len(finals),
+        "final_statuses": statuses,
+        "invites_per_attempt_max": max(per_attempt.values(), default=0),
+        "invites": len(carrier.invites()),
+        "attempts": sum(len(c["attempts"]) for c in finals),
+        "non_final": sum(1 for c in finals if c["status"] not in FINAL),
+    }
+
+
+async def test_dispatcher_killed_mid_batch(api: httpx.AsyncClient, db: Db, traced_trunk: Carrier) -> None:
+    text = "This notice is long enough that calls are still up when the dispatcher is killed."
+    ids = await _submit(api, 30, "t-disp", text, 3000)
+    deadline = time.monotonic() + 30
+    while True:
+        row = db.execute("SELECT count(*) AS n FROM call_attempts WHERE call_id = ANY(%s)", (ids,)).fetchone()
+        if row and row["n"] >= 10:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    os.kill(_dispatcher_pid(), signal.SIGKILL)  # the supervisor starts a new one within a second
+    finals = [await wait_final(api, i, timeout=120) for i in ids]
+    report = _report(finals, traced_trunk)
+    print("fault report (dispatcher SIGKILL):", report)
+    assert report["non_final"] == 0
+    # SIPp answered every call: the new dispatcher adopts the attempts, reads the channels' state
+    # from the nodes, and follows each call to its real outcome.
+    assert report["final_statuses"] == {"completed": 30}
+    assert all(len(c["attempts"]) == 1 for c in finals), "no call is dialed twice"
+    assert report["invites_per_attempt_max"] == 1 and report["invites"] == report["attempts"] == 30
+
+
+async def test_two_dispatchers_never_share_a_call(
+    api: httpx.AsyncClient, db: Db, traced_trunk: Carrier
+) -> None:
+    second = subprocess.Popen(
+        [str(REPO / ".venv/bin/sespcl"), "dispatcher"],
+        env=_stack_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.sleep(3)  # logged in to the nodes
+        ids = await _submit(api, 60, "t-disp", "Two dispatchers.", 4000)
+        finals = [await wait_final(api, i, timeout=120) for i in ids]
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    report = _report(finals, traced_trunk)
+    print("fault report (two dispatchers):", report)
+    assert report["non_final"] == 0 and report["final_statuses"] == {"completed": 60}
+    assert all(len(c["attempts"]) == 1 for c in finals)
+    assert report["invites_per_attempt_max"] == 1 and report["invites"] == 60
+    owners = db.execute(
+        "SELECT count(DISTINCT owner) AS n FROM call_attempts WHERE call_id = ANY(%s)", (ids,)
+    ).fetchone()
+    assert owners is not None and owners["n"] == 2, "both dispatchers took calls: the test exercised sharing"
+    hangups = db.execute(
+        "SELECT attempt_id, count(*) AS n FROM call_events WHERE call_id = ANY(%s) AND type = 'ami.Hangup' "
+        "GROUP BY attempt_id",
+        (ids,),
+    ).fetchall()
+    assert len(hangups) == 60 and all(h["n"] == 1 for h in hangups), "each event recorded once"

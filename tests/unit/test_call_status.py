@@ -122,3 +122,14 @@ def test_progress_counts_as_a_response() -> None:
     silent = _attempt()
     t = silent.on_originate_failed(3, NOW)
     assert t is not None and t.status is CallStatus.FAILED
+
+
+def test_an_answer_missed_while_nobody_listened_is_recovered() -> None:
+    """After a dispatcher restart the first event seen may already be the hangup of an
+    answered call: its channel state says it was Up."""
+    state = _attempt()
+    t = state.on_event("Hangup", {"Cause": "16", "ChannelStateDesc": "Up"}, NOW)
+    assert t is not None and t.status is CallStatus.COMPLETED and t.answered
+    other = _attempt()
+    t = other.on_event("UserEvent", {"UserEvent": "SespclPlaybackDone", "ChannelStateDesc": "Up"}, NOW)
+    assert t is not None and t.status is CallStatus.IN_PROGRESS and t.answered
