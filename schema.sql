@@ -139,10 +139,16 @@ CREATE TABLE IF NOT EXISTS campaigns (
     tts_voice       text NOT NULL,
     ring_timeout_s  int  NOT NULL DEFAULT 30 CHECK (ring_timeout_s BETWEEN 5 AND 120),
     cps             real CHECK (cps > 0),
+    window_start    time,
+    window_end      time,
+    expires_at      timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS campaigns_created ON campaigns (created_at, id);
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS window_start time;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS window_end time;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS expires_at timestamptz;
 
 CREATE TABLE IF NOT EXISTS calls (
     id                  uuid PRIMARY KEY,
@@ -170,6 +176,22 @@ CREATE TABLE IF NOT EXISTS calls (
     ended_at            timestamptz
 );
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS campaign_id uuid;
+-- When a call may be dialed: not before `not_before` (its arrival, unless asked later), never
+-- after `expires_at`, and only inside its calling window in its number's time zones.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS not_before timestamptz;
+UPDATE calls SET not_before = created_at WHERE not_before IS NULL;
+ALTER TABLE calls ALTER COLUMN not_before SET DEFAULT now();
+ALTER TABLE calls ALTER COLUMN not_before SET NOT NULL;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS window_start time;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS window_end time;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS time_zones text[];
+-- The claim walks each trunk's dialable calls in order of eligibility; deferred calls sit
+-- later in this index instead of being stepped over on every claim.
+DROP INDEX IF EXISTS calls_queued_by_trunk;
+CREATE INDEX IF NOT EXISTS calls_dialable ON calls (trunk, not_before, id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS calls_expiring ON calls (expires_at)
+    WHERE status = 'queued' AND expires_at IS NOT NULL;
 -- One call per number and campaign; the bulk intake counts the rest as duplicates.
 CREATE UNIQUE INDEX IF NOT EXISTS calls_campaign_to ON calls (campaign_id, to_number)
     WHERE campaign_id IS NOT NULL;
@@ -194,7 +216,6 @@ ALTER TABLE calls DROP CONSTRAINT IF EXISTS calls_trunk_fkey;
 DROP INDEX IF EXISTS calls_queued;
 -- A failed render is rare: finding its calls may scan; ingesting must not pay an index for it.
 DROP INDEX IF EXISTS calls_queued_by_audio;
-CREATE INDEX IF NOT EXISTS calls_queued_by_trunk ON calls (trunk, created_at, id) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS calls_cancel_pending ON calls (id)
     WHERE cancel_requested_at IS NOT NULL AND status IN ('initiated', 'ringing', 'in-progress');
 

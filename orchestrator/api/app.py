@@ -96,6 +96,10 @@ async def create_call(request: web.Request) -> web.Response:
         metadata=parsed.metadata,
         idempotency_key=key,
         request_hash=parsed.canonical_hash() if key is not None else None,
+        not_before=parsed.not_before,
+        expires_at=parsed.expires_at,
+        window=parsed.calling_window.window() if parsed.calling_window else None,
+        tz=parsed.tz,
     )
     location = f"/v1/calls/{call['id']}"
     return web.json_response(

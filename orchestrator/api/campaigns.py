@@ -42,6 +42,22 @@ async def _describe(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
     return campaign_json(campaign, counts, pace)
 
 
+async def _create(request: web.Request, parsed: CampaignIn) -> dict[str, Any]:
+    defaults = parsed.defaults
+    row: dict[str, Any] = await _deps(request).campaigns.create(
+        name=parsed.name,
+        trunk=defaults.trunk,
+        from_=defaults.from_,
+        text=defaults.tts.text,
+        voice=defaults.tts.voice,
+        ring_timeout_s=defaults.ring_timeout_s,
+        cps=parsed.cps,
+        window=defaults.calling_window.window() if defaults.calling_window else None,
+        expires_at=defaults.expires_at,
+    )
+    return row
+
+
 async def create_campaign(request: web.Request) -> web.Response:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -50,15 +66,7 @@ async def create_campaign(request: web.Request) -> web.Response:
         parsed = CampaignIn.model_validate(body)
     except ValidationError as exc:
         raise validation_error(exc) from exc
-    row = await _deps(request).campaigns.create(
-        name=parsed.name,
-        trunk=parsed.defaults.trunk,
-        from_=parsed.defaults.from_,
-        text=parsed.defaults.tts.text,
-        voice=parsed.defaults.tts.voice,
-        ring_timeout_s=parsed.defaults.ring_timeout_s,
-        cps=parsed.cps,
-    )
+    row = await _create(request, parsed)
     return web.json_response(
         await _describe(request, row["id"]), status=201, headers={"Location": f"/v1/campaigns/{row['id']}"}
     )
@@ -130,15 +138,7 @@ async def voice_bulk(request: web.Request) -> web.Response:
         parsed = CampaignIn.model_validate(body)
     except ValidationError as exc:
         raise validation_error(exc) from exc
-    row = await _deps(request).campaigns.create(
-        name=parsed.name,
-        trunk=parsed.defaults.trunk,
-        from_=parsed.defaults.from_,
-        text=parsed.defaults.tts.text,
-        voice=parsed.defaults.tts.voice,
-        ring_timeout_s=parsed.defaults.ring_timeout_s,
-        cps=parsed.cps,
-    )
+    row = await _create(request, parsed)
     report = await _intake(request, row["id"])
     return web.json_response(
         {"campaign_id": str(row["id"]), **report},

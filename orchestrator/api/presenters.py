@@ -38,6 +38,14 @@ def call_json(call: dict[str, Any], attempts: list[dict[str, Any]] | None = None
         "duration_s": duration,
         "hangup_cause": _cause(call["hangup_cause"], call["hangup_cause_text"]),
         "metadata": call["metadata"],
+        "not_before": _iso(call.get("not_before")),
+        "expires_at": _iso(call.get("expires_at")),
+        "calling_window": (
+            {"start": call["window_start"].strftime("%H:%M"), "end": call["window_end"].strftime("%H:%M")}
+            if call.get("window_start") is not None
+            else None
+        ),
+        "time_zones": call.get("time_zones"),
     }
     if attempts is not None:
         body["attempts"] = [attempt_json(a) for a in attempts]
@@ -83,6 +91,15 @@ def campaign_json(
             "from": campaign["from_number"],
             "tts": {"text": campaign["tts_template"], "voice": campaign["tts_voice"]},
             "ring_timeout_s": campaign["ring_timeout_s"],
+            "calling_window": (
+                {
+                    "start": campaign["window_start"].strftime("%H:%M"),
+                    "end": campaign["window_end"].strftime("%H:%M"),
+                }
+                if campaign.get("window_start") is not None
+                else None
+            ),
+            "expires_at": _iso(campaign.get("expires_at")),
         },
         "cps": campaign["cps"],
         "created_at": _iso(campaign["created_at"]),

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from orchestrator.domain.calling_hours import CallingWindow, zone
 from orchestrator.domain.phone import parse_e164
 from orchestrator.domain.text import control_character_position
 
@@ -32,6 +43,32 @@ class TtsIn(BaseModel):
         return value
 
 
+class WindowIn(BaseModel):
+    """Local calling hours, HH:MM to HH:MM (24 h; the end is exclusive; may cross midnight)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    start: str
+    end: str
+
+    @model_validator(mode="after")
+    def _valid(self) -> WindowIn:
+        CallingWindow.parse(self.start, self.end)
+        return self
+
+    def window(self) -> CallingWindow:
+        return CallingWindow.parse(self.start, self.end)
+
+
+def _check_tz(value: str | None) -> str | None:
+    if value is not None:
+        zone(value)
+    return value
+
+
+LenientDatetime = Annotated[AwareDatetime, Strict(False)]
+
+
 class CallIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
@@ -41,6 +78,26 @@ class CallIn(BaseModel):
     tts: TtsIn
     ring_timeout_s: int = Field(default=30, ge=5, le=120)
     metadata: dict[str, Any] | None = None
+    not_before: LenientDatetime | None = None
+    expires_at: LenientDatetime | None = None
+    calling_window: WindowIn | None = None
+    tz: str | None = Field(default=None, description="IANA zone; else the number's own zones")
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _check_tz(value)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expiry(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is not None:
+            if value <= datetime.now(UTC):
+                raise ValueError("is already past")
+            not_before = info.data.get("not_before")
+            if not_before is not None and value <= not_before:
+                raise ValueError("must come after not_before")
+        return value
 
     @field_validator("to", "from_")
     @classmethod
@@ -78,6 +135,8 @@ class CampaignDefaultsIn(BaseModel):
     from_: str | None = Field(default=None, alias="from")
     tts: CampaignTtsIn
     ring_timeout_s: int = Field(default=30, ge=5, le=120)
+    calling_window: WindowIn | None = None
+    expires_at: LenientDatetime | None = None
 
     @field_validator("from_")
     @classmethod

@@ -51,6 +51,8 @@ def db() -> None:
 @db.command()
 def migrate() -> None:
     """Apply schema.sql (safe to repeat)."""
+    import psycopg
+
     from orchestrator.domain.errors import Unavailable
     from orchestrator.persistence.db import migrate as apply
 
@@ -58,4 +60,6 @@ def migrate() -> None:
         apply(get_settings().database_url)
     except Unavailable as exc:
         raise click.ClickException(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise click.ClickException(f"the schema could not be applied: {exc}") from exc
     click.echo("schema up to date")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any
 from uuid import UUID
+
+from orchestrator.domain.calling_hours import CallingWindow
 
 
 class CallStatus(str, Enum):
@@ -71,3 +74,7 @@ class NewCall:
     audio_key: str
     ring_timeout_s: int
     metadata: dict[str, Any] | None
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    window: CallingWindow | None = None
+    time_zones: tuple[str, ...] | None = None

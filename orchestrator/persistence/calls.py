@@ -67,9 +67,11 @@ class CallStore:
                 """
                 INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice,
                                    audio_hash, ring_timeout_s, metadata, idempotency_key,
-                                   request_hash, status, status_reason, ended_at)
+                                   request_hash, not_before, expires_at, window_start, window_end,
+                                   time_zones, status, status_reason, ended_at)
                 SELECT %(id)s, %(to)s, %(from)s, %(trunk)s, %(text)s, %(voice)s, %(audio)s, %(ring)s,
-                       %(metadata)s, %(key)s, %(hash)s,
+                       %(metadata)s, %(key)s, %(hash)s, coalesce(%(not_before)s, now()), %(expires_at)s,
+                       %(window_start)s, %(window_end)s, %(zones)s,
                        CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -89,6 +91,11 @@ class CallStore:
                     "key": idempotency_key,
                     "hash": request_hash,
                     "dnc_reason": DNC_REASON,
+                    "not_before": call.not_before,
+                    "expires_at": call.expires_at,
+                    "window_start": call.window.start if call.window else None,
+                    "window_end": call.window.end if call.window else None,
+                    "zones": list(call.time_zones) if call.time_zones else None,
                 },
             )
             row = await cur.fetchone()

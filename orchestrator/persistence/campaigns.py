@@ -13,6 +13,7 @@ from uuid import UUID
 from psycopg import AsyncConnection, AsyncCopy
 from psycopg.rows import DictRow
 
+from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.campaign import BulkRow, CampaignStatus
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.persistence.calls import DNC_REASON
@@ -36,15 +37,29 @@ class CampaignStore:
         voice: str,
         ring_timeout_s: int,
         cps: float | None,
+        window: CallingWindow | None = None,
+        expires_at: datetime | None = None,
     ) -> Row:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
                 INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
-                                       ring_timeout_s, cps)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
+                                       ring_timeout_s, cps, window_start, window_end, expires_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
                 """,
-                (uuid.uuid4(), name, trunk, from_, template, voice, ring_timeout_s, cps),
+                (
+                    uuid.uuid4(),
+                    name,
+                    trunk,
+                    from_,
+                    template,
+                    voice,
+                    ring_timeout_s,
+                    cps,
+                    window.start if window else None,
+                    window.end if window else None,
+                    expires_at,
+                ),
             )
             row = await cur.fetchone()
             assert row is not None
@@ -166,21 +181,31 @@ class Intake:
             """
             CREATE TEMP TABLE IF NOT EXISTS intake_stage (
                 line int, to_number text, from_number text, trunk text, tts_text text,
-                audio_hash text, ring_timeout_s int
+                audio_hash text, ring_timeout_s int, time_zones text
             ) ON COMMIT DELETE ROWS
             """
         )
         self._copy_cm = self._conn.cursor().copy(
-            "COPY intake_stage (line, to_number, from_number, trunk, tts_text, audio_hash, ring_timeout_s)"
+            "COPY intake_stage (line, to_number, from_number, trunk, tts_text, audio_hash, ring_timeout_s,"
+            " time_zones)"
             " FROM STDIN"
         )
         self._copy = await self._copy_cm.__aenter__()
         return self
 
-    async def add(self, line: int, row: BulkRow, audio_hash: str) -> None:
+    async def add(self, line: int, row: BulkRow, audio_hash: str, time_zones: tuple[str, ...] | None) -> None:
         assert self._copy is not None
         await self._copy.write_row(
-            (line, row.to, row.from_, row.trunk, row.text, audio_hash, row.ring_timeout_s)
+            (
+                line,
+                row.to,
+                row.from_,
+                row.trunk,
+                row.text,
+                audio_hash,
+                row.ring_timeout_s,
+                ",".join(time_zones) if time_zones else None,
+            )
         )
         self.staged += 1
 
@@ -215,11 +240,14 @@ class Intake:
         cur = await conn.execute(
             """
             INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice, audio_hash,
-                               ring_timeout_s, campaign_id, created_at, updated_at,
+                               ring_timeout_s, campaign_id, created_at, updated_at, not_before,
+                               expires_at, window_start, window_end, time_zones,
                                status, status_reason, ended_at)
             SELECT sespcl_uuid7(), s.to_number, s.from_number, s.trunk, s.tts_text, %(voice)s,
                    s.audio_hash, s.ring_timeout_s, %(campaign)s,
                    now() + s.line * interval '1 microsecond', now(),
+                   now() + s.line * interval '1 microsecond', %(expires_at)s, %(window_start)s,
+                   %(window_end)s, string_to_array(s.time_zones, ','),
                    CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -227,7 +255,14 @@ class Intake:
             ORDER BY s.line
             ON CONFLICT (campaign_id, to_number) WHERE campaign_id IS NOT NULL DO NOTHING
             """,
-            {"voice": voice, "campaign": self._campaign["id"], "dnc_reason": DNC_REASON},
+            {
+                "voice": voice,
+                "campaign": self._campaign["id"],
+                "dnc_reason": DNC_REASON,
+                "expires_at": self._campaign["expires_at"],
+                "window_start": self._campaign["window_start"],
+                "window_end": self._campaign["window_end"],
+            },
         )
         accepted = cur.rowcount
         await conn.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -39,13 +40,26 @@ def connect(url: str) -> psycopg.Connection[DictRow]:
         raise Unavailable(f"PostgreSQL does not answer at {_redact(url)}: {exc}") from exc
 
 
-def migrate(url: str, schema_path: Path = SCHEMA_PATH) -> None:
-    """Apply schema.sql in one transaction; every statement in it is idempotent."""
+def migrate(url: str, schema_path: Path = SCHEMA_PATH, attempts: int = 8) -> None:
+    """Apply schema.sql in one transaction; every statement in it is idempotent.
+
+    A running stack holds locks on the tables an ALTER needs: give up waiting after a few
+    seconds and try again, rather than deadlock or stall the dispatcher's claims.
+    """
     sql = schema_path.read_text(encoding="utf-8")
-    with connect(url) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(sql.encode("utf-8"))
-        conn.commit()
+    for attempt in range(1, attempts + 1):
+        with connect(url) as conn:
+            try:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute("SET LOCAL lock_timeout = '3s'")
+                conn.execute(sql.encode("utf-8"))
+                conn.commit()
+                return
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable) as exc:
+                conn.rollback()
+                if attempt == attempts:
+                    raise Unavailable(f"the schema could not be applied: tables stay locked ({exc})") from exc
+            time.sleep(0.5 * attempt)
 
 
 def _redact(url: str) -> str:

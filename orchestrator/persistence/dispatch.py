@@ -10,12 +10,32 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from orchestrator.domain.attempt import Transition
+from orchestrator.domain.calling_hours import CallingWindow, Defer, Expire, dial_decision
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.records import Claim, NodeRow
 from orchestrator.persistence.calls import DNC_REASON
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
+
+
+EXPIRED_REASON = "expired before it could be dialed"
+
+
+def _expire_sql(only_ids: bool) -> str:
+    """Cancel queued calls past their expiry (all of them, or the ids given), with an event."""
+    narrow = "AND id = ANY(%(ids)s)" if only_ids else ""
+    return f"""
+        WITH expired AS (
+            UPDATE calls SET status = 'canceled', status_reason = %(reason)s, ended_at = now(),
+                   updated_at = now()
+            WHERE status = 'queued' AND expires_at <= now() {narrow}
+            RETURNING id
+        )
+        INSERT INTO call_events (call_id, at, type, data)
+        SELECT id, now(), 'status', jsonb_build_object('status', 'canceled', 'reason', %(reason)s::text)
+        FROM expired
+    """
 
 
 class DispatchStore:
@@ -148,20 +168,22 @@ class DispatchStore:
                 SELECT picked.* FROM unnest(%s::text[], %s::int[]) AS t(name, lim)
                 CROSS JOIN LATERAL (
                     SELECT c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s,
-                           c.attempt_count, c.created_at, c.campaign_id, a.path
+                           c.attempt_count, c.created_at, c.campaign_id, a.path, c.not_before,
+                           c.expires_at, c.window_start, c.window_end, c.time_zones
                     FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
-                    WHERE c.status = 'queued' AND c.trunk = t.name AND a.status = 'ready'
+                    WHERE c.status = 'queued' AND c.trunk = t.name AND c.not_before <= now()
+                      AND a.status = 'ready'
                       AND (c.campaign_id IS NULL OR c.campaign_id <> ALL(%s::uuid[]))
-                    ORDER BY c.created_at, c.id
+                    ORDER BY c.not_before, c.id
                     LIMIT t.lim
                     FOR UPDATE OF c SKIP LOCKED
                 ) picked
-                ORDER BY picked.created_at, picked.id
+                ORDER BY picked.not_before, picked.id
                 LIMIT %s
                 """,
                 (list(budgets), list(budgets.values()), held, wanted),
             )
-            picked = await cur.fetchall()
+            picked = await self._hold_back(conn, await cur.fetchall())
             blocked = await self._cancel_blocked(conn, [row["id"] for row in picked])
             rows = []
             for row in picked:
@@ -228,6 +250,39 @@ class DispatchStore:
                     ],
                 )
             return claims
+
+    @staticmethod
+    async def _hold_back(conn: Any, rows: list[Row]) -> list[Row]:
+        """Calling hours and expiry, checked just before dialing: a call outside its window
+        waits (its not_before moves to the next opening), one past its expiry is canceled."""
+        cur = await conn.execute("SELECT now() AS now")
+        now_row = await cur.fetchone()
+        now: datetime = now_row["now"]
+        dial: list[Row] = []
+        deferred: list[tuple[datetime, UUID]] = []
+        expired: list[UUID] = []
+        for row in rows:
+            window = CallingWindow(row["window_start"], row["window_end"]) if row["window_start"] else None
+            zones = tuple(row["time_zones"]) if row["time_zones"] else None
+            decision = dial_decision(now, row["expires_at"], window, zones)
+            if isinstance(decision, Defer):
+                deferred.append((decision.until, row["id"]))
+            elif isinstance(decision, Expire):
+                expired.append(row["id"])
+            else:
+                dial.append(row)
+        if deferred:
+            async with conn.cursor() as cur2:
+                await cur2.executemany("UPDATE calls SET not_before = %s WHERE id = %s", deferred)
+        if expired:
+            await conn.execute(_expire_sql(only_ids=True), {"reason": EXPIRED_REASON, "ids": expired})
+        return dial
+
+    async def expire_due(self) -> int:
+        """Queued calls whose expiry passed while they waited (for a window, a pause…)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_expire_sql(only_ids=False), {"reason": EXPIRED_REASON})
+            return cur.rowcount
 
     @staticmethod
     async def _cancel_blocked(conn: Any, call_ids: list[UUID]) -> set[UUID]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -12,6 +13,7 @@ import structlog
 
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.call import NewCall
+from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 
 log = structlog.get_logger(__name__)
@@ -67,6 +69,10 @@ class CallService:
         metadata: dict[str, Any] | None,
         idempotency_key: str | None,
         request_hash: str | None,
+        not_before: datetime | None = None,
+        expires_at: datetime | None = None,
+        window: CallingWindow | None = None,
+        tz: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store a call as `queued`; returns (call, created). A replay returns the original."""
         trunk_name = trunk or await self._repo.default_trunk()
@@ -88,6 +94,11 @@ class CallService:
             audio_key=speech.key(),
             ring_timeout_s=ring_timeout_s,
             metadata=metadata,
+            not_before=not_before,
+            expires_at=expires_at,
+            window=window,
+            # Calling hours apply in the callee's zone(s): an explicit tz, else the number's.
+            time_zones=((tz,) if tz else zones_for_number(to)) if window is not None else None,
         )
         result = await self._repo.create(
             call, engine=self._engine, idempotency_key=idempotency_key, request_hash=request_hash

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
 from orchestrator.domain.audio import SpeechRequest
+from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
 from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
 from orchestrator.domain.errors import ValidationFailed
 
@@ -77,6 +79,8 @@ class CampaignService:
         voice: str | None,
         ring_timeout_s: int,
         cps: float | None,
+        window: CallingWindow | None = None,
+        expires_at: datetime | None = None,
     ) -> dict[str, Any]:
         names = await self._trunks.trunk_names()
         trunk_name = trunk or await self._trunks.default_trunk()
@@ -103,6 +107,8 @@ class CampaignService:
             voice=voice_name,
             ring_timeout_s=ring_timeout_s,
             cps=cps,
+            window=window,
+            expires_at=expires_at,
         )
         log.info("campaign.created", campaign_id=str(row["id"]), name=name)
         return row
@@ -123,6 +129,7 @@ class CampaignService:
             await self._trunks.trunk_names(),
         )
         voice = str(campaign["tts_voice"])
+        windowed = campaign["window_start"] is not None
         keys: dict[str, str] = {}
         report = IntakeReport()
         async with self._store.intake(campaign) as intake:
@@ -142,7 +149,8 @@ class CampaignService:
                     key = keys[row.text] = SpeechRequest(
                         text=row.text, voice=voice, engine=self._engine
                     ).key()
-                await intake.add(line, row, key)
+                zones = zones_for_number(row.to) if windowed else None
+                await intake.add(line, row, key, zones)
             accepted, renders = await intake.commit(self._engine, voice)
         report.accepted = accepted
         report.duplicates = intake.staged - accepted

@@ -28,6 +28,7 @@ HEARTBEAT_S = 2.0
 ORPHAN_AFTER_S = 8.0
 """A dispatcher silent this long is taken for dead: its live attempts are adopted."""
 ADOPT_EVERY_S = 3.0
+EXPIRE_EVERY_S = 2.0
 RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 RECONCILE_MIN_AGE_S = 5.0
@@ -124,6 +125,7 @@ class Dispatcher:
             self._every(1.0, self._check_nodes),
             self._every(2.0, self._sweep_overdue),
             self._every(RENDER_SWEEP_S, self._sweep_lost_renders),
+            self._every(EXPIRE_EVERY_S, self._expire_due),
         ]
         try:
             await asyncio.gather(*loops)
@@ -415,6 +417,11 @@ class Dispatcher:
             if now - started > limit:
                 log.warning("dispatch.overdue", call_id=str(state.call_id), attempt_id=key)
                 self._push(state.on_lost(f"no final event within {limit:.0f} s", _now()))
+
+    async def _expire_due(self) -> None:
+        expired = await self._store.expire_due()
+        if expired:
+            log.info("dispatch.expired", count=expired)
 
     async def _sweep_lost_renders(self) -> None:
         """PostgreSQL says which prompts are wanted; Redis only carries the jobs. A job lost with

@@ -1,0 +1,61 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from orchestrator.domain.calling_hours import CallingWindow, next_opening, zones_for_number
+
+NINE_TO_EIGHT = CallingWindow.parse("09:00", "20:00")
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def test_zone_of_a_number() -> None:
+    assert zones_for_number("+14155550123") == ("America/Los_Angeles",)
+    assert zones_for_number("+442071838750") == ("Europe/London",)
+
+
+def test_open_now_is_none() -> None:
+    assert next_opening(at("2026-06-01T10:00:00-07:00"), ("America/Los_Angeles",), NINE_TO_EIGHT) is None
+
+
+def test_before_opening_waits_for_nine_local() -> None:
+    now = at("2026-06-01T06:30:00-07:00")
+    assert next_opening(now, ("America/Los_Angeles",), NINE_TO_EIGHT) == at("2026-06-01T09:00:00-07:00")
+
+
+def test_after_closing_waits_for_tomorrow() -> None:
+    now = at("2026-06-01T20:00:00-07:00")  # the end is exclusive
+    assert next_opening(now, ("America/Los_Angeles",), NINE_TO_EIGHT) == at("2026-06-02T09:00:00-07:00")
+
+
+def test_daylight_saving_change_uses_local_nine() -> None:
+    now = at("2026-03-08T01:00:00-08:00")  # US clocks go forward at 02:00 that day
+    assert next_opening(now, ("America/Los_Angeles",), NINE_TO_EIGHT) == at("2026-03-08T09:00:00-07:00")
+
+
+def test_window_across_midnight() -> None:
+    night = CallingWindow.parse("20:00", "08:00")
+    assert next_opening(at("2026-06-01T23:30:00+00:00"), ("UTC",), night) is None
+    assert next_opening(at("2026-06-01T12:00:00+00:00"), ("UTC",), night) == at("2026-06-01T20:00:00+00:00")
+
+
+def test_several_zones_must_all_be_inside() -> None:
+    zones = ("America/New_York", "America/Los_Angeles")
+    now = at("2026-06-01T10:00:00-04:00")  # 10:00 in New York, 07:00 in Los Angeles
+    assert next_opening(now, zones, NINE_TO_EIGHT) == at("2026-06-01T09:00:00-07:00")
+
+
+def test_no_common_instant_looks_again_later() -> None:
+    zones = ("Pacific/Kiritimati", "Pacific/Pago_Pago")  # 25 hours apart
+    narrow = CallingWindow.parse("09:00", "10:00")
+    now = at("2026-06-01T00:00:00+00:00")
+    later = next_opening(now, zones, narrow)
+    assert later is not None and later > now
+
+
+@pytest.mark.parametrize(("start", "end"), [("9:00", "20:00"), ("09:00", "24:00"), ("10:00", "10:00")])
+def test_bad_windows(start: str, end: str) -> None:
+    with pytest.raises(ValueError):
+        CallingWindow.parse(start, end)
