@@ -149,6 +149,11 @@ CREATE INDEX IF NOT EXISTS campaigns_created ON campaigns (created_at, id);
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS window_start time;
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS window_end time;
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS max_attempts int NOT NULL DEFAULT 1
+    CHECK (max_attempts BETWEEN 1 AND 10);
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS retry_on text[] NOT NULL DEFAULT '{}';
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS retry_backoff_s real NOT NULL DEFAULT 60
+    CHECK (retry_backoff_s >= 0);
 
 CREATE TABLE IF NOT EXISTS calls (
     id                  uuid PRIMARY KEY,
@@ -186,6 +191,12 @@ ALTER TABLE calls ADD COLUMN IF NOT EXISTS expires_at timestamptz;
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS window_start time;
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS window_end time;
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS time_zones text[];
+-- Retries by outcome: a busy / no-answer / failed attempt may be followed by another, later.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS max_attempts int NOT NULL DEFAULT 1
+    CHECK (max_attempts BETWEEN 1 AND 10);
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS retry_on text[] NOT NULL DEFAULT '{}';
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS retry_backoff_s real NOT NULL DEFAULT 60
+    CHECK (retry_backoff_s >= 0);
 -- The claim walks each trunk's dialable calls in order of eligibility; deferred calls sit
 -- later in this index instead of being stepped over on every claim.
 DROP INDEX IF EXISTS calls_queued_by_trunk;

@@ -100,6 +100,7 @@ async def create_call(request: web.Request) -> web.Response:
         expires_at=parsed.expires_at,
         window=parsed.calling_window.window() if parsed.calling_window else None,
         tz=parsed.tz,
+        retry=parsed.retry_policy(),
     )
     location = f"/v1/calls/{call['id']}"
     return web.json_response(

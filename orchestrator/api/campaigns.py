@@ -54,6 +54,7 @@ async def _create(request: web.Request, parsed: CampaignIn) -> dict[str, Any]:
         cps=parsed.cps,
         window=defaults.calling_window.window() if defaults.calling_window else None,
         expires_at=defaults.expires_at,
+        retry=defaults.retry_policy(),
     )
     return row
 

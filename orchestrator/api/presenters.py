@@ -46,6 +46,9 @@ def call_json(call: dict[str, Any], attempts: list[dict[str, Any]] | None = None
             else None
         ),
         "time_zones": call.get("time_zones"),
+        "max_attempts": call.get("max_attempts", 1),
+        "retry_on": call.get("retry_on") or [],
+        "retry_backoff_s": call.get("retry_backoff_s", 60.0),
     }
     if attempts is not None:
         body["attempts"] = [attempt_json(a) for a in attempts]
@@ -100,6 +103,9 @@ def campaign_json(
                 else None
             ),
             "expires_at": _iso(campaign.get("expires_at")),
+            "max_attempts": campaign.get("max_attempts", 1),
+            "retry_on": campaign.get("retry_on") or [],
+            "retry_backoff_s": campaign.get("retry_backoff_s", 60.0),
         },
         "cps": campaign["cps"],
         "created_at": _iso(campaign["created_at"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -17,8 +17,10 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, zone
 from orchestrator.domain.phone import parse_e164
+from orchestrator.domain.retry import RetryPolicy
 from orchestrator.domain.text import control_character_position
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
@@ -69,7 +71,30 @@ def _check_tz(value: str | None) -> str | None:
 LenientDatetime = Annotated[AwareDatetime, Strict(False)]
 
 
-class CallIn(BaseModel):
+RetryOutcome = Literal["busy", "no-answer", "failed"]
+
+
+class RetryFields(BaseModel):
+    """Retries by outcome, shared by a call and a campaign's defaults."""
+
+    max_attempts: int = Field(default=1, ge=1, le=10)
+    retry_on: list[RetryOutcome] = Field(default_factory=list)
+    retry_backoff_s: float = Field(default=60.0, ge=0, le=86400)
+
+    @field_validator("retry_backoff_s", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            retry_on=frozenset(CallStatus(s) for s in self.retry_on),
+            backoff_s=self.retry_backoff_s,
+        )
+
+
+class CallIn(RetryFields):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     to: str
@@ -128,7 +153,7 @@ class CampaignTtsIn(BaseModel):
     voice: str | None = Field(default=None, pattern=VOICE_PATTERN)
 
 
-class CampaignDefaultsIn(BaseModel):
+class CampaignDefaultsIn(RetryFields):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     trunk: str | None = Field(default=None, pattern=NAME_PATTERN)

@@ -6,7 +6,7 @@ The dispatcher feeds every AMI event of an attempt (matched by Uniqueid == attem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -17,6 +17,7 @@ from orchestrator.domain.outcome import (
     ending_for_originate_failure,
     status_for_channel_state,
 )
+from orchestrator.domain.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class Transition:
     answered: bool = False
     ending: Ending | None = None
     channel: str | None = None
+    retry_at: datetime | None = None
+    """Set on an attempt's final transition when the call's policy tries again then: the call
+    goes back to `queued` instead of ending."""
 
 
 @dataclass
@@ -41,6 +45,8 @@ class AttemptState:
     cancel_requested: bool = False
     far_end_responded: bool = False
     """Set by ringing or progress (180/183): tells a ring timeout from an unreachable carrier."""
+    number: int = 1
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def ended(self) -> bool:
@@ -119,8 +125,18 @@ class AttemptState:
         self.status = status
         if answered:
             self.answered = True
+        retry_at = None
+        if status.is_final and not self.cancel_requested:
+            retry_at = self.retry.next_attempt_at(status, self.number, at)
         return Transition(
-            self.attempt_id, self.call_id, status, at, answered=answered, ending=ending, channel=self.channel
+            self.attempt_id,
+            self.call_id,
+            status,
+            at,
+            answered=answered,
+            ending=ending,
+            channel=self.channel,
+            retry_at=retry_at,
         )
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from orchestrator.domain.calling_hours import CallingWindow
+
+if TYPE_CHECKING:
+    from orchestrator.domain.retry import RetryPolicy
 
 
 class CallStatus(str, Enum):
@@ -78,3 +81,4 @@ class NewCall:
     expires_at: datetime | None = None
     window: CallingWindow | None = None
     time_zones: tuple[str, ...] | None = None
+    retry: RetryPolicy | None = None

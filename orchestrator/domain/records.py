@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
+
+from orchestrator.domain.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class Claim:
     audio_path: str
     ring_timeout_s: int
     claimed_at: datetime
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True)

@@ -68,10 +68,12 @@ class CallStore:
                 INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice,
                                    audio_hash, ring_timeout_s, metadata, idempotency_key,
                                    request_hash, not_before, expires_at, window_start, window_end,
-                                   time_zones, status, status_reason, ended_at)
+                                   time_zones, max_attempts, retry_on, retry_backoff_s,
+                                   status, status_reason, ended_at)
                 SELECT %(id)s, %(to)s, %(from)s, %(trunk)s, %(text)s, %(voice)s, %(audio)s, %(ring)s,
                        %(metadata)s, %(key)s, %(hash)s, coalesce(%(not_before)s, now()), %(expires_at)s,
-                       %(window_start)s, %(window_end)s, %(zones)s,
+                       %(window_start)s, %(window_end)s, %(zones)s, %(max_attempts)s, %(retry_on)s,
+                       %(backoff)s,
                        CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -96,6 +98,9 @@ class CallStore:
                     "window_start": call.window.start if call.window else None,
                     "window_end": call.window.end if call.window else None,
                     "zones": list(call.time_zones) if call.time_zones else None,
+                    "max_attempts": call.retry.max_attempts if call.retry else 1,
+                    "retry_on": sorted(s.value for s in call.retry.retry_on) if call.retry else [],
+                    "backoff": call.retry.backoff_s if call.retry else 60.0,
                 },
             )
             row = await cur.fetchone()

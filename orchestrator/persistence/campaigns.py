@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.campaign import BulkRow, CampaignStatus
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import DNC_REASON
 from orchestrator.persistence.db import Pool
 
@@ -39,13 +40,16 @@ class CampaignStore:
         cps: float | None,
         window: CallingWindow | None = None,
         expires_at: datetime | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Row:
+        policy = retry or RetryPolicy()
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
                 INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
-                                       ring_timeout_s, cps, window_start, window_end, expires_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
+                                       ring_timeout_s, cps, window_start, window_end, expires_at,
+                                       max_attempts, retry_on, retry_backoff_s)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
                 """,
                 (
                     uuid.uuid4(),
@@ -59,6 +63,9 @@ class CampaignStore:
                     window.start if window else None,
                     window.end if window else None,
                     expires_at,
+                    policy.max_attempts,
+                    sorted(s.value for s in policy.retry_on),
+                    policy.backoff_s,
                 ),
             )
             row = await cur.fetchone()
@@ -242,12 +249,14 @@ class Intake:
             INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice, audio_hash,
                                ring_timeout_s, campaign_id, created_at, updated_at, not_before,
                                expires_at, window_start, window_end, time_zones,
+                               max_attempts, retry_on, retry_backoff_s,
                                status, status_reason, ended_at)
             SELECT sespcl_uuid7(), s.to_number, s.from_number, s.trunk, s.tts_text, %(voice)s,
                    s.audio_hash, s.ring_timeout_s, %(campaign)s,
                    now() + s.line * interval '1 microsecond', now(),
                    now() + s.line * interval '1 microsecond', %(expires_at)s, %(window_start)s,
                    %(window_end)s, string_to_array(s.time_zones, ','),
+                   %(max_attempts)s, %(retry_on)s, %(retry_backoff_s)s,
                    CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -262,6 +271,9 @@ class Intake:
                 "expires_at": self._campaign["expires_at"],
                 "window_start": self._campaign["window_start"],
                 "window_end": self._campaign["window_end"],
+                "max_attempts": self._campaign["max_attempts"],
+                "retry_on": self._campaign["retry_on"],
+                "retry_backoff_s": self._campaign["retry_backoff_s"],
             },
         )
         accepted = cur.rowcount

@@ -13,6 +13,7 @@ from orchestrator.domain.attempt import Transition
 from orchestrator.domain.calling_hours import CallingWindow, Defer, Expire, dial_decision
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import DNC_REASON
 from orchestrator.persistence.db import Pool
 
@@ -84,7 +85,8 @@ class DispatchStore:
                 )
                 UPDATE call_attempts a SET owner = %(me)s FROM orphans o, calls c
                 WHERE a.id = o.id AND c.id = a.call_id
-                RETURNING a.id, a.call_id, a.node, a.status, a.channel, a.started_at,
+                RETURNING a.id, a.call_id, a.node, a.status, a.channel, a.started_at, a.number,
+                          c.max_attempts, c.retry_on, c.retry_backoff_s,
                           a.answered_at IS NOT NULL AS answered,
                           c.cancel_requested_at IS NOT NULL AS cancel_requested, c.ring_timeout_s
                 """,
@@ -169,7 +171,8 @@ class DispatchStore:
                 CROSS JOIN LATERAL (
                     SELECT c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s,
                            c.attempt_count, c.created_at, c.campaign_id, a.path, c.not_before,
-                           c.expires_at, c.window_start, c.window_end, c.time_zones
+                           c.expires_at, c.window_start, c.window_end, c.time_zones,
+                           c.max_attempts, c.retry_on, c.retry_backoff_s
                     FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
                     WHERE c.status = 'queued' AND c.trunk = t.name AND c.not_before <= now()
                       AND a.status = 'ready'
@@ -213,6 +216,7 @@ class DispatchStore:
                     audio_path=row["path"],
                     ring_timeout_s=row["ring_timeout_s"],
                     claimed_at=now,
+                    retry=RetryPolicy.from_row(row),
                 )
                 for row, node in zip(rows, node_plan)
             ]
@@ -358,6 +362,8 @@ class DispatchStore:
                     "reason": (ending.reason or None) if ending else None,
                     "channel": t.channel,
                     "owner": self.owner,
+                    "retry_at": t.retry_at,
+                    "retry_reason": f"retrying after {t.status.value}" if t.retry_at else None,
                 }
                 attempt = await conn.execute(
                     """
@@ -381,6 +387,20 @@ class DispatchStore:
                     if await owned.fetchone() is None:
                         changed.append(False)
                         continue
+                if t.retry_at is not None:
+                    # The attempt ended but the call tries again later: back to queued, once.
+                    cur = await conn.execute(
+                        """
+                        UPDATE calls SET status = 'queued', not_before = %(retry_at)s, updated_at = %(at)s,
+                            status_reason = %(retry_reason)s,
+                            hangup_cause = coalesce(%(cause)s, hangup_cause),
+                            hangup_cause_text = coalesce(%(cause_text)s, hangup_cause_text)
+                        WHERE id = %(call)s AND sespcl_status_rank(status) BETWEEN 1 AND 3
+                        """,
+                        params,
+                    )
+                    changed.append(cur.rowcount == 1)
+                    continue
                 cur = await conn.execute(
                     """
                     UPDATE calls SET status = %(status)s, updated_at = %(at)s,

@@ -15,6 +15,7 @@ from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.call import NewCall
 from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.domain.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +74,7 @@ class CallService:
         expires_at: datetime | None = None,
         window: CallingWindow | None = None,
         tz: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store a call as `queued`; returns (call, created). A replay returns the original."""
         trunk_name = trunk or await self._repo.default_trunk()
@@ -99,6 +101,7 @@ class CallService:
             window=window,
             # Calling hours apply in the callee's zone(s): an explicit tz, else the number's.
             time_zones=((tz,) if tz else zones_for_number(to)) if window is not None else None,
+            retry=retry,
         )
         result = await self._repo.create(
             call, engine=self._engine, idempotency_key=idempotency_key, request_hash=request_hash

@@ -15,6 +15,7 @@ from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
 from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
 from orchestrator.domain.errors import ValidationFailed
+from orchestrator.domain.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 MAX_REPORTED_ERRORS = 100
@@ -81,6 +82,7 @@ class CampaignService:
         cps: float | None,
         window: CallingWindow | None = None,
         expires_at: datetime | None = None,
+        retry: RetryPolicy | None = None,
     ) -> dict[str, Any]:
         names = await self._trunks.trunk_names()
         trunk_name = trunk or await self._trunks.default_trunk()
@@ -109,6 +111,7 @@ class CampaignService:
             cps=cps,
             window=window,
             expires_at=expires_at,
+            retry=retry or RetryPolicy(),
         )
         log.info("campaign.created", campaign_id=str(row["id"]), name=name)
         return row

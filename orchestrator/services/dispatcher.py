@@ -21,6 +21,7 @@ from orchestrator.domain.dialing import OriginateRequest
 from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.domain.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -271,7 +272,9 @@ class Dispatcher:
         self._bucket.take(len(claims), now)
         for claim in claims:
             key = str(claim.attempt_id)
-            self._attempts[key] = AttemptState(claim.attempt_id, claim.call_id, claim.node)
+            self._attempts[key] = AttemptState(
+                claim.attempt_id, claim.call_id, claim.node, number=claim.attempt_number, retry=claim.retry
+            )
             self._started[key] = (time.monotonic(), claim.ring_timeout_s)
             self._record(
                 claim.call_id,
@@ -373,6 +376,8 @@ class Dispatcher:
         key = str(t.attempt_id)
         if changed:
             data: dict[str, Any] = {"status": t.status.value}
+            if t.retry_at is not None:
+                data = {"status": "queued", "retry_after": t.status.value, "retry_at": t.retry_at.isoformat()}
             if t.ending is not None:
                 data |= {"cause": t.ending.cause, "cause_text": t.ending.cause_text}
                 if t.ending.reason:
@@ -457,6 +462,8 @@ class Dispatcher:
                 answered=bool(row["answered"]),
                 cancel_requested=bool(row["cancel_requested"]),
                 far_end_responded=row["status"] in ("ringing", "in-progress"),
+                number=int(row["number"]),
+                retry=RetryPolicy.from_row(row),
             )
             age = (_now() - row["started_at"]).total_seconds()
             self._started[key] = (time.monotonic() - age, int(row["ring_timeout_s"]))

@@ -133,3 +133,41 @@ def test_an_answer_missed_while_nobody_listened_is_recovered() -> None:
     other = _attempt()
     t = other.on_event("UserEvent", {"UserEvent": "SespclPlaybackDone", "ChannelStateDesc": "Up"}, NOW)
     assert t is not None and t.status is CallStatus.IN_PROGRESS and t.answered
+
+
+def test_retry_policy_by_outcome() -> None:
+    from datetime import timedelta
+
+    from orchestrator.domain.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=3, retry_on=frozenset({CallStatus.BUSY}), backoff_s=10, growth=2)
+    assert policy.next_attempt_at(CallStatus.BUSY, 1, NOW) == NOW + timedelta(seconds=10)
+    assert policy.next_attempt_at(CallStatus.BUSY, 2, NOW) == NOW + timedelta(seconds=20)
+    assert policy.next_attempt_at(CallStatus.BUSY, 3, NOW) is None
+    assert policy.next_attempt_at(CallStatus.NO_ANSWER, 1, NOW) is None
+    assert policy.next_attempt_at(CallStatus.COMPLETED, 1, NOW) is None
+    with pytest.raises(ValueError):
+        RetryPolicy(retry_on=frozenset({CallStatus.COMPLETED}))
+
+
+def test_final_transition_carries_the_retry() -> None:
+    from orchestrator.domain.retry import RetryPolicy
+
+    state = AttemptState(
+        uuid4(),
+        uuid4(),
+        "n1",
+        number=1,
+        retry=RetryPolicy(max_attempts=2, retry_on=frozenset({CallStatus.BUSY}), backoff_s=5),
+    )
+    t = state.on_event("Hangup", {"Cause": "17"}, NOW)
+    assert t is not None and t.status is CallStatus.BUSY and t.retry_at is not None
+    last = AttemptState(
+        uuid4(),
+        uuid4(),
+        "n1",
+        number=2,
+        retry=RetryPolicy(max_attempts=2, retry_on=frozenset({CallStatus.BUSY}), backoff_s=5),
+    )
+    t = last.on_event("Hangup", {"Cause": "17"}, NOW)
+    assert t is not None and t.retry_at is None
