@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from tests.integration.cli import sespcl
 from tests.integration.conftest import HeldPrompt, call_body, wait_final
-from tests.integration.test_farm import sespcl
 
 REASON = "number is on the do-not-call list"
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,18 +16,13 @@ import httpx
 import psycopg
 import pytest
 
+from tests.integration.cli import add_trunk as _add
+from tests.integration.cli import sespcl
 from tests.integration.conftest import call_body, wait_final
-from tests.integration.sipp import REPO, Carrier
+from tests.integration.sipp import Carrier
 
-SESPCL = str(REPO / ".venv/bin/sespcl")
 LONG_TEXT = "Checking how many channels a trunk carries at once."
 TEST_TRUNKS = ("t-life", "t-max", "t-cps", "t-live", "t-dead", "t-bad")
-
-
-def sespcl(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SESPCL, *args], input=stdin, capture_output=True, text=True, timeout=60, env={**os.environ, **env}
-    )
 
 
 def _remove_test_trunks() -> None:
@@ -51,11 +45,6 @@ def carriers() -> Iterator[dict[str, Carrier]]:
         _remove_test_trunks()
         for carrier in started.values():
             carrier.stop()
-
-
-def _add(name: str, host: str, *extra: str) -> None:
-    result = sespcl("trunks", "add", name, "--host", host, *extra)
-    assert result.returncode == 0, result.stderr
 
 
 async def _place(api: httpx.AsyncClient, trunk: str, count: int, text: str) -> list[dict[str, Any]]:

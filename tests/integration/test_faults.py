@@ -17,9 +17,10 @@ import httpx
 import psycopg
 import pytest
 
+from tests.integration.cli import carrier_trunk
 from tests.integration.conftest import FINAL, call_body, wait_final
 from tests.integration.sipp import REPO, Carrier
-from tests.integration.test_farm import _add, _wait_state, sespcl
+from tests.integration.test_farm import _wait_state
 
 Db = psycopg.Connection[dict[str, Any]]
 STATE = Path(os.environ.get("SESPCL_STATE_DIR", REPO / ".stack"))
@@ -35,14 +36,8 @@ def _stack_env() -> dict[str, str]:
 
 @pytest.fixture()
 def kill_carrier() -> Iterator[Carrier]:
-    carrier = Carrier("t-kill", "127.0.30.5", "answer").start()
-    sespcl("trunks", "remove", "t-kill", "--force")
-    _add("t-kill", carrier.address)
-    try:
+    with carrier_trunk("t-kill", "127.0.30.5", "answer") as carrier:
         yield carrier
-    finally:
-        sespcl("trunks", "remove", "t-kill", "--force")
-        carrier.stop()
 
 
 async def test_node_killed_mid_batch(api: httpx.AsyncClient, db: Db, kill_carrier: Carrier) -> None:
@@ -118,14 +113,8 @@ async def test_lost_render_job_is_found_again(api: httpx.AsyncClient, db: Db) ->
 
 @pytest.fixture()
 def traced_trunk() -> Iterator[Carrier]:
-    carrier = Carrier("t-disp", "127.0.30.6", "answer").start()
-    sespcl("trunks", "remove", "t-disp", "--force")
-    _add("t-disp", carrier.address)
-    try:
+    with carrier_trunk("t-disp", "127.0.30.6", "answer") as carrier:
         yield carrier
-    finally:
-        sespcl("trunks", "remove", "t-disp", "--force")
-        carrier.stop()
 
 
 def _dispatcher_pid() -> int:

@@ -9,21 +9,15 @@ from datetime import datetime
 import httpx
 import pytest
 
+from tests.integration.cli import carrier_trunk
 from tests.integration.conftest import call_body, wait_final
 from tests.integration.sipp import Carrier
-from tests.integration.test_farm import _add, sespcl
 
 
 @pytest.fixture()
 def busy_carrier() -> Iterator[Carrier]:
-    carrier = Carrier("t-retry", "127.0.30.7", "busy").start()
-    sespcl("trunks", "remove", "t-retry", "--force")
-    _add("t-retry", carrier.address)
-    try:
+    with carrier_trunk("t-retry", "127.0.30.7", "busy") as carrier:
         yield carrier
-    finally:
-        sespcl("trunks", "remove", "t-retry", "--force")
-        carrier.stop()
 
 
 async def test_busy_retried_until_attempts_run_out(api: httpx.AsyncClient, busy_carrier: Carrier) -> None:

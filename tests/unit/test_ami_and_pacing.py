@@ -6,8 +6,15 @@ from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes
 
 
 def _request(**overrides: str) -> OriginateRequest:
-    fields = dict(attempt_id="a1b2", to="+14155550123", trunk="demo", caller_id="+14155550100",
-                  audio_path="/var/lib/sespcl/audio/abc", call_id="c1", timeout_ms=30000)
+    fields = dict(
+        attempt_id="a1b2",
+        to="+14155550123",
+        trunk="demo",
+        caller_id="+14155550100",
+        audio_path="/var/lib/sespcl/audio/abc",
+        call_id="c1",
+        timeout_ms=30000,
+    )
     fields.update(overrides)
     return OriginateRequest(**fields)  # type: ignore[arg-type]
 

@@ -48,10 +48,21 @@ def _aliases(model: type[BaseModel]) -> tuple[set[str], set[str]]:
 def _sample_call_row() -> dict[str, Any]:
     now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
     return {
-        "id": uuid.uuid4(), "to_number": "+14155550123", "from_number": None, "trunk": "demo",
-        "status": "completed", "status_reason": "answered", "tts_text": "Hello", "tts_voice": "en-us",
-        "ring_timeout_s": 30, "created_at": now, "updated_at": now, "answered_at": now,
-        "ended_at": now + timedelta(seconds=3), "hangup_cause": 16, "hangup_cause_text": "Normal Clearing",
+        "id": uuid.uuid4(),
+        "to_number": "+14155550123",
+        "from_number": None,
+        "trunk": "demo",
+        "status": "completed",
+        "status_reason": "answered",
+        "tts_text": "Hello",
+        "tts_voice": "en-us",
+        "ring_timeout_s": 30,
+        "created_at": now,
+        "updated_at": now,
+        "answered_at": now,
+        "ended_at": now + timedelta(seconds=3),
+        "hangup_cause": 16,
+        "hangup_cause_text": "Normal Clearing",
         "metadata": {"customer": 42},
     }
 
@@ -59,8 +70,15 @@ def _sample_call_row() -> dict[str, Any]:
 def _sample_attempt_row() -> dict[str, Any]:
     now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
     return {
-        "id": uuid.uuid4(), "number": 1, "node": "n1", "trunk": "demo", "status": "completed",
-        "started_at": now, "answered_at": now, "ended_at": now, "hangup_cause": 16,
+        "id": uuid.uuid4(),
+        "number": 1,
+        "node": "n1",
+        "trunk": "demo",
+        "status": "completed",
+        "started_at": now,
+        "answered_at": now,
+        "ended_at": now,
+        "hangup_cause": 16,
         "hangup_cause_text": "Normal Clearing",
     }
 
@@ -84,9 +102,16 @@ class _Stub:
 
 
 def _stub_deps() -> ApiDeps:
-    return ApiDeps(calls=cast(Any, _Stub()), store=cast(Any, _Stub()), queues=cast(Any, _Stub()),
-                   api_key="k" * 32, max_body_bytes=65536, campaigns=cast(Any, _Stub()),
-                   campaign_store=cast(Any, _Stub()), max_bulk_bytes=1 << 20)
+    return ApiDeps(
+        calls=cast(Any, _Stub()),
+        store=cast(Any, _Stub()),
+        queues=cast(Any, _Stub()),
+        api_key="k" * 32,
+        max_body_bytes=65536,
+        campaigns=cast(Any, _Stub()),
+        campaign_store=cast(Any, _Stub()),
+        max_bulk_bytes=1 << 20,
+    )
 
 
 def _documented_operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -101,9 +126,17 @@ def _documented_operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str
 def _sample_campaign_row() -> dict[str, Any]:
     now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
     return {
-        "id": uuid.uuid4(), "name": "outage", "status": "active", "trunk": "demo", "from_number": None,
-        "tts_template": "Hello {{name}}", "tts_voice": "en-us", "ring_timeout_s": 30, "cps": 50.0,
-        "created_at": now, "updated_at": now,
+        "id": uuid.uuid4(),
+        "name": "outage",
+        "status": "active",
+        "trunk": "demo",
+        "from_number": None,
+        "tts_template": "Hello {{name}}",
+        "tts_voice": "en-us",
+        "ring_timeout_s": 30,
+        "cps": 50.0,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -155,14 +188,18 @@ def test_call_schema_keys_match_the_presenter(doc: dict[str, Any]) -> None:
 
 
 def test_event_schema_keys_match_the_presenter(doc: dict[str, Any]) -> None:
-    event = event_json({"seq": 1, "at": datetime(2025, 1, 1, tzinfo=UTC), "type": "status",
-                        "attempt_id": None, "data": {}})
+    event = event_json(
+        {"seq": 1, "at": datetime(2025, 1, 1, tzinfo=UTC), "type": "status", "attempt_id": None, "data": {}}
+    )
     assert set(_schema(doc, "Event")["properties"]) == set(event)
 
 
 def test_campaign_request_fields_match_the_pydantic_models(doc: dict[str, Any]) -> None:
-    for name, model in (("CampaignRequest", CampaignIn), ("CampaignDefaultsRequest", CampaignDefaultsIn),
-                        ("CampaignTtsRequest", CampaignTtsIn)):
+    for name, model in (
+        ("CampaignRequest", CampaignIn),
+        ("CampaignDefaultsRequest", CampaignDefaultsIn),
+        ("CampaignTtsRequest", CampaignTtsIn),
+    ):
         schema = _schema(doc, name)
         names, required = _aliases(model)
         assert set(schema["properties"]) == names, name
@@ -220,14 +257,25 @@ def test_upload_media_types_are_the_readers(doc: dict[str, Any], path: str) -> N
 async def test_voice_bulk_query_parameters_are_the_documented_ones(doc: dict[str, Any]) -> None:
     params = {p["name"]: p for p in doc["paths"]["/voice/bulk"]["post"]["parameters"]}
     assert {n for n, p in params.items() if p.get("required")} == {"text"}
-    sample = {"name": "x", "text": "Hello {{name}}", "voice": "en-us", "trunk": "demo",
-              "from": "+14155550123", "ring_timeout_s": "30", "cps": "5"}
+    sample = {
+        "name": "x",
+        "text": "Hello {{name}}",
+        "voice": "en-us",
+        "trunk": "demo",
+        "from": "+14155550123",
+        "ring_timeout_s": "30",
+        "cps": "5",
+    }
     assert set(sample) == set(params)
     app = create_app(_stub_deps())
 
     def request(query: dict[str, str]) -> web.Request:
-        return make_mocked_request("POST", f"/voice/bulk?{urlencode(query)}", app=app,
-                                   headers={"Content-Type": "application/x-ndjson"})
+        return make_mocked_request(
+            "POST",
+            f"/voice/bulk?{urlencode(query)}",
+            app=app,
+            headers={"Content-Type": "application/x-ndjson"},
+        )
 
     with pytest.raises(Reached):  # every documented parameter is accepted: the campaign gets created
         await voice_bulk(request(sample))
@@ -239,17 +287,25 @@ async def test_voice_bulk_query_parameters_are_the_documented_ones(doc: dict[str
     assert (missing.value.status, missing.value.field) == (422, "text")
 
 
-@pytest.mark.parametrize(("path", "handler", "store_method"), [
-    ("/v1/calls", list_calls, "calls_page"),
-    ("/v1/campaigns", list_campaigns, "list_page"),
-])
+@pytest.mark.parametrize(
+    ("path", "handler", "store_method"),
+    [
+        ("/v1/calls", list_calls, "calls_page"),
+        ("/v1/campaigns", list_campaigns, "list_page"),
+    ],
+)
 async def test_list_limits_are_the_documented_ones(
     doc: dict[str, Any], path: str, handler: Any, store_method: str
 ) -> None:
     params = {p.get("name"): p for p in doc["paths"][path]["get"]["parameters"]}
     limit = params["limit"]["schema"]
-    for value, accepted in ((None, True), (limit["minimum"], True), (limit["maximum"], True),
-                            (limit["minimum"] - 1, False), (limit["maximum"] + 1, False)):
+    for value, accepted in (
+        (None, True),
+        (limit["minimum"], True),
+        (limit["maximum"], True),
+        (limit["minimum"] - 1, False),
+        (limit["maximum"] + 1, False),
+    ):
         deps = _stub_deps()
         query = "" if value is None else f"?limit={value}"
         request = make_mocked_request("GET", path + query, app=create_app(deps))
@@ -266,8 +322,10 @@ async def test_list_limits_are_the_documented_ones(
 
 def _auth_cases() -> list[Any]:
     doc = json.loads(DOC_PATH.read_text(encoding="utf-8"))
-    return [pytest.param(method, path, op, id=f"{method} {path}")
-            for method, path, op in _documented_operations(doc)]
+    return [
+        pytest.param(method, path, op, id=f"{method} {path}")
+        for method, path, op in _documented_operations(doc)
+    ]
 
 
 @pytest.mark.parametrize(("method", "path", "op"), _auth_cases())

@@ -16,8 +16,18 @@ def test_valid_e164(number: str) -> None:
 
 @pytest.mark.parametrize(
     "number",
-    ["14155550123", "+1415555012x", "+1 415 555 0123", "+0123456", "+", "", "+1415555\n0123",
-     "+19999999999", "+1234567890123456", "+14155550123\r\nAction: Hangup"],
+    [
+        "14155550123",
+        "+1415555012x",
+        "+1 415 555 0123",
+        "+0123456",
+        "+",
+        "",
+        "+1415555\n0123",
+        "+19999999999",
+        "+1234567890123456",
+        "+14155550123\r\nAction: Hangup",
+    ],
 )
 def test_invalid_e164_rejected(number: str) -> None:
     with pytest.raises(ValueError):
