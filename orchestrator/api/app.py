@@ -170,16 +170,21 @@ async def health(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    by_status, per_node, depths = await asyncio.gather(
+    by_status, per_node, depths, pace = await asyncio.gather(
         deps.store.counts_by_status(),
         deps.store.live_calls_per_node(),
         asyncio.to_thread(deps.queues.depths),
+        deps.store.dial_pace(),
     )
+    waiting = by_status.get("queued", 0)
     return web.json_response(
         {
             "calls_by_status": by_status,
-            "queue_depths": {"dialable": by_status.get("queued", 0), **depths},
+            "queue_depths": {"dialable": waiting, **depths},
             "live_calls_per_node": per_node,
+            # The backlog at the pace of the last minute: how long until the queue drains.
+            "dial_pace_cps": round(pace, 2),
+            "eta_s": round(waiting / pace) if pace else None,
         }
     )
 

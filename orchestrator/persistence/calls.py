@@ -201,6 +201,15 @@ class CallStore:
             cur = await conn.execute("SELECT status, count(*) AS n FROM calls GROUP BY status")
             return {str(r["status"]): int(r["n"]) for r in await cur.fetchall()}
 
+    async def dial_pace(self) -> float:
+        """Attempts started per second over the last minute."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM call_attempts WHERE started_at > now() - interval '60 seconds'"
+            )
+            row = await cur.fetchone()
+            return int(row["n"]) / 60.0 if row else 0.0
+
     async def live_calls_per_node(self) -> dict[str, int]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(

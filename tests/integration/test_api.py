@@ -35,7 +35,8 @@ async def test_metrics_need_auth_and_count_calls(api: httpx.AsyncClient, api_url
     async with httpx.AsyncClient(base_url=api_url) as anonymous:
         assert (await anonymous.get("/api/metrics")).status_code == 401
     body = (await api.get("/api/metrics")).json()
-    assert set(body) >= {"calls_by_status", "queue_depths", "live_calls_per_node"}
+    assert set(body) >= {"calls_by_status", "queue_depths", "live_calls_per_node", "dial_pace_cps", "eta_s"}
+    assert body["dial_pace_cps"] >= 0
     assert {"n1", "n2"} <= set(body["live_calls_per_node"])
 
 
