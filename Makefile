@@ -4,7 +4,7 @@ VENV ?= .venv
 STATE ?= .stack
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake
+.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -44,3 +44,7 @@ test:
 BENCH_ROWS ?= 1000000
 bench-intake: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/intake.py --rows $(BENCH_ROWS)
+
+BENCH_RATES ?= 10,25,50
+bench-dispatch: up
+	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/dispatch.py --rates $(BENCH_RATES)
