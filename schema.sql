@@ -275,6 +275,10 @@ CREATE TABLE IF NOT EXISTS call_events (
     data        jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 CREATE INDEX IF NOT EXISTS call_events_by_call ON call_events (call_id, at, id);
+-- Each event recorded by a worker carries the id the dispatcher gave it: a batch sent again
+-- (its job lost with a flushed Redis) cannot record an event twice.
+ALTER TABLE call_events ADD COLUMN IF NOT EXISTS event_uid uuid;
+CREATE UNIQUE INDEX IF NOT EXISTS call_events_uid ON call_events (event_uid) WHERE event_uid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS call_events_by_time ON call_events (at);
 
 CREATE OR REPLACE FUNCTION sespcl_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -9,10 +9,12 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 RENDER_JOB = "workers.tts.render_audio"
 EVENTS_JOB = "workers.events.record_events"
+EVENT_RESULT_TTL_S = 300
 
 
 class WorkQueues:
@@ -48,8 +50,24 @@ class WorkQueues:
             self.enqueue_renders(lost)
         return len(lost)
 
-    def enqueue_events(self, batch: list[dict[str, Any]]) -> None:
-        self._events.enqueue(EVENTS_JOB, batch, result_ttl=0, failure_ttl=86400)
+    def enqueue_events(self, batch: list[dict[str, Any]]) -> str:
+        """Returns the job's id; the finished job stays visible a minute so the sender can
+        tell a recorded batch from a lost one."""
+        job = self._events.enqueue(EVENTS_JOB, batch, result_ttl=EVENT_RESULT_TTL_S, failure_ttl=86400)
+        return str(job.id)
+
+    def batch_state(self, job_id: str) -> str:
+        """'done', 'pending' (queued, running, or failed and retrying later), or 'lost'."""
+        try:
+            job = Job.fetch(job_id, connection=self.redis)
+        except NoSuchJobError:
+            return "lost"
+        status = job.get_status(refresh=False)
+        if status == JobStatus.FINISHED:
+            return "done"
+        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            return "lost"
+        return "pending"
 
     def depths(self) -> dict[str, int]:
         return {self._render.name: self._render.count, self._events.name: self._events.count}

@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ ORPHAN_AFTER_S = 8.0
 """A dispatcher silent this long is taken for dead: its live attempts are adopted."""
 ADOPT_EVERY_S = 3.0
 EXPIRE_EVERY_S = 2.0
+OUTBOX_CHECK_S = 2.0
 RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 RECONCILE_MIN_AGE_S = 5.0
@@ -106,6 +108,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._ping_failures: dict[str, int] = {}
+        self._outbox: dict[str, list[dict[str, Any]]] = {}
         self._silent_since: dict[str, float] = {}
         self._declared_lost: set[str] = set()
 
@@ -127,6 +130,7 @@ class Dispatcher:
             self._every(2.0, self._sweep_overdue),
             self._every(RENDER_SWEEP_S, self._sweep_lost_renders),
             self._every(EXPIRE_EVERY_S, self._expire_due),
+            self._every(OUTBOX_CHECK_S, self._resend_lost_batches),
         ]
         try:
             await asyncio.gather(*loops)
@@ -480,6 +484,7 @@ class Dispatcher:
     ) -> None:
         self._events.append(
             {
+                "uid": str(uuid.uuid4()),
                 "call_id": str(call_id),
                 "attempt_id": str(attempt_id) if attempt_id else None,
                 "at": at.isoformat(),
@@ -491,8 +496,21 @@ class Dispatcher:
     async def _flush_events(self) -> None:
         while self._events:
             batch = self._events[: self._settings.events_batch_max]
-            await asyncio.to_thread(self._sink.enqueue_events, batch)
+            job_id = await asyncio.to_thread(self._sink.enqueue_events, batch)
+            self._outbox[job_id] = batch
             del self._events[: len(batch)]
+
+    async def _resend_lost_batches(self) -> None:
+        """Redis only carries the batches: one whose job vanished (a flushed Redis, a worker
+        killed mid-job) is sent again. Event ids make a second recording a no-op."""
+        for job_id, batch in list(self._outbox.items()):
+            state = await asyncio.to_thread(self._sink.batch_state, job_id)
+            if state == "done":
+                del self._outbox[job_id]
+            elif state == "lost":
+                del self._outbox[job_id]
+                self._outbox[await asyncio.to_thread(self._sink.enqueue_events, batch)] = batch
+                log.warning("dispatch.events_resent", events=len(batch))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

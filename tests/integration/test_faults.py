@@ -209,3 +209,66 @@ async def test_two_dispatchers_never_share_a_call(
         (ids,),
     ).fetchall()
     assert len(hangups) == 60 and all(h["n"] == 1 for h in hangups), "each event recorded once"
+
+
+def _worker_pids() -> list[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", "bin/sespcl worker"], capture_output=True, text=True
+    ).stdout.split()
+    return [int(p) for p in found if b"python" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]]
+
+
+def _signal_workers(sig: signal.Signals) -> None:
+    for pid in _worker_pids():
+        os.kill(pid, sig)
+
+
+async def test_redis_flushed_mid_batch(api: httpx.AsyncClient, db: Db, traced_trunk: Carrier) -> None:
+    """Workers held while Redis is flushed, twice: once with the prompt's render job waiting,
+    once with event batches waiting. PostgreSQL keeps what must happen, the sweepers send the
+    work again, and nothing is lost or doubled."""
+    env = _stack_env()
+
+    def flush() -> None:
+        subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "FLUSHALL"], check=True, capture_output=True)
+
+    text = f"Flush test {uuid.uuid4().hex[:6]}, a prompt that nobody has rendered yet."
+    _signal_workers(signal.SIGSTOP)
+    try:
+        ids = await _submit(api, 40, "t-disp", text, 5000)
+        await asyncio.sleep(1)
+        flush()  # the render job is gone
+    finally:
+        _signal_workers(signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while True:  # the render sweeper finds the prompt again and the calls start
+        row = db.execute("SELECT count(*) AS n FROM call_attempts WHERE call_id = ANY(%s)", (ids,)).fetchone()
+        if row and row["n"] >= 20:
+            break
+        assert time.monotonic() < deadline, "the lost render was never found again"
+        await asyncio.sleep(0.2)
+    _signal_workers(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(3)  # event batches pile up in Redis
+        flush()
+    finally:
+        _signal_workers(signal.SIGCONT)
+    finals = [await wait_final(api, i, timeout=120) for i in ids]
+    report = _report(finals, traced_trunk)
+    print("fault report (Redis flushed twice):", report)
+    assert report["non_final"] == 0 and report["final_statuses"] == {"completed": 40}
+    assert report["invites_per_attempt_max"] == 1 and report["invites"] == 40
+    await asyncio.sleep(6)  # lost event batches are noticed and sent again within seconds
+    rows = db.execute(
+        "SELECT a.id, (SELECT count(*) FROM call_events e "
+        "WHERE e.attempt_id = a.id AND e.type = 'ami.Hangup') AS hangups "
+        "FROM call_attempts a WHERE a.call_id = ANY(%s)",
+        (ids,),
+    ).fetchall()
+    assert len(rows) == 40 and all(r["hangups"] == 1 for r in rows), "every event recorded, none twice"
+    answered = db.execute(
+        "SELECT count(*) AS n FROM call_events WHERE call_id = ANY(%s) AND type = 'status' "
+        "AND data->>'status' = 'in-progress'",
+        (ids,),
+    ).fetchone()
+    assert answered is not None and answered["n"] == 40
