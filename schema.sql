@@ -197,10 +197,13 @@ ALTER TABLE calls ADD COLUMN IF NOT EXISTS max_attempts int NOT NULL DEFAULT 1
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS retry_on text[] NOT NULL DEFAULT '{}';
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS retry_backoff_s real NOT NULL DEFAULT 60
     CHECK (retry_backoff_s >= 0);
--- The claim walks each trunk's dialable calls in order of eligibility; deferred calls sit
--- later in this index instead of being stepped over on every claim.
+-- The claim walks each trunk's dialable calls per campaign (so one big campaign cannot starve
+-- a small one), in order of eligibility; deferred calls sit later in this index instead of
+-- being stepped over on every claim. The same index enumerates a trunk's campaigns (skip scan).
 DROP INDEX IF EXISTS calls_queued_by_trunk;
-CREATE INDEX IF NOT EXISTS calls_dialable ON calls (trunk, not_before, id) WHERE status = 'queued';
+DROP INDEX IF EXISTS calls_dialable;
+CREATE INDEX IF NOT EXISTS calls_dialable_by_campaign ON calls (trunk, campaign_id, not_before, id)
+    WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS calls_expiring ON calls (expires_at)
     WHERE status = 'queued' AND expires_at IS NOT NULL;
 -- One call per number and campaign; the bulk intake counts the rest as duplicates.

@@ -206,12 +206,20 @@ def main() -> None:
         ).fetchone()
         explain(
             db,
-            "claim: next dialable calls of a trunk (per-trunk branch of the claim query)",
+            "claim, 1: the campaigns queued on a trunk (skip scan of calls_dialable_by_campaign)",
+            "WITH RECURSIVE h AS ((SELECT campaign_id FROM calls WHERE status = 'queued' AND trunk = %s "
+            "AND campaign_id IS NOT NULL ORDER BY campaign_id LIMIT 1) UNION ALL SELECT (SELECT c.campaign_id "
+            "FROM calls c WHERE c.status = 'queued' AND c.trunk = %s AND c.campaign_id > h.campaign_id "
+            "ORDER BY c.campaign_id LIMIT 1) FROM h WHERE h.campaign_id IS NOT NULL) SELECT * FROM h",
+            ("demo", "demo"),
+        )
+        explain(
+            db,
+            "claim, 2: a campaign's next dialable calls on the trunk",
             "SELECT c.id FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash "
-            "WHERE c.status = 'queued' AND c.trunk = %s AND a.status = 'ready' "
-            "AND (c.campaign_id IS NULL OR c.campaign_id <> ALL(%s::uuid[])) "
-            "ORDER BY c.created_at, c.id LIMIT 50 FOR UPDATE OF c SKIP LOCKED",
-            ("demo", []),
+            "WHERE c.status = 'queued' AND c.trunk = %s AND c.campaign_id = %s AND c.not_before <= now() "
+            "AND a.status = 'ready' ORDER BY c.not_before, c.id LIMIT 50 FOR UPDATE OF c SKIP LOCKED",
+            ("demo", campaigns[0]),
         )
         explain(
             db,

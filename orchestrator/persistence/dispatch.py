@@ -39,6 +39,18 @@ def _expire_sql(only_ids: bool) -> str:
     """
 
 
+def take_fairly(groups: list[list[Row]], budget: int) -> list[Row]:
+    """Round robin over the groups (campaigns), oldest group first: the i-th call of every
+    group before the (i+1)-th of any. Each row taken gets its `fair_rank` (its round)."""
+    groups = sorted((g for g in groups if g), key=lambda g: (g[0]["not_before"], g[0]["id"]))
+    taken: list[Row] = []
+    for round_ in range(max((len(g) for g in groups), default=0)):
+        for group in groups:
+            if round_ < len(group) and len(taken) < budget:
+                taken.append({**group[round_], "fair_rank": round_})
+    return taken
+
+
 class DispatchStore:
     """Everything one dispatcher instance (`owner`) reads and writes."""
 
@@ -165,28 +177,13 @@ class DispatchStore:
             if not budgets:
                 return []
             held, campaign_budget = await self._campaign_budgets(conn, wanted)
-            cur = await conn.execute(
-                """
-                SELECT picked.* FROM unnest(%s::text[], %s::int[]) AS t(name, lim)
-                CROSS JOIN LATERAL (
-                    SELECT c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s,
-                           c.attempt_count, c.created_at, c.campaign_id, a.path, c.not_before,
-                           c.expires_at, c.window_start, c.window_end, c.time_zones,
-                           c.max_attempts, c.retry_on, c.retry_backoff_s
-                    FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
-                    WHERE c.status = 'queued' AND c.trunk = t.name AND c.not_before <= now()
-                      AND a.status = 'ready'
-                      AND (c.campaign_id IS NULL OR c.campaign_id <> ALL(%s::uuid[]))
-                    ORDER BY c.not_before, c.id
-                    LIMIT t.lim
-                    FOR UPDATE OF c SKIP LOCKED
-                ) picked
-                ORDER BY picked.not_before, picked.id
-                LIMIT %s
-                """,
-                (list(budgets), list(budgets.values()), held, wanted),
-            )
-            picked = await self._hold_back(conn, await cur.fetchall())
+            candidates: list[Row] = []
+            for trunk, budget in budgets.items():
+                groups = await self._campaign_groups(conn, trunk, budget, held)
+                candidates.extend(take_fairly(groups, budget))
+            candidates.sort(key=lambda r: (r["fair_rank"], r["not_before"], r["id"]))
+            picked_rows = candidates[:wanted]
+            picked = await self._hold_back(conn, picked_rows)
             blocked = await self._cancel_blocked(conn, [row["id"] for row in picked])
             rows = []
             for row in picked:
@@ -254,6 +251,60 @@ class DispatchStore:
                     ],
                 )
             return claims
+
+    @staticmethod
+    async def _campaign_groups(conn: Any, trunk: str, limit: int, held: list[UUID]) -> list[list[Row]]:
+        """A trunk's next dialable calls, up to `limit` per campaign (single calls are one more
+        group), oldest first within each. Rows are locked; those not taken are freed at commit."""
+        columns = """
+            c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s, c.attempt_count, c.created_at,
+            c.campaign_id, a.path, c.not_before, c.expires_at, c.window_start, c.window_end, c.time_zones,
+            c.max_attempts, c.retry_on, c.retry_backoff_s
+        """
+        cur = await conn.execute(
+            f"""
+            WITH RECURSIVE campaigns_here AS (  -- distinct campaigns queued on the trunk: a skip scan
+                (SELECT campaign_id FROM calls
+                 WHERE status = 'queued' AND trunk = %(trunk)s AND campaign_id IS NOT NULL
+                 ORDER BY campaign_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT c.campaign_id FROM calls c
+                        WHERE c.status = 'queued' AND c.trunk = %(trunk)s AND c.campaign_id > h.campaign_id
+                        ORDER BY c.campaign_id LIMIT 1)
+                FROM campaigns_here h WHERE h.campaign_id IS NOT NULL
+            )
+            SELECT {columns} FROM campaigns_here h
+            CROSS JOIN LATERAL (
+                SELECT c.* FROM calls c
+                WHERE c.status = 'queued' AND c.trunk = %(trunk)s AND c.campaign_id = h.campaign_id
+                  AND c.not_before <= now()
+                ORDER BY c.not_before, c.id LIMIT %(limit)s * 2
+            ) c
+            JOIN audio_assets a ON a.hash = c.audio_hash AND a.status = 'ready'
+            WHERE h.campaign_id IS NOT NULL AND h.campaign_id <> ALL(%(held)s::uuid[])
+            ORDER BY c.campaign_id, c.not_before, c.id
+            FOR UPDATE OF c SKIP LOCKED
+            """,
+            {"trunk": trunk, "limit": limit, "held": held},
+        )
+        by_campaign: dict[Any, list[Row]] = {}
+        for row in await cur.fetchall():
+            by_campaign.setdefault(row["campaign_id"], []).append(row)
+        cur = await conn.execute(
+            f"""
+            SELECT {columns} FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
+            WHERE c.status = 'queued' AND c.trunk = %(trunk)s AND c.campaign_id IS NULL
+              AND c.not_before <= now() AND a.status = 'ready'
+            ORDER BY c.not_before, c.id LIMIT %(limit)s
+            FOR UPDATE OF c SKIP LOCKED
+            """,
+            {"trunk": trunk, "limit": limit},
+        )
+        singles = await cur.fetchall()
+        groups = [rows[:limit] for rows in by_campaign.values()]
+        if singles:
+            groups.append(singles)
+        return groups
 
     @staticmethod
     async def _hold_back(conn: Any, rows: list[Row]) -> list[Row]:

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import httpx
 import psycopg
 
+from tests.integration.cli import carrier_trunk, sespcl
 from tests.integration.conftest import wait_final
 
 TEMPLATE = "Hello {{name}}, your appointment is on {{day}}."
@@ -296,3 +297,26 @@ async def test_bad_campaign_requests(api: httpx.AsyncClient) -> None:
     assert missing.status_code == 404
     listed = (await api.get("/v1/campaigns", params={"limit": "500"})).json()
     assert "campaigns" in listed
+
+
+async def test_a_big_campaign_does_not_starve_a_small_one(api: httpx.AsyncClient) -> None:
+    """40 calls uploaded first, 4 a moment later, one trunk paced at 4 calls a second: the small
+    campaign's calls go out among the first, not after the big one's."""
+    with carrier_trunk("t-fair", "127.0.30.8", "answer"):
+        updated = await asyncio.to_thread(sespcl, "trunks", "update", "t-fair", "--cps", "4")
+        assert updated.returncode == 0, updated.stderr
+        big = (await _campaign(api, defaults={"trunk": "t-fair", "tts": {"text": "Big."}}))["id"]
+        small = (await _campaign(api, defaults={"trunk": "t-fair", "tts": {"text": "Small."}}))["id"]
+        for campaign in (big, small):  # both held until both are loaded: the claim decides the order
+            await api.post(f"/v1/campaigns/{campaign}/pause")
+        rows_big = "\n".join(json.dumps({"to": x}) for x in _numbers(40)).encode()
+        rows_small = "\n".join(json.dumps({"to": x}) for x in _numbers(4)).encode()
+        assert (await _upload(api, big, rows_big, "application/x-ndjson")).json()["accepted"] == 40
+        assert (await _upload(api, small, rows_small, "application/x-ndjson")).json()["accepted"] == 4
+        for campaign in (big, small):
+            await api.post(f"/v1/campaigns/{campaign}/resume")
+        calls = [*await _all_calls(api, big), *await _all_calls(api, small)]
+        finals = [await wait_final(api, c["id"], timeout=120) for c in calls]
+        order = sorted(finals, key=lambda c: c["attempts"][0]["started_at"])
+        small_positions = [i for i, c in enumerate(order) if c["id"] in {x["id"] for x in calls[40:]}]
+        assert max(small_positions) < 12, f"small campaign dialed at positions {small_positions}"

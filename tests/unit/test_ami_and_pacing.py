@@ -79,3 +79,22 @@ def test_trunk_budget_holds_channels_and_cps() -> None:
     slow = TrunkLimits("d", max_channels=None, cps=0.5)
     assert trunk_budget(slow, live=0, started_in_window=0, wanted=6) == 1
     assert cps_window_s(0.5) > cps_window_s(2) >= 1.0
+
+
+def test_take_fairly_interleaves_campaigns() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from orchestrator.persistence.dispatch import take_fairly
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def rows(name: str, count: int, offset_s: int) -> list[dict[str, object]]:
+        return [
+            {"id": f"{name}{i}", "not_before": start + timedelta(seconds=offset_s + i)} for i in range(count)
+        ]
+
+    big, small = rows("big", 40, 0), rows("small", 3, 100)
+    taken = take_fairly([big, small], budget=6)
+    assert [r["id"] for r in taken] == ["big0", "small0", "big1", "small1", "big2", "small2"]
+    assert [r["id"] for r in take_fairly([small, big], budget=8)][-2:] == ["big3", "big4"]
+    assert take_fairly([], budget=5) == []
