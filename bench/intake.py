@@ -208,9 +208,10 @@ def main() -> None:
             db,
             "claim, 1: the campaigns queued on a trunk (skip scan of calls_dialable_by_campaign)",
             "WITH RECURSIVE h AS ((SELECT campaign_id FROM calls WHERE status = 'queued' AND trunk = %s "
-            "AND campaign_id IS NOT NULL ORDER BY campaign_id LIMIT 1) UNION ALL SELECT (SELECT c.campaign_id "
-            "FROM calls c WHERE c.status = 'queued' AND c.trunk = %s AND c.campaign_id > h.campaign_id "
-            "ORDER BY c.campaign_id LIMIT 1) FROM h WHERE h.campaign_id IS NOT NULL) SELECT * FROM h",
+            "AND campaign_id IS NOT NULL ORDER BY campaign_id LIMIT 1) UNION ALL "
+            "SELECT (SELECT c.campaign_id FROM calls c WHERE c.status = 'queued' AND c.trunk = %s "
+            "AND c.campaign_id > h.campaign_id ORDER BY c.campaign_id LIMIT 1) "
+            "FROM h WHERE h.campaign_id IS NOT NULL) SELECT * FROM h",
             ("demo", "demo"),
         )
         explain(
