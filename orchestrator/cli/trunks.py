@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from orchestrator.cli.output import database, emit, validation_message
 from orchestrator.domain.trunk import TrunkSpec
-from orchestrator.persistence.trunks import TrunkStore
+from orchestrator.persistence.trunks import TRUNK_SETTINGS, TrunkStore
 
 _OPTION_NAMES = {"name": "NAME", "is_default": "--default"}
 
@@ -147,22 +147,8 @@ _COLUMNS = (
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "name",
-        "host",
-        "port",
-        "transport",
-        "username",
-        "from_user",
-        "from_domain",
-        "caller_id",
-        "codecs",
-        "max_channels",
-        "cps",
-        "live_calls",
-        "created_at",
-        "updated_at",
-    )
+    settings = (c for c in TRUNK_SETTINGS if c != "is_default")
+    keys = ("name", *settings, "live_calls", "created_at", "updated_at")
     public = {k: row.get(k) for k in keys}
     public["default"] = row["is_default"]
     if "has_password" in row:

@@ -12,8 +12,7 @@ from orchestrator.domain.errors import Conflict, NotFound
 from orchestrator.domain.trunk import TrunkSpec, pjsip_rows
 
 PS_TABLES = ("ps_endpoints", "ps_aors", "ps_auths", "ps_endpoint_id_ips")
-LIVE_STATUSES = ("queued", "initiated", "ringing", "in-progress")
-_TRUNK_COLUMNS = (
+TRUNK_SETTINGS = (  # the trunks columns an operator sets (besides the name)
     "host",
     "port",
     "transport",
@@ -61,7 +60,7 @@ class TrunkStore:
         """The stored trunk as a spec, password included, for updates."""
         row = self.get(name)
         auth = self._conn.execute("SELECT password FROM ps_auths WHERE id = %s", (name,)).fetchone()
-        fields = {k: row[k] for k in _TRUNK_COLUMNS if row[k] is not None}
+        fields = {k: row[k] for k in TRUNK_SETTINGS if row[k] is not None}
         fields["codecs"] = row["codecs"]
         return TrunkSpec(name=name, password=auth["password"] if auth else None, **fields)
 
