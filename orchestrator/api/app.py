@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from orchestrator.api import campaigns
+from orchestrator.api import campaigns, prometheus
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
 from orchestrator.api.parsing import json_body, validation_error
@@ -53,7 +53,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(("/v1/", "/voice/")) or request.path in ("/v1", "/api/metrics"):
+    if request.path.startswith(("/v1/", "/voice/")) or request.path in ("/v1", "/api/metrics", "/metrics"):
         expected = request.app[DEPS].api_key
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
@@ -206,4 +206,5 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.router.add_get("/api/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     campaigns.register(app)
+    prometheus.install(app)
     return app

@@ -188,3 +188,16 @@ async def test_cancel_of_finished_call_is_409(api: httpx.AsyncClient) -> None:
     assert call["status"] == "busy"
     response = await api.post(f"/v1/calls/{call['id']}/cancel")
     assert response.status_code == 409 and response.json()["error"]["code"] == "call-already-final"
+
+
+async def test_prometheus_exposition(api: httpx.AsyncClient, api_url: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        assert (await anonymous.get("/metrics")).status_code == 401
+    await api.get("/api/metrics")
+    response = await api.get("/metrics")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    text = response.text
+    assert 'sespcl_calls{status="completed"}' in text
+    assert 'sespcl_live_calls{node="n1"}' in text and "sespcl_dial_pace_cps" in text
+    assert 'sespcl_http_requests_total{method="GET",route="/api/metrics",status="200"}' in text
+    assert 'route="/metrics",status="401"' in text, "refused requests are counted too"
