@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from orchestrator.domain.call import FINAL_STATUSES
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -79,9 +81,6 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
-
-
 def campaign_json(
     campaign: dict[str, Any], counts: dict[str, int] | None = None, pace: float | None = None
 ) -> dict[str, Any]:
@@ -113,7 +112,7 @@ def campaign_json(
     }
     if counts is not None:
         total = sum(counts.values())
-        done = sum(counts.get(s, 0) for s in FINAL_STATUSES)
+        done = sum(counts.get(s.value, 0) for s in FINAL_STATUSES)
         waiting = counts.get("queued", 0)
         body["counts"] = counts
         body["total"] = total

@@ -21,7 +21,6 @@ from orchestrator.persistence.calls import DNC_REASON
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
-FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 
 
 class CampaignStore:

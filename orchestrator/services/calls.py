@@ -14,20 +14,17 @@ import structlog
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.call import NewCall
 from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
-from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.domain.errors import Conflict, NotFound
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 
 log = structlog.get_logger(__name__)
 
 
-class CallRepository(Protocol):
+class CallRepository(TrunkDirectory, Protocol):
     async def create(
         self, call: NewCall, *, engine: str, idempotency_key: str | None, request_hash: str | None
     ) -> Any: ...
-
-    async def trunk_exists(self, name: str) -> bool: ...
-
-    async def default_trunk(self) -> str | None: ...
 
     async def get(self, call_id: UUID) -> dict[str, Any] | None: ...
 
@@ -77,14 +74,8 @@ class CallService:
         retry: RetryPolicy | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store a call as `queued`; returns (call, created). A replay returns the original."""
-        trunk_name = trunk or await self._repo.default_trunk()
-        if trunk_name is None:
-            raise ValidationFailed("no trunk given and no default trunk is configured", field="trunk")
-        if trunk is not None and not await self._repo.trunk_exists(trunk):
-            raise ValidationFailed(f"no trunk named {trunk!r}", field="trunk", code="unknown-trunk")
-        voice_name = voice or self._default_voice
-        if voice_name.lower() not in self._voices():
-            raise ValidationFailed(f"unknown voice {voice_name!r}", field="tts.voice", code="unknown-voice")
+        trunk_name = await choose_trunk(self._repo, trunk, field="trunk")
+        voice_name = choose_voice(voice, self._default_voice, self._voices, field="tts.voice")
         speech = SpeechRequest(text=text, voice=voice_name, engine=self._engine)
         call = NewCall(
             id=uuid.uuid4(),

@@ -16,6 +16,7 @@ from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
 from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
 from orchestrator.domain.errors import ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 
 log = structlog.get_logger(__name__)
 MAX_REPORTED_ERRORS = 100
@@ -23,12 +24,6 @@ MAX_REPORTED_ERRORS = 100
 
 class RenderQueue(Protocol):
     def enqueue_renders(self, audio_hashes: list[str]) -> None: ...
-
-
-class TrunkDirectory(Protocol):
-    async def trunk_names(self) -> frozenset[str]: ...
-
-    async def default_trunk(self) -> str | None: ...
 
 
 @dataclass
@@ -84,19 +79,8 @@ class CampaignService:
         expires_at: datetime | None = None,
         retry: RetryPolicy | None = None,
     ) -> dict[str, Any]:
-        names = await self._trunks.trunk_names()
-        trunk_name = trunk or await self._trunks.default_trunk()
-        if trunk_name is None:
-            raise ValidationFailed("no trunk given and no default trunk", field="defaults.trunk")
-        if trunk_name not in names:
-            raise ValidationFailed(
-                f"no trunk named {trunk_name!r}", field="defaults.trunk", code="unknown-trunk"
-            )
-        voice_name = voice or self._default_voice
-        if voice_name.lower() not in self._voices():
-            raise ValidationFailed(
-                f"unknown voice {voice_name!r}", field="defaults.tts.voice", code="unknown-voice"
-            )
+        trunk_name = await choose_trunk(self._trunks, trunk, field="defaults.trunk")
+        voice_name = choose_voice(voice, self._default_voice, self._voices, field="defaults.tts.voice")
         try:
             Template(text)
         except ValueError as exc:
