@@ -108,6 +108,18 @@ CREATE TABLE IF NOT EXISTS nodes (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
+-- Which protocol the dispatcher dials a node with; AMI stays configured on every node (trunk
+-- qualify uses it). ARI needs its URL and credentials.
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS driver text NOT NULL DEFAULT 'ami'
+    CHECK (driver IN ('ami', 'ari'));
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS ari_user text NOT NULL DEFAULT 'sespcl';
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS ari_secret text;
+-- The pace (new calls/s) the dispatcher's AIMD currently allows the node, for operators.
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS pace_cps real;
+ALTER TABLE nodes DROP CONSTRAINT IF EXISTS nodes_ari_complete;
+ALTER TABLE nodes ADD CONSTRAINT nodes_ari_complete
+    CHECK (driver <> 'ari' OR (ari_url IS NOT NULL AND ari_secret IS NOT NULL));
+
 CREATE TABLE IF NOT EXISTS audio_assets (
     hash          text PRIMARY KEY CHECK (hash ~ '^[0-9a-f]{64}$'),
     engine        text NOT NULL,
@@ -292,3 +304,29 @@ $$;
 DROP TRIGGER IF EXISTS call_events_append_only ON call_events;
 CREATE TRIGGER call_events_append_only BEFORE UPDATE OR DELETE ON call_events
     FOR EACH ROW EXECUTE FUNCTION sespcl_refuse_change();
+
+-- Call detail records, written by every Asterisk node (cdr_pgsql, columns matched by name).
+-- One row per channel when it ends; uniqueid is the attempt id (the Originate's ChannelId). The
+-- dispatcher reads them to learn how a call ended while nobody listened (a dispatcher killed, a
+-- link cut). Nothing else writes here; old rows can be deleted freely.
+CREATE TABLE IF NOT EXISTS cdr (
+    calldate      timestamptz NOT NULL DEFAULT now(),
+    clid          text NOT NULL DEFAULT '',
+    src           text NOT NULL DEFAULT '',
+    dst           text NOT NULL DEFAULT '',
+    dcontext      text NOT NULL DEFAULT '',
+    channel       text NOT NULL DEFAULT '',
+    dstchannel    text NOT NULL DEFAULT '',
+    lastapp       text NOT NULL DEFAULT '',
+    lastdata      text NOT NULL DEFAULT '',
+    duration      bigint NOT NULL DEFAULT 0,
+    billsec       bigint NOT NULL DEFAULT 0,
+    disposition   text NOT NULL DEFAULT '',
+    amaflags      bigint NOT NULL DEFAULT 0,
+    accountcode   text NOT NULL DEFAULT '',
+    uniqueid      text NOT NULL DEFAULT '',
+    userfield     text NOT NULL DEFAULT '',
+    linkedid      text NOT NULL DEFAULT '',
+    sequence      bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS cdr_uniqueid ON cdr (uniqueid);

@@ -1,10 +1,13 @@
 """`make bench-dispatch`: answered calls per second end to end (API → render → dispatcher →
 Asterisk → SIPp) against a bare AMI Originate loop on the same Asterisk node and SIPp carrier,
-at a ramp of offered rates, in one run.
+at a ramp of offered rates, in one run; then the most long calls held at once, both ways.
 
 Prints, per offered rate: answered calls/s for both and their ratio, Originate→answer p50/p99 for
-both, and the CPU seconds the orchestrator's processes (API, dispatcher, workers) and Asterisk
-spent per answered call. Node n2 is drained during the run so both paths use node n1 only.
+both, calls that failed, and the CPU seconds the orchestrator's processes (API, dispatcher,
+workers) and Asterisk spent per answered call. The bare loop has no pacing: past the node's clean
+maximum it shows where Asterisk starts to fail (latency in seconds, throughput falling); the end
+to end path paces the node itself (AIMD) and should hold near that maximum.
+Node n2 is drained during the run so both paths use node n1 only.
 """
 
 from __future__ import annotations
@@ -102,14 +105,14 @@ async def bare_loop(secret: str, audio: str, rate: float, count: int) -> tuple[f
 
 
 async def end_to_end(
-    client: httpx.AsyncClient, db: psycopg.Connection, rate: float, count: int
-) -> tuple[float, list[float], int]:
+    client: httpx.AsyncClient, db: psycopg.Connection, rate: float, count: int, text: str = TEXT
+) -> tuple[float, list[float], int, str]:
     campaign = (
         await client.post(
             "/v1/campaigns",
             json={
-                "name": f"bench-dispatch-{rate}",
-                "defaults": {"trunk": "demo", "tts": {"text": TEXT}},
+                "name": f"bench-dispatch-{rate}-{count}-{uuid.uuid4().hex[:6]}",
+                "defaults": {"trunk": "demo", "tts": {"text": text}, "ring_timeout_s": 60},
                 "cps": rate,
             },
         )
@@ -142,13 +145,111 @@ async def end_to_end(
     answered = len(rows_)
     # Like the bare loop: from the first submission to the last answer.
     span = (max(r[1] for r in rows_) - t0).total_seconds() if rows_ else float("inf")
-    return answered / span, [float(r[0]) for r in rows_], answered
+    return answered / span, [float(r[0]) for r in rows_], answered, campaign
+
+
+def _peak_concurrent(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    live = peak = 0
+    for _, step in edges:
+        live += step
+        peak = max(peak, live)
+    return peak
+
+
+async def bare_hold(secret: str, audio: str, count: int, rate: float) -> tuple[int, int]:
+    """Asterisk alone: `count` long calls at `rate`/s. Returns (peak concurrent answered, failed)."""
+    manager = Manager(
+        loop=asyncio.get_running_loop(), host="127.0.10.1", port=5038, username="sespcl", secret=secret
+    )
+    await manager.connect()
+    await asyncio.sleep(0.5)
+    ends: dict[str, float] = {}
+    manager.register_event("Hangup", lambda _m, e: ends.setdefault(str(e.get("Uniqueid")), time.monotonic()))
+    answers: dict[str, float] = {}
+
+    async def one(i: int) -> None:
+        ident = str(uuid.uuid4())
+        reply = await manager.send_action(
+            {
+                "Action": "Originate", "ActionID": ident, "ChannelId": ident,
+                "Channel": f"PJSIP/+1415556{i % 10000:04d}@demo", "Context": "sespcl-outbound",
+                "Exten": "s", "Priority": "1", "Async": "true", "Timeout": "60000",
+                "Variable": [f"SESPCL_AUDIO={audio}", f"SESPCL_CALL_ID={ident}"],
+            }
+        )  # fmt: skip
+        final = reply[-1] if isinstance(reply, list) else reply
+        if final.get("Response") == "Success":
+            answers[ident] = time.monotonic()
+
+    started = time.perf_counter()
+    tasks = []
+    for i in range(count):
+        tasks.append(asyncio.ensure_future(one(i)))
+        await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    deadline = time.monotonic() + 180
+    while len([k for k in answers if k in ends]) < len(answers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    manager.close()
+    spans = [(answers[k], ends.get(k, time.monotonic())) for k in answers]
+    return _peak_concurrent(spans), count - len(answers)
+
+
+async def e2e_hold(
+    client: httpx.AsyncClient, db: psycopg.Connection, text: str, count: int, rate: float
+) -> tuple[int, int]:
+    """The same long calls through the whole product. Returns (peak concurrent answered, not completed)."""
+    *_, campaign = await end_to_end(client, db, rate, count, text)
+    query = (
+        "SELECT extract(epoch FROM a.answered_at), extract(epoch FROM a.ended_at), c.status FROM calls c "
+        "JOIN call_attempts a ON a.call_id = c.id WHERE c.campaign_id = %s"
+    )
+    while True:  # wait for the last hangups
+        rows = db.execute(query, (campaign,)).fetchall()
+        db.commit()
+        if all(r[1] is not None for r in rows):
+            break
+        await asyncio.sleep(1)
+    spans = [(float(a), float(b)) for a, b, _ in rows if a is not None]
+    return _peak_concurrent(spans), sum(1 for *_, status in rows if status != "completed")
+
+
+async def _render(client: httpx.AsyncClient, db: psycopg.Connection, text: str) -> str:
+    """Render a prompt through the real path (one call); returns its file for the bare loop."""
+    warm = (await client.post("/v1/calls", json={"to": "+14155550100", "tts": {"text": text}})).json()
+    while (await client.get(f"/v1/calls/{warm['id']}")).json()["status"] in ("queued", "initiated"):
+        await asyncio.sleep(0.2)
+    row = db.execute(
+        "SELECT a.path FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash WHERE c.id = %s",
+        (warm["id"],),
+    ).fetchone()
+    db.commit()
+    assert row is not None
+    return str(row[0])
+
+
+async def _settle(db: psycopg.Connection) -> None:
+    """Let the node go idle between runs, so one run's calls do not load the next."""
+    while True:
+        row = db.execute("SELECT count(*) FROM call_attempts WHERE ended_at IS NULL").fetchone()
+        db.commit()
+        if row and row[0] == 0:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", default="10,25,50", help="offered calls per second, comma-separated")
-    parser.add_argument("--calls", type=int, default=150, help="calls per rate and path")
+    parser.add_argument(
+        "--rates", default="25,50,100,125,150,250", help="offered calls per second, comma-separated"
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="offered for this long at each rate")
+    parser.add_argument("--calls", type=int, default=150, help="at least this many calls per rate and path")
+    parser.add_argument(
+        "--hold", default="250,500", help="long calls held at once (empty: skip), comma-separated"
+    )
     args = parser.parse_args()
     env = os.environ
     secret = dict(
@@ -164,46 +265,58 @@ async def main() -> None:
     subprocess.run([sespcl, "nodes", "drain", "n2"], check=True, capture_output=True)
     await asyncio.sleep(2.5)
     # The prompt, rendered once through the real path, is what the bare loop plays too.
-    warm = (await client.post("/v1/calls", json={"to": "+14155550100", "tts": {"text": TEXT}})).json()
-    while (await client.get(f"/v1/calls/{warm['id']}")).json()["status"] in (
-        "queued",
-        "initiated",
-        "in-progress",
-    ):
-        await asyncio.sleep(0.2)
-    audio = db.execute(
-        "SELECT a.path FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash WHERE c.id = %s",
-        (warm["id"],),
-    ).fetchone()[0]
+    audio = await _render(client, db, TEXT)
+    await _settle(db)
     orchestrator = _pids("bin/sespcl (serve|dispatcher|worker)")
     asterisk = [int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text())]
     print(
-        f"{'offered/s':>9} | {'bare ans/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'e2e ans/s':>9} {'p50 ms':>7} "
-        f"{'p99 ms':>7} | {'ratio':>5} | {'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20}"
+        f"{'offered/s':>9} {'calls':>5} | {'bare ans/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
+        f"{'e2e ans/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | {'ratio':>5} | "
+        f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20}"
     )
     try:
         for rate in [float(r) for r in args.rates.split(",")]:
-            bare_rate, bare_lat, _ = await bare_loop(secret, audio, rate, args.calls)
-            await asyncio.sleep(3)
+            count = max(args.calls, int(rate * args.seconds))
+            bare_rate, bare_lat, bare_ok = await bare_loop(secret, audio, rate, count)
+            await _settle(db)
             cpu_o, cpu_a = _cpu_s(orchestrator), _cpu_s(asterisk)
-            e2e_rate, e2e_lat, answered = await end_to_end(client, db, rate, args.calls)
+            e2e_rate, e2e_lat, answered, _ = await end_to_end(client, db, rate, count)
             cpu_o, cpu_a = _cpu_s(orchestrator) - cpu_o, _cpu_s(asterisk) - cpu_a
             print(
-                f"{rate:9.0f} | {bare_rate:10.1f} {_pct(bare_lat, 0.5) * 1e3:7.0f} "
-                f"{_pct(bare_lat, 0.99) * 1e3:7.0f} | "
-                f"{e2e_rate:9.1f} {_pct(e2e_lat, 0.5) * 1e3:7.0f} {_pct(e2e_lat, 0.99) * 1e3:7.0f} | "
+                f"{rate:9.0f} {count:5d} | {bare_rate:10.1f} {_pct(bare_lat, 0.5) * 1e3:7.0f} "
+                f"{_pct(bare_lat, 0.99) * 1e3:7.0f} {count - bare_ok:4d} | "
+                f"{e2e_rate:9.1f} {_pct(e2e_lat, 0.5) * 1e3:7.0f} {_pct(e2e_lat, 0.99) * 1e3:7.0f} "
+                f"{count - answered:4d} | "
                 f"{e2e_rate / bare_rate:5.2f} | {cpu_o / max(answered, 1) * 1e3:16.1f} "
                 f"{cpu_a / max(answered, 1) * 1e3:20.1f}",
                 flush=True,
             )
-            await asyncio.sleep(3)
+            await _settle(db)
+        print(
+            "\nanswered calls/s: answered calls / (first Originate or upload → last answer), the same for"
+            "\nboth paths; p50/p99: Originate (bare) or claim (end to end) → answer; fail: not answered."
+        )
+        holds = [int(n) for n in args.hold.split(",") if n.strip()]
+        if holds:
+            long_text = "This call is held open to measure how many calls a node carries at once. " * 4
+            long_audio = await _render(client, db, long_text)
+            await _settle(db)
+            print(f"\n{'held calls':>10} | {'bare peak':>9} {'failed':>6} | {'e2e peak':>8} {'failed':>6}")
+            for count in holds:
+                bare_peak, bare_failed = await bare_hold(secret, long_audio, count, 50.0)
+                await _settle(db)
+                e2e_peak, e2e_failed = await e2e_hold(client, db, long_text, count, 50.0)
+                await _settle(db)
+                print(
+                    f"{count:10d} | {bare_peak:9d} {bare_failed:6d} | {e2e_peak:8d} {e2e_failed:6d}",
+                    flush=True,
+                )
+            print(
+                "peak: most calls answered and up at the same moment; failed: not answered / not completed."
+            )
     finally:
         subprocess.run([sespcl, "nodes", "undrain", "n2"], check=True, capture_output=True)
         await client.aclose()
-    print(
-        "\nanswered calls/s: answered calls / (first Originate or upload → last answer), the same for both"
-        "\npaths; p50/p99: Originate (bare) or claim (end to end) → answer."
-    )
 
 
 if __name__ == "__main__":

@@ -41,13 +41,21 @@ class Settings(BaseSettings):
 
     dispatch_poll_s: float = 0.2
     """How often the dispatcher looks for calls ready to dial."""
-    dispatch_batch: int = 50
+    dispatch_batch: int = 200
     """Most calls claimed per poll."""
-    dispatch_cps: float = 50.0
-    """Farm-wide ceiling on new calls per second (trunk limits come on top)."""
+    dispatch_cps: float = 500.0
+    """Farm-wide ceiling on new calls per second, set by the operator; each node's own pace
+    (below) and the trunks' cps come on top."""
+    node_pace_initial_cps: float = 20.0
+    """Each node starts at this pace; the dispatcher raises it while Originates are answered
+    quickly and cuts it when they are not (AIMD)."""
+    node_pace_max_cps: float = 500.0
+    node_pace_target_ms: float = 250.0
+    """Originate latency (sent → the node's first sign) above which a node's pace is cut."""
     node_max_channels_default: int = 500
     node_lost_after_s: float = 10.0
-    """A node whose AMI and HTTP both stay silent this long has lost its live calls."""
+    """A node whose dialing link is silent this long, with its AMI and HTTP ports both refusing
+    connections, has lost its live calls."""
     events_flush_s: float = 0.25
     """Longest an AMI event waits in the dispatcher before its batch is enqueued."""
     events_batch_max: int = 500

@@ -5,6 +5,7 @@ Redis only carries work; PostgreSQL stays the record of what must happen.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -15,6 +16,17 @@ from rq.job import Job, JobStatus
 RENDER_JOB = "workers.tts.render_audio"
 EVENTS_JOB = "workers.events.record_events"
 EVENT_RESULT_TTL_S = 300
+ABANDONED_AFTER_S = 30.0
+"""A job still 'started' this long after it began died with its worker (SIGKILL, OOM): renders
+and event batches take well under a second. RQ itself notices only when the job's registry
+entry expires, minutes later. Running such a job twice is harmless: both kinds are idempotent."""
+
+
+def _abandoned(job: Job) -> bool:
+    if job.get_status(refresh=False) != JobStatus.STARTED or job.started_at is None:
+        return False
+    started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - started).total_seconds() > ABANDONED_AFTER_S
 
 
 class WorkQueues:
@@ -45,10 +57,17 @@ class WorkQueues:
     def requeue_lost_renders(self, audio_hashes: list[str]) -> int:
         """Enqueue again the renders whose job Redis no longer has (a flushed Redis, a worker
         killed mid-job). Returns how many were lost."""
-        lost = [h for h in audio_hashes if not Job.exists(f"render-{h}", connection=self.redis)]
+        lost = [h for h in audio_hashes if self._render_lost(f"render-{h}")]
         if lost:
             self.enqueue_renders(lost)
         return len(lost)
+
+    def _render_lost(self, job_id: str) -> bool:
+        try:
+            job = Job.fetch(job_id, connection=self.redis)
+        except NoSuchJobError:
+            return True
+        return job.get_status(refresh=False) in (JobStatus.FAILED, JobStatus.STOPPED) or _abandoned(job)
 
     def enqueue_events(self, batch: list[dict[str, Any]]) -> str:
         """Returns the job's id; the finished job stays visible a minute so the sender can
@@ -65,7 +84,7 @@ class WorkQueues:
         status = job.get_status(refresh=False)
         if status == JobStatus.FINISHED:
             return "done"
-        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED) or _abandoned(job):
             return "lost"
         return "pending"
 

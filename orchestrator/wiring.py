@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import uuid
@@ -15,9 +16,11 @@ from redis import Redis
 from orchestrator.api.app import create_app
 from orchestrator.api.deps import ApiDeps
 from orchestrator.asterisk.ami import AmiNode
-from orchestrator.asterisk.probe import tcp_answers
+from orchestrator.asterisk.ari import AriNode
+from orchestrator.asterisk.probe import node_reachable
 from orchestrator.config import Settings
-from orchestrator.domain.ports import EventCallback, StateCallback
+from orchestrator.domain.pacing import PacerSettings
+from orchestrator.domain.ports import DialNode, EventCallback, NodeConnector, StateCallback
 from orchestrator.domain.records import NodeRow
 from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
@@ -86,23 +89,43 @@ def serve(settings: Settings) -> None:
     )
 
 
-def _ami_connector(row: NodeRow, on_event: EventCallback, on_state: StateCallback) -> AmiNode:
-    return AmiNode(
-        row.name,
-        host=row.ami_host,
-        port=row.ami_port,
-        username=row.ami_user,
-        secret=row.ami_secret,
-        on_event=on_event,
-        on_state=on_state,
-    )
+def node_connector(owner: str) -> NodeConnector:
+    """Dial each node with the driver its row names. ARI gives each dispatcher its own
+    application: a second socket on the same app name takes the first one's events away."""
+    app = "sespcl-" + re.sub(r"[^A-Za-z0-9_-]", "-", owner)
+
+    def connect(row: NodeRow, on_event: EventCallback, on_state: StateCallback) -> DialNode:
+        if row.driver == "ari":
+            if row.ari_url is None or row.ari_secret is None:
+                raise ValueError(f"node {row.name}: driver ari needs ari_url and ari_secret")
+            return AriNode(
+                row.name,
+                url=row.ari_url,
+                username=row.ari_user,
+                password=row.ari_secret,
+                on_event=on_event,
+                on_state=on_state,
+                app=app,
+            )
+        return AmiNode(
+            row.name,
+            host=row.ami_host,
+            port=row.ami_port,
+            username=row.ami_user,
+            secret=row.ami_secret,
+            on_event=on_event,
+            on_state=on_state,
+        )
+
+    return connect
 
 
 async def run_dispatcher(settings: Settings) -> None:
     pool = await open_pool(settings.database_url, max_size=5)
+    owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     dispatcher = Dispatcher(
-        DispatchStore(pool, owner=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"),
-        _ami_connector,
+        DispatchStore(pool, owner=owner),
+        node_connector(owner),
         work_queues(settings),
         DispatchSettings(
             poll_s=settings.dispatch_poll_s,
@@ -114,8 +137,13 @@ async def run_dispatcher(settings: Settings) -> None:
             events_flush_s=settings.events_flush_s,
             events_batch_max=settings.events_batch_max,
             node_lost_after_s=settings.node_lost_after_s,
+            pacer=PacerSettings(
+                initial_rate=settings.node_pace_initial_cps,
+                max_rate=settings.node_pace_max_cps,
+                target_latency_s=settings.node_pace_target_ms / 1000,
+            ),
         ),
-        tcp_answers,
+        lambda row: node_reachable(row.ami_host, row.ami_port, row.ari_url),
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

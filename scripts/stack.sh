@@ -8,6 +8,8 @@
 #
 # State (secrets, pids, logs) lives in SESPCL_STATE_DIR (default <repo>/.stack).
 # Address plan: Asterisk nodes on 127.0.10.N, SIPp carriers on 127.0.20.N, API on 127.0.0.1:5000.
+# SESPCL_NODES (default 2) nodes; SESPCL_NODE_DRIVERS (default "ami ari") says how the
+# dispatcher dials each (node N takes the Nth word, cycling).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +41,14 @@ command_of() {
 }
 
 node_address() { echo "127.0.10.$1"; }
+# The dispatcher's driver per node (SESPCL_NODE_DRIVERS="ami ari" by default): both are in use.
+node_driver() {
+    local drivers
+    read -r -a drivers <<<"${SESPCL_NODE_DRIVERS:-ami ari}"
+    local driver="${drivers[$(( ($1 - 1) % ${#drivers[@]} ))]}"
+    [[ $driver == ami || $driver == ari ]] || die "SESPCL_NODE_DRIVERS: '$driver' is not ami or ari"
+    echo "$driver"
+}
 node_rtp() { echo "$((10000 + ($1 - 1) * 5000)) $((10000 + $1 * 5000 - 1))"; }
 
 random_secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32; }
@@ -185,7 +195,7 @@ up() {
         # shellcheck disable=SC2046
         bash "$REPO/scripts/asterisk-node.sh" start "n$n" "$addr" $(node_rtp "$n")
         "$VENV/bin/sespcl" nodes add "n$n" --ami-host "$addr" --ari-url "http://$addr:8088/ari" \
-            --replace >/dev/null
+            --driver "$(node_driver "$n")" --replace >/dev/null
     done
     local spec name scenario
     for spec in "${CARRIERS[@]}"; do

@@ -67,6 +67,8 @@ class AmiNode:
     retired Manager is disarmed so a stray timer can never bring a second event stream back.
     """
 
+    driver = "ami"
+
     def __init__(
         self,
         name: str,

@@ -22,6 +22,15 @@ async def tcp_answers(url: str | None, timeout: float = 1.0) -> bool:
     return True
 
 
+async def node_reachable(ami_host: str, ami_port: int, ari_url: str | None, timeout: float = 1.0) -> bool:
+    """Does the node accept connections on its AMI port or its HTTP (ARI) port? Either one means
+    the node lives and only a link is cut; neither means it is gone (or its host is)."""
+    checks = await asyncio.gather(
+        tcp_answers(f"tcp://{ami_host}:{ami_port}", timeout), tcp_answers(ari_url, timeout)
+    )
+    return any(checks)
+
+
 async def ami_banner(host: str, port: int, timeout: float = 1.5) -> str | None:
     """The banner ("Asterisk Call Manager/11.0.0"), or None when the node does not answer."""
     try:

@@ -33,6 +33,21 @@ def nodes() -> None:
     help="Environment variable holding the AMI secret.",
 )
 @click.option("--ari-url", default=None, help="e.g. http://127.0.10.1:8088/ari")
+@click.option(
+    "--driver",
+    type=click.Choice(["ami", "ari"]),
+    default="ami",
+    show_default=True,
+    help="Dial and follow calls over AMI or ARI (ARI needs --ari-url).",
+)
+@click.option("--ari-user", default="sespcl", show_default=True)
+@click.option(
+    "--ari-secret-env",
+    metavar="VAR",
+    default="SESPCL_ARI_PASSWORD",
+    show_default=True,
+    help="Environment variable holding the ARI password (read when set, required for --driver ari).",
+)
 @click.option("--max-channels", type=int, default=None, help="Most calls live on the node at once.")
 @click.option("--replace", is_flag=True, help="Overwrite a node of that name instead of failing.")
 def nodes_add(
@@ -42,6 +57,9 @@ def nodes_add(
     ami_user: str,
     ami_secret_env: str,
     ari_url: str | None,
+    driver: str,
+    ari_user: str,
+    ari_secret_env: str,
     max_channels: int | None,
     replace: bool,
 ) -> None:
@@ -61,6 +79,13 @@ def nodes_add(
         raise click.ClickException(f"invalid --ami-user {ami_user!r}")
     if ari_url is not None and not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._/-]*)?", ari_url):
         raise click.ClickException(f"invalid --ari-url {ari_url!r}")
+    if not AMI_USER.fullmatch(ari_user):
+        raise click.ClickException(f"invalid --ari-user {ari_user!r}")
+    ari_secret = os.environ.get(ari_secret_env) or None
+    if ari_secret is not None and any(ord(c) < 32 for c in ari_secret):
+        raise click.ClickException(f"{ari_secret_env} contains a control character")
+    if driver == "ari" and (ari_url is None or ari_secret is None):
+        raise click.ClickException(f"--driver ari needs --ari-url and the ARI password in ${ari_secret_env}")
     channels = max_channels or get_settings().node_max_channels_default
     if channels < 1:
         raise click.ClickException("invalid --max-channels: must be at least 1")
@@ -72,19 +97,20 @@ def nodes_add(
     conflict = (
         "ON CONFLICT (name) DO UPDATE SET ami_host = EXCLUDED.ami_host, ami_port = EXCLUDED.ami_port, "
         "ami_user = EXCLUDED.ami_user, ami_secret = EXCLUDED.ami_secret, ari_url = EXCLUDED.ari_url, "
-        "max_channels = EXCLUDED.max_channels"
+        "max_channels = EXCLUDED.max_channels, driver = EXCLUDED.driver, ari_user = EXCLUDED.ari_user, "
+        "ari_secret = EXCLUDED.ari_secret"
         if replace
         else "ON CONFLICT (name) DO NOTHING"
     )
     with database() as conn, conn.transaction():
         inserted = conn.execute(
-            "INSERT INTO nodes (name, ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s) {conflict}",
-            (name, ami_host, ami_port, ami_user, secret, ari_url, channels),
+            "INSERT INTO nodes (name, ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels, "
+            f"driver, ari_user, ari_secret) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) {conflict}",
+            (name, ami_host, ami_port, ami_user, secret, ari_url, channels, driver, ari_user, ari_secret),
         ).rowcount
     if not inserted:
         raise click.ClickException(f"a node named {name!r} already exists")
-    click.echo(f"node {name} added")
+    click.echo(f"node {name} added ({driver})")
 
 
 @nodes.command("list")
@@ -94,16 +120,26 @@ def nodes_list(as_json: bool) -> None:
     with database() as conn:
         rows = conn.execute(
             """
-            SELECT n.name, n.ami_host, n.ami_port, n.state, n.drained, n.max_channels,
+            SELECT n.name, n.driver, n.ami_host, n.ami_port, n.state, n.drained, n.max_channels,
                    (SELECT count(*) FROM call_attempts a WHERE a.node = n.name AND a.ended_at IS NULL)
                        AS live_channels,
-                   n.version, n.last_seen_at
+                   n.pace_cps, n.version, n.last_seen_at
             FROM nodes n ORDER BY n.name
             """
         ).fetchall()
     emit(
         rows,
-        ("name", "ami_host", "ami_port", "state", "drained", "live_channels", "max_channels", "version"),
+        (
+            "name",
+            "driver",
+            "ami_host",
+            "ami_port",
+            "state",
+            "drained",
+            "live_channels",
+            "max_channels",
+            "version",
+        ),  # fmt: skip
         as_json,
     )
 

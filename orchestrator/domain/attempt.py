@@ -13,6 +13,7 @@ from uuid import UUID
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.outcome import (
     Ending,
+    ending_for_cdr,
     ending_for_hangup,
     ending_for_originate_failure,
     status_for_channel_state,
@@ -108,9 +109,24 @@ class AttemptState:
         ending = Ending(CallStatus.FAILED, 0, "Unknown", reason=reason)
         return self._advance(CallStatus.FAILED, at, ending=ending)
 
+    def on_ended_unseen(self, disposition: str | None, reason: str, at: datetime) -> Transition | None:
+        """The channel ended while nobody was listening, and the node's CDR (if any) says how:
+        ANSWERED, BUSY, NO ANSWER, FAILED. Without a CDR, as `on_vanished`."""
+        ending = (
+            ending_for_cdr(disposition, f"{reason}; outcome from the node's CDR") if disposition else None
+        )
+        if ending is None:
+            return self.on_vanished(reason, at)
+        if self.cancel_requested and ending.status is not CallStatus.COMPLETED:
+            ending = Ending(
+                CallStatus.CANCELED, ending.cause, ending.cause_text, reason="canceled by request"
+            )
+        answered = ending.status is CallStatus.COMPLETED
+        return self._advance(ending.status, at, ending=ending, answered=answered and not self.answered)
+
     def on_vanished(self, reason: str, at: datetime) -> Transition | None:
-        """The channel ended while nobody was listening (AMI link down): an answered call
-        completed as far as anyone can tell; an unanswered one failed."""
+        """The channel ended while nobody was listening (AMI link down) and no CDR says how: an
+        answered call completed as far as anyone can tell; an unanswered one failed."""
         if self.answered:
             return self._advance(
                 CallStatus.COMPLETED, at, ending=Ending(CallStatus.COMPLETED, 0, "Unknown", reason)

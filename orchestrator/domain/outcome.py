@@ -83,3 +83,22 @@ def ending_for_originate_failure(
     if reason == REASON_CONGESTION:
         return Ending(CallStatus.FAILED, 34, q850.cause_text(34), reason="congestion")
     return Ending(CallStatus.FAILED, 0, q850.cause_text(0), reason=f"originate failed (reason {reason})")
+
+
+_CDR_ENDINGS = {
+    "ANSWERED": (CallStatus.COMPLETED, q850.NORMAL_CLEARING),
+    "BUSY": (CallStatus.BUSY, q850.USER_BUSY),
+    "NO ANSWER": (CallStatus.NO_ANSWER, q850.NO_ANSWER),
+    "FAILED": (CallStatus.FAILED, 0),
+    "CONGESTION": (CallStatus.FAILED, 0),
+}
+
+
+def ending_for_cdr(disposition: str, reason: str) -> Ending | None:
+    """How a call ended by the node's own record (its CDR), for a channel that ended while no
+    dispatcher listened. None for a disposition we do not know."""
+    found = _CDR_ENDINGS.get(disposition.strip().upper())
+    if found is None:
+        return None
+    status, cause = found
+    return Ending(status, cause, q850.cause_text(cause), reason=reason)

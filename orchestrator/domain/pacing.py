@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import heapq
+import math
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -38,6 +40,8 @@ class NodeLoad:
     max_channels: int
     up: bool
     drained: bool
+    allowance: int | None = None
+    """Most new calls this node may get in one plan (its pacer's allowance); None: no limit."""
 
     @property
     def free(self) -> int:
@@ -45,15 +49,265 @@ class NodeLoad:
             return 0
         return max(0, self.max_channels - self.live)
 
+    @property
+    def room(self) -> int:
+        """New calls this node may get now: free channels, within its allowance."""
+        return self.free if self.allowance is None else max(0, min(self.free, self.allowance))
+
 
 def plan_nodes(loads: list[NodeLoad], wanted: int) -> list[str]:
-    """Give each of up to `wanted` new calls to the usable node with the fewest live channels."""
-    heap = [(load.live, load.name, load.free) for load in loads if load.free > 0]
+    """Give each of up to `wanted` new calls to the usable node with the fewest live channels,
+    no node more than its `room` (free channels, within its allowance)."""
+    heap = [(load.live, load.name, load.room) for load in loads if load.room > 0]
     heapq.heapify(heap)
     plan: list[str] = []
     while heap and len(plan) < wanted:
-        live, name, free = heapq.heappop(heap)
+        live, name, room = heapq.heappop(heap)
         plan.append(name)
-        if free > 1:
-            heapq.heappush(heap, (live + 1, name, free - 1))
+        if room > 1:
+            heapq.heappush(heap, (live + 1, name, room - 1))
     return plan
+
+
+def total_room(loads: list[NodeLoad]) -> int:
+    """How many new calls `plan_nodes` could place now: what to claim at most."""
+    return sum(load.room for load in loads)
+
+
+@dataclass(frozen=True)
+class PacerSettings:
+    """How a `NodePacer` feels for a node's capacity. Defaults fit an Asterisk node whose clean
+    Originate latency is ~10 ms and that starts queueing (latency in seconds) past its capacity."""
+
+    initial_rate: float = 20.0
+    """Calls/s a node gets before anything is known about it: low enough for the smallest node."""
+    min_rate: float = 2.0
+    """Floor for decreases: a node stays probed, so it can show it has recovered."""
+    max_rate: float = 500.0
+    """Ceiling for increases: above what one node can take, so only a safety stop."""
+    target_latency_s: float = 0.25
+    """Originate latency above which the node counts as queueing. Clean nodes answer in ~10 ms
+    (p99 ~140 ms at capacity), and an overloaded one in seconds, so this sits in between and keeps
+    the p99 under 500 ms."""
+    latency_quantile: float = 0.9
+    """Which quantile of an interval's latencies is compared to the target: high enough to see a
+    queue forming, not so high that one slow call halves the rate."""
+    interval_s: float = 0.5
+    """How often the rate is adjusted: a few dispatcher polls of observations each time."""
+    increase: float = 5.0
+    """Additive increase, calls/s per interval, once past slow start: +10/s each second, about a
+    tenth of a node's capacity, so the rate spends little time above capacity before backing off."""
+    slow_start: float = 1.5
+    """Until the node first shows latency (half the target) the rate grows by this factor per
+    interval instead, so a node nears its capacity in seconds (20 -> 100/s in 2 s), not tens."""
+    decrease: float = 0.8
+    """Multiplicative decrease for a latency just over the target. AIMD averages about
+    (1 + decrease) / 2 of the rate where it backs off, so 0.8 keeps ~0.9 of capacity where TCP's
+    0.5 would waste a quarter of it."""
+    deepest_decrease: float = 0.5
+    """Further over the target the factor is target / latency, down to this: a deep queue (or a
+    node that lost half its capacity) is drained in a step or two, not five."""
+    burst_s: float = 0.3
+    """Token bucket depth in seconds of rate: covers one dispatcher poll (0.2 s) with slack, no
+    more, so an idle node does not get a large burst."""
+    busy_fraction: float = 0.75
+    """The rate only grows if the node was sent at least this share of its budget in the interval:
+    a node that was not pushed has not shown that it can take more."""
+    inflight_factor: float = 2.0
+    """Most originates in flight (sent, not yet acknowledged) = rate x target latency x this: twice
+    what a node keeping up would have (Little's law), so a stalled node is not fed more."""
+    min_inflight: int = 4
+    """Floor of the in-flight cap, so a node paced slowly can still take a few at once."""
+    forget_after_s: float = 10.0
+    """An Originate unanswered this long is taken as lost: one whose answer was missed must not
+    hold a slot, nor block increases, for ever. A node silent that long is down for the
+    dispatcher anyway (node_lost_after_s)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_rate <= self.initial_rate <= self.max_rate:
+            raise ValueError("need 0 < min_rate <= initial_rate <= max_rate")
+        if min(self.target_latency_s, self.interval_s, self.burst_s, self.forget_after_s) <= 0:
+            raise ValueError("target_latency_s, interval_s, burst_s and forget_after_s must be positive")
+        if not 0 < self.latency_quantile <= 1 or not 0 < self.deepest_decrease <= self.decrease < 1:
+            raise ValueError("need 0 < latency_quantile <= 1 and 0 < deepest_decrease <= decrease < 1")
+        if self.increase < 0 or self.slow_start < 1 or self.inflight_factor <= 0 or self.min_inflight < 1:
+            raise ValueError("increase >= 0, slow_start >= 1, inflight_factor > 0, min_inflight >= 1")
+
+
+@dataclass(frozen=True)
+class PacerState:
+    """A pacer's figures for metrics and logs."""
+
+    rate: float
+    tokens: float
+    outstanding: int
+    inflight_cap: int
+    latency_s: float
+    """The last interval's latency signal: its quantile, or the oldest outstanding's age if more."""
+    slow_start: bool
+    increases: int
+    decreases: int
+
+
+class NodePacer:
+    """Adaptive (AIMD) pace for one node: how many Originates it may get now.
+
+    Asterisk queues overload rather than refusing it, so the signal is latency: every interval the
+    rate grows while the node answers Originates quickly and used its budget, and shrinks by a
+    factor once it answers slowly. Originates in flight are capped too, so a stalled node stops
+    getting new ones at once instead of after an interval. Pure: every method takes `now` (seconds,
+    one monotonic clock), and the caller reports each Originate sent, answered or lost.
+    """
+
+    def __init__(self, settings: PacerSettings | None = None, *, now: float) -> None:
+        self.settings = settings if settings is not None else PacerSettings()
+        self._rate = self.settings.initial_rate
+        self._tokens = self._depth()
+        self._at = now
+        self._window_start = now
+        self._sent_in_window = 0
+        self._samples: list[tuple[float, float]] = []  # (sent at, latency) answered this interval
+        self._in_flight: deque[list[float]] = deque()  # [sent at, count], oldest first
+        self._outstanding = 0
+        self._hold_until = -math.inf
+        self._slow_start = self.settings.slow_start > 1
+        self._latency = 0.0
+        self._increases = 0
+        self._decreases = 0
+
+    @property
+    def rate(self) -> float:
+        """Current pace, calls/s."""
+        return self._rate
+
+    @property
+    def outstanding(self) -> int:
+        """Originates sent and not yet answered nor lost."""
+        return self._outstanding
+
+    @property
+    def inflight_cap(self) -> int:
+        s = self.settings
+        return max(s.min_inflight, math.ceil(self._rate * s.target_latency_s * s.inflight_factor))
+
+    def allowance(self, now: float) -> int:
+        """How many new Originates the node may be sent now."""
+        self._advance(now)
+        return max(0, min(int(self._tokens), self.inflight_cap - self._outstanding))
+
+    def on_sent(self, count: int, now: float) -> None:
+        """`count` Originates were sent to the node at `now`."""
+        if count <= 0:
+            return
+        now = self._advance(now)
+        self._tokens -= count
+        self._sent_in_window += count
+        if self._in_flight and self._in_flight[-1][0] == now:
+            self._in_flight[-1][1] += count
+        else:
+            self._in_flight.append([now, float(count)])
+        self._outstanding += count
+
+    def sent(self, now: float) -> None:
+        self.on_sent(1, now)
+
+    def on_response(self, latency_s: float, now: float) -> None:
+        """The node answered an Originate sent `latency_s` ago (its first sign for that call)."""
+        self._advance(now)
+        self._samples.append((now - latency_s, latency_s))
+        if self._outstanding:
+            # Settled oldest first: exact when the node answers in order, and it never leaves a
+            # ghost behind that would look like a stall when answers come out of order.
+            self._settle()
+
+    def completed(self, sent_at: float, now: float) -> None:
+        self.on_response(now - sent_at, now)
+
+    def on_lost(self, now: float, count: int = 1) -> None:
+        """`count` Originates will get no answer (link dropped, error): no longer in flight, and
+        no latency sample (a stall has already shown as the age of the oldest outstanding)."""
+        self._advance(now)
+        for _ in range(min(count, self._outstanding)):
+            self._settle()
+
+    def state(self, now: float) -> PacerState:
+        self._advance(now)
+        return PacerState(
+            rate=self._rate,
+            tokens=self._tokens,
+            outstanding=self._outstanding,
+            inflight_cap=self.inflight_cap,
+            latency_s=self._latency,
+            slow_start=self._slow_start,
+            increases=self._increases,
+            decreases=self._decreases,
+        )
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _depth(self) -> float:
+        return max(1.0, self._rate * self.settings.burst_s)
+
+    def _settle(self) -> None:
+        batch = self._in_flight[0]
+        batch[1] -= 1
+        if batch[1] <= 0:
+            self._in_flight.popleft()
+        self._outstanding -= 1
+
+    def _advance(self, now: float) -> float:
+        now = max(now, self._at)  # callers' clocks may be read slightly out of order
+        self._tokens = min(self._depth(), self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        while self._in_flight and now - self._in_flight[0][0] > self.settings.forget_after_s:
+            self._outstanding -= int(self._in_flight.popleft()[1])
+        if now - self._window_start >= self.settings.interval_s:
+            self._adjust(now)
+        return now
+
+    def _oldest_age(self, now: float, since: float) -> float:
+        for sent_at, _count in self._in_flight:
+            if sent_at >= since:
+                return now - sent_at
+        return 0.0
+
+    def _adjust(self, now: float) -> None:
+        s = self.settings
+        window = now - self._window_start
+        # A decrease is judged only on Originates sent after the hold that follows the last one:
+        # those sent before (or just after, into the queue it left) show the old rate, and acting
+        # on them again would cut the rate once per interval, or per sample, for one overload.
+        fresh = [lat for sent_at, lat in self._samples if sent_at >= self._hold_until]
+        fresh_signal = max(_quantile(fresh, s.latency_quantile), self._oldest_age(now, self._hold_until))
+        # An increase, on everything: the rate grows only when nothing at all is slow.
+        signal = max(
+            _quantile([lat for _, lat in self._samples], s.latency_quantile),
+            self._oldest_age(now, -math.inf),
+        )
+        self._latency = signal
+        if fresh_signal > s.target_latency_s:
+            factor = max(s.deepest_decrease, min(s.decrease, s.target_latency_s / fresh_signal))
+            self._rate = max(s.min_rate, self._rate * factor)
+            # Hold for about one latency period (the queue it saw takes that long to clear),
+            # bounded so that a long stall does not blind the pacer for as long.
+            self._hold_until = now + min(fresh_signal, 4 * s.interval_s)
+            self._slow_start = False
+            self._decreases += 1
+        elif signal <= s.target_latency_s and self._sent_in_window >= s.busy_fraction * self._rate * window:
+            if signal > s.target_latency_s / 2:
+                self._slow_start = False  # latency has started to rise: close to capacity (HyStart)
+            grown = self._rate * s.slow_start if self._slow_start else self._rate + s.increase
+            self._rate = min(s.max_rate, grown)
+            self._increases += 1
+        self._tokens = min(self._tokens, self._depth())
+        self._window_start = now
+        self._sent_in_window = 0
+        self._samples = []
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Nearest-rank quantile; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]

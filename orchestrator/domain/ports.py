@@ -19,6 +19,8 @@ StateCallback = Callable[[str, bool], None]
 class DialNode(Protocol):
     name: str
     version: str | None
+    driver: str
+    """'ami' or 'ari': names the events recorded from this node (`ami.Hangup`, `ari.Hangup`)."""
 
     @property
     def up(self) -> bool: ...
@@ -42,7 +44,9 @@ NodeConnector = Callable[[NodeRow, EventCallback, StateCallback], DialNode]
 class DispatchRepository(Protocol):
     async def nodes(self) -> list[NodeRow]: ...
 
-    async def mark_node(self, name: str, *, up: bool, version: str | None = None) -> None: ...
+    async def mark_node(
+        self, name: str, *, up: bool, version: str | None = None, pace_cps: float | None = None
+    ) -> None: ...
 
     async def claim(self, node_plan: list[str]) -> list[Claim]: ...
 
@@ -63,6 +67,8 @@ class DispatchRepository(Protocol):
     async def stale_renders(self, older_than_s: float) -> list[str]: ...
 
     async def expire_due(self) -> int: ...
+
+    async def cdr_dispositions(self, attempt_ids: list[str]) -> dict[str, str]: ...
 
 
 class EventSink(Protocol):

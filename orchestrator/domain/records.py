@@ -36,3 +36,14 @@ class NodeRow:
     max_channels: int
     drained: bool
     ari_url: str | None = None
+    driver: str = "ami"
+    """'ami' or 'ari': how the dispatcher dials and follows calls on this node."""
+    ari_user: str = "sespcl"
+    ari_secret: str | None = None
+
+    @property
+    def connection(self) -> tuple[object, ...]:
+        """What a live connection to the node depends on: a change means reconnecting."""
+        if self.driver == "ari":
+            return (self.driver, self.ari_url, self.ari_user, self.ari_secret)
+        return (self.driver, self.ami_host, self.ami_port, self.ami_user, self.ami_secret)

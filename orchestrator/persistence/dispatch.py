@@ -114,20 +114,40 @@ class DispatchStore:
     async def nodes(self) -> list[NodeRow]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT name, ami_host, ami_port, ami_user, ami_secret, max_channels, drained, ari_url "
+                "SELECT name, ami_host, ami_port, ami_user, ami_secret, max_channels, drained, ari_url, "
+                "driver, ari_user, ari_secret "
                 "FROM nodes ORDER BY name"
             )
             return [NodeRow(**row) for row in await cur.fetchall()]
 
-    async def mark_node(self, name: str, *, up: bool, version: str | None = None) -> None:
+    async def cdr_dispositions(self, attempt_ids: list[str]) -> dict[str, str]:
+        """The nodes' own record of how these channels ended (cdr, by uniqueid = attempt id).
+        A channel may leave more than one CDR; an answer anywhere wins."""
+        if not attempt_ids:
+            return {}
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT uniqueid, disposition FROM cdr WHERE uniqueid = ANY(%s) "
+                "ORDER BY (disposition = 'ANSWERED') DESC",
+                (attempt_ids,),
+            )
+            found: dict[str, str] = {}
+            for row in await cur.fetchall():
+                found.setdefault(str(row["uniqueid"]), str(row["disposition"]))
+            return found
+
+    async def mark_node(
+        self, name: str, *, up: bool, version: str | None = None, pace_cps: float | None = None
+    ) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(
                 """
                 UPDATE nodes SET state = %s, version = coalesce(%s, version),
+                       pace_cps = coalesce(%s, pace_cps),
                        last_seen_at = CASE WHEN %s THEN now() ELSE last_seen_at END
                 WHERE name = %s
                 """,
-                ("up" if up else "down", version, up, name),
+                ("up" if up else "down", version, pace_cps, up, name),
             )
 
     async def claim(self, node_plan: list[str]) -> list[Claim]:

@@ -19,7 +19,7 @@ import structlog
 from orchestrator.domain.attempt import AttemptState, Transition
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import OriginateRequest
-from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes
+from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, TokenBucket, plan_nodes, total_room
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import Claim, NodeRow
 from orchestrator.domain.retry import RetryPolicy
@@ -43,6 +43,8 @@ PING_FAILURES_DOWN = 2
 # AMI fields worth keeping in call_events; the rest is noise for people reading a call's story.
 _EVENT_FIELDS = (
     "Channel",
+    "ChannelName",
+    "TechCause",
     "ChannelState",
     "ChannelStateDesc",
     "DialStatus",
@@ -66,7 +68,9 @@ class DispatchSettings:
     events_flush_s: float
     events_batch_max: int
     node_lost_after_s: float = 10.0
-    """A node silent this long, with its HTTP/ARI port dead too, has lost its calls."""
+    """A node silent this long, with its AMI and HTTP ports both dead, has lost its calls."""
+    pacer: PacerSettings = PacerSettings()
+    """How each node's own pace adapts to its Originate latency (AIMD)."""
 
 
 def _process_alive(pid: int) -> bool:
@@ -90,13 +94,13 @@ class Dispatcher:
         connect_node: NodeConnector,
         sink: EventSink,
         settings: DispatchSettings,
-        http_answers: Callable[[str | None], Awaitable[bool]],
+        node_reachable: Callable[[NodeRow], Awaitable[bool]],
     ) -> None:
         self._store = store
         self._connect_node = connect_node
         self._sink = sink
         self._settings = settings
-        self._http_answers = http_answers
+        self._node_reachable = node_reachable
         self._nodes: dict[str, DialNode] = {}
         self._node_rows: dict[str, NodeRow] = {}
         self._attempts: dict[str, AttemptState] = {}
@@ -111,6 +115,11 @@ class Dispatcher:
         self._outbox: dict[str, list[dict[str, Any]]] = {}
         self._silent_since: dict[str, float] = {}
         self._declared_lost: set[str] = set()
+        self._link_changed_at: dict[str, float] = {}
+        self._pacers: dict[str, NodePacer] = {}
+        self._unacked: dict[str, tuple[str, float]] = {}
+        """Originates sent with no sign from the node yet: attempt → (node, monotonic sent)."""
+        self._reconciling: set[str] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -160,25 +169,29 @@ class Dispatcher:
         rows = {row.name: row for row in await self._store.nodes()}
         for name in set(self._nodes) - set(rows):
             self._nodes.pop(name).close()
+            self._pacers.pop(name, None)
         for name, row in rows.items():
             old = self._node_rows.get(name)
-            if (
-                name in self._nodes
-                and old is not None
-                and (old.ami_host, old.ami_port)
-                != (
-                    row.ami_host,
-                    row.ami_port,
-                )
-            ):
+            if name in self._nodes and old is not None and old.connection != row.connection:
                 self._nodes.pop(name).close()
             if name not in self._nodes:
-                node = self._connect_node(row, self._on_ami_event, self._on_node_state)
+                node = self._connect_node(row, self._on_node_event, self._on_node_state)
                 node.connect()
                 self._nodes[name] = node
+                self._pacers[name] = NodePacer(self._settings.pacer, now=time.monotonic())
         self._node_rows = rows
+        now = time.monotonic()
         for name, node in self._nodes.items():
-            await self._store.mark_node(name, up=self._usable(name), version=node.version)
+            pace = self._pacers[name].state(now)
+            await self._store.mark_node(name, up=self._usable(name), version=node.version, pace_cps=pace.rate)
+            log.info(
+                "dispatch.pace",
+                node=name,
+                cps=round(pace.rate, 1),
+                outstanding=pace.outstanding,
+                latency_ms=round(pace.latency_s * 1e3, 1),
+                decreases=pace.decreases,
+            )
 
     def _usable(self, name: str) -> bool:
         """Logged in and answering pings: a node that hangs keeps its TCP session open."""
@@ -193,7 +206,12 @@ class Dispatcher:
             usable = self._usable(name)
             if usable != was_usable:
                 log.warning("dispatch.node_state", node=name, usable=usable)
+                self._link_changed_at[name] = time.monotonic()
                 await self._store.mark_node(name, up=usable, version=node.version)
+                if usable and node.up:
+                    # Back after a silence with the session still open: events sent meanwhile
+                    # may be lost, so check the node's channels as after a reconnect.
+                    self._spawn(self._reconcile(name))
             if usable:
                 self._silent_since.pop(name, None)
                 self._declared_lost.discard(name)
@@ -201,9 +219,9 @@ class Dispatcher:
             silent_for = time.monotonic() - self._silent_since.setdefault(name, time.monotonic())
             if silent_for > self._settings.node_lost_after_s and name not in self._declared_lost:
                 row = self._node_rows.get(name)
-                # AMI silent but the node's HTTP server answers: only the AMI link is cut, the
-                # calls go on; they are reconciled when AMI comes back.
-                if not await self._http_answers(row.ari_url if row else None):
+                # The dialing link is silent but one of the node's ports still answers: only a
+                # link is cut, the calls go on; they are reconciled when the link comes back.
+                if row is None or not await self._node_reachable(row):
                     self._declared_lost.add(name)
                     self._fail_node_attempts(name, f"node {name} lost: no answer for {silent_for:.0f} s")
 
@@ -220,8 +238,15 @@ class Dispatcher:
         """After (re)connecting: attempts this dispatcher follows on the node whose channel is
         gone ended while nobody listened. Settle them instead of waiting for their bounds."""
         node = self._nodes.get(name)
-        if node is None:
+        if node is None or name in self._reconciling:
             return
+        self._reconciling.add(name)
+        try:
+            await self._reconcile_now(name, node)
+        finally:
+            self._reconciling.discard(name)
+
+    async def _reconcile_now(self, name: str, node: DialNode) -> None:
         await asyncio.sleep(1.0)
         try:
             present = await node.channel_ids()
@@ -229,53 +254,125 @@ class Dispatcher:
             log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
             return
         await asyncio.sleep(2.0)  # a Hangup already on its way still wins
-        now_mono, now = time.monotonic(), _now()
-        settled = 0
+        now_mono = time.monotonic()
+        gone: list[str] = []
         for key, state in list(self._attempts.items()):
             started = self._started.get(key, (now_mono, 0))[0]
             if state.node != name or now_mono - started < RECONCILE_MIN_AGE_S:
                 continue
             if key in present:
                 # Still up: catch up on what was missed while nobody listened (e.g. the answer).
-                self._push(state.on_event("Newstate", {"ChannelStateDesc": present[key]}, now))
+                self._push(state.on_event("Newstate", {"ChannelStateDesc": present[key]}, _now()))
                 continue
-            self._push(state.on_vanished(f"channel gone when node {name} was next seen", now))
-            settled += 1
+            gone.append(key)
+        await self._settle_gone(name, gone)
+        settled = len(gone)
         log.info("dispatch.reconciled", node=name, channels=len(present), settled=settled)
 
+    def _link_troubled(self, name: str) -> bool:
+        return not self._usable(name) or time.monotonic() - self._link_changed_at.get(name, 0.0) < 60.0
+
+    async def _settle_unconfirmed(self, name: str, key: str) -> None:
+        """One attempt whose Originate got no answer because the link to its node dropped: once
+        the node answers again, its channel list says whether the call is still up or gone."""
+        while key in self._attempts and not self._stopping.is_set():
+            node = self._nodes.get(name)
+            if node is not None and self._usable(name):
+                try:
+                    present = await node.channel_ids()
+                except Exception as exc:
+                    log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
+                else:
+                    state = self._attempts.get(key)
+                    if state is None:
+                        return
+                    if key in present:
+                        self._push(state.on_event("Newstate", {"ChannelStateDesc": present[key]}, _now()))
+                    else:
+                        await self._settle_gone(name, [key])
+                    return
+            await asyncio.sleep(1.0)
+
+    async def _settle_gone(self, name: str, keys: list[str]) -> None:
+        """Attempts whose channel ended unseen: the node's CDR says how, when it wrote one."""
+        if not keys:
+            return
+        try:
+            dispositions = await self._store.cdr_dispositions(keys)
+        except Exception as exc:
+            log.warning("dispatch.cdr_lookup_failed", node=name, error=str(exc))
+            dispositions = {}
+        reason = f"channel gone when node {name} was next seen"
+        for key in keys:
+            state = self._attempts.get(key)
+            if state is not None:
+                self._push(state.on_ended_unseen(dispositions.get(key), reason, _now()))
+
     def _on_node_state(self, name: str, up: bool) -> None:
+        self._link_changed_at[name] = time.monotonic()
+        if not up:
+            self._forget_unacked(name)
         if up:
             self._spawn(self._reconcile(name))
-        self._spawn(
-            self._store.mark_node(name, up=up, version=self._nodes[name].version)
-            if name in self._nodes
-            else asyncio.sleep(0)
-        )
+        if name in self._nodes:
+            self._spawn(self._store.mark_node(name, up=up, version=self._nodes[name].version))
 
-    def _loads(self) -> list[NodeLoad]:
+    def _loads(self, now: float) -> list[NodeLoad]:
         live: dict[str, int] = {}
         for state in self._attempts.values():
             live[state.node] = live.get(state.node, 0) + 1
         return [
-            NodeLoad(name, live.get(name, 0), row.max_channels, self._usable(name), row.drained)
+            NodeLoad(
+                name,
+                live.get(name, 0),
+                row.max_channels,
+                self._usable(name),
+                row.drained,
+                allowance=self._pacers[name].allowance(now),
+            )
             for name, row in self._node_rows.items()
             if name in self._nodes
         ]
+
+    # ---- pacing: each node's Originate latency sets its pace ---------------------------------
+
+    def _acknowledged(self, key: str) -> None:
+        """The node's first sign of an Originate (its channel exists, or it answered the action):
+        the time it took is the node's load signal, ring time excluded."""
+        sent = self._unacked.pop(key, None)
+        if sent is not None and sent[0] in self._pacers:
+            now = time.monotonic()
+            self._pacers[sent[0]].on_response(now - sent[1], now)
+
+    def _unacknowledged(self, key: str) -> None:
+        sent = self._unacked.pop(key, None)
+        if sent is not None and sent[0] in self._pacers:
+            self._pacers[sent[0]].on_lost(time.monotonic())
+
+    def _forget_unacked(self, name: str) -> None:
+        """The link dropped: Originates in flight on it will never be acknowledged."""
+        for key in [k for k, (node, _) in self._unacked.items() if node == name]:
+            self._unacknowledged(key)
 
     # ---- claiming and dialing ---------------------------------------------------------------
 
     async def _claim_and_dial(self) -> None:
         now = time.monotonic()
-        wanted = min(self._settings.batch, self._bucket.available(now))
+        loads = self._loads(now)
+        wanted = min(self._settings.batch, self._bucket.available(now), total_room(loads))
         if wanted <= 0:
             return
-        plan = plan_nodes(self._loads(), wanted)
+        plan = plan_nodes(loads, wanted)
         claims = await self._store.claim(plan)
         if not claims:
             return
+        now = time.monotonic()
         self._bucket.take(len(claims), now)
         for claim in claims:
             key = str(claim.attempt_id)
+            if claim.node in self._pacers:
+                self._pacers[claim.node].on_sent(1, now)
+                self._unacked[key] = (claim.node, now)
             self._attempts[key] = AttemptState(
                 claim.attempt_id, claim.call_id, claim.node, number=claim.attempt_number, retry=claim.retry
             )
@@ -312,16 +409,23 @@ class Dispatcher:
         try:
             outcome = await node.originate(request, wait_s=claim.ring_timeout_s + 15)
         except Exception as exc:
+            self._unacknowledged(key)
             bound.warning("dispatch.originate_error", error=str(exc))
             self._record(claim.call_id, claim.attempt_id, _now(), "dispatch.error", {"error": str(exc)})
-            self._push(state.on_lost(f"originate failed: {exc}", _now()))
+            if node.up and not self._link_troubled(claim.node):
+                self._push(state.on_lost(f"originate failed: {exc}", _now()))
+                return
+            # The link dropped with the Originate in flight: the call may be ringing or answered
+            # on the node. Ask the node once it answers again, rather than guess.
+            self._spawn(self._settle_unconfirmed(claim.node, key))
             return
+        self._acknowledged(key)
         at = _now()
         self._record(
             claim.call_id,
             claim.attempt_id,
             at,
-            "ami.OriginateResponse",
+            f"{node.driver}.OriginateResponse",
             {
                 "Response": "Success" if outcome.success else "Failure",
                 "Reason": str(outcome.reason),
@@ -337,20 +441,26 @@ class Dispatcher:
 
     # ---- events from Asterisk ---------------------------------------------------------------
 
-    def _on_ami_event(self, node: str, name: str, fields: dict[str, str]) -> None:
+    def _on_node_event(self, node: str, name: str, fields: dict[str, str]) -> None:
         key = fields.get("Uniqueid", "")
         state = self._attempts.get(key)
         if state is None:
             return
+        if key in self._unacked:
+            self._acknowledged(key)
         at = _now()
         self._record(
             state.call_id,
             state.attempt_id,
             at,
-            f"ami.{name}",
+            f"{self._driver_of(node)}.{name}",
             {k: fields[k] for k in _EVENT_FIELDS if k in fields} | {"node": node},
         )
         self._push(state.on_event(name, fields, at))
+
+    def _driver_of(self, name: str) -> str:
+        node = self._nodes.get(name)
+        return node.driver if node is not None else "ami"
 
     def _push(self, transition: Transition | None) -> None:
         if transition is not None:
@@ -390,6 +500,7 @@ class Dispatcher:
             self._record(t.call_id, t.attempt_id, t.at + timedelta(microseconds=1), "status", data)
             log.info("call.status", call_id=str(t.call_id), attempt_id=key, status=t.status.value)
         if t.status.is_final:
+            self._unacknowledged(key)
             self._attempts.pop(key, None)
             self._started.pop(key, None)
             self._hangups_sent.discard(key)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from tests.integration.sipp import REPO, Carrier
 
@@ -34,3 +36,31 @@ def carrier_trunk(name: str, address: str, scenario: str) -> Iterator[Carrier]:
     finally:
         sespcl("trunks", "remove", name, "--force")
         carrier.stop()
+
+
+def stack_env() -> dict[str, str]:
+    """The environment plus the stack's secrets (AMI secret, ARI password), as `make up` made them."""
+    env = dict(os.environ)
+    state = Path(os.environ.get("SESPCL_STATE_DIR", REPO / ".stack"))
+    for line in (state / "secrets.env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        env[key] = value
+    return env
+
+
+def node_drivers() -> dict[str, str]:
+    listed = json.loads(sespcl("nodes", "list", "--json").stdout)
+    return {str(n["name"]): str(n["driver"]) for n in listed}
+
+
+def set_node_driver(name: str, driver: str) -> None:
+    """Re-register a node of the test stack with another driver, as an operator would."""
+    listed = {n["name"]: n for n in json.loads(sespcl("nodes", "list", "--json").stdout)}
+    node = listed[name]
+    host = str(node["ami_host"])
+    result = subprocess.run(
+        [SESPCL, "nodes", "add", name, "--ami-host", host, "--ami-port", str(node["ami_port"]),
+         "--ari-url", f"http://{host}:8088/ari", "--driver", driver, "--replace"],
+        capture_output=True, text=True, timeout=60, env=stack_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr

@@ -4,6 +4,7 @@ PostgreSQL, Redis, Asterisk nodes and SIPp carriers. Nothing here is mocked or s
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -108,3 +109,36 @@ class HeldPrompt:
         self.db.execute(
             "UPDATE audio_assets SET status = 'ready', path = %s WHERE hash = %s", (ready["path"], self.key)
         )
+
+
+@pytest.fixture(scope="module", params=["ami", "ari"])
+async def farm_driver(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The whole farm dialed through one driver: a module's tests run once per driver."""
+    from tests.integration.cli import node_drivers
+
+    driver: str = request.param
+    before = node_drivers()
+    await switch_drivers(dict.fromkeys(before, driver))
+    try:
+        yield driver
+    finally:
+        await switch_drivers(before)
+
+
+async def switch_drivers(drivers: dict[str, str]) -> None:
+    """Re-register nodes with these drivers and wait until the dispatcher is back on each."""
+    from tests.integration.cli import node_drivers, sespcl, set_node_driver
+
+    changed = [name for name, driver in drivers.items() if node_drivers().get(name) != driver]
+    for name in changed:
+        set_node_driver(name, drivers[name])
+    if not changed:
+        return
+    await asyncio.sleep(3)  # the dispatcher re-reads nodes every 2 s and reconnects
+    deadline = time.monotonic() + 30
+    while True:
+        states = {n["name"]: n["state"] for n in json.loads(sespcl("nodes", "list", "--json").stdout)}
+        if all(states.get(name) == "up" for name in drivers):
+            return
+        assert time.monotonic() < deadline, f"nodes not up after switching drivers: {states}"
+        await asyncio.sleep(0.25)

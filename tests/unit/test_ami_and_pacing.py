@@ -3,20 +3,11 @@ import pytest
 from orchestrator.asterisk.ami import UnsafeHeaderValue, header_value, originate_action
 from orchestrator.domain.dialing import OriginateRequest
 from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes
+from tests.unit.factories import originate_request
 
 
 def _request(**overrides: str) -> OriginateRequest:
-    fields = dict(
-        attempt_id="a1b2",
-        to="+14155550123",
-        trunk="demo",
-        caller_id="+14155550100",
-        audio_path="/var/lib/sespcl/audio/abc",
-        call_id="c1",
-        timeout_ms=30000,
-    )
-    fields.update(overrides)
-    return OriginateRequest(**fields)  # type: ignore[arg-type]
+    return originate_request(**overrides)
 
 
 def test_originate_action_sets_channel_id_to_attempt() -> None:

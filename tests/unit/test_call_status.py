@@ -171,3 +171,38 @@ def test_final_transition_carries_the_retry() -> None:
     )
     t = last.on_event("Hangup", {"Cause": "17"}, NOW)
     assert t is not None and t.retry_at is None
+
+
+@pytest.mark.parametrize(
+    ("disposition", "expected", "cause"),
+    [
+        ("ANSWERED", CallStatus.COMPLETED, 16),
+        ("BUSY", CallStatus.BUSY, 17),
+        ("NO ANSWER", CallStatus.NO_ANSWER, 19),
+        ("FAILED", CallStatus.FAILED, 0),
+        ("CONGESTION", CallStatus.FAILED, 0),
+    ],
+)
+def test_a_call_that_ended_unseen_takes_its_outcome_from_the_cdr(
+    disposition: str, expected: CallStatus, cause: int
+) -> None:
+    state = AttemptState(uuid4(), uuid4(), "n1")
+    t = state.on_ended_unseen(disposition, "channel gone when node n1 was next seen", NOW)
+    assert t is not None and t.status is expected and t.ending is not None
+    assert t.ending.cause == cause and "CDR" in t.ending.reason
+    assert t.answered is (expected is CallStatus.COMPLETED)
+
+
+def test_without_a_cdr_an_unseen_end_is_a_failure_unless_answer_was_seen() -> None:
+    unseen = AttemptState(uuid4(), uuid4(), "n1")
+    t = unseen.on_ended_unseen(None, "gone", NOW)
+    assert t is not None and t.status is CallStatus.FAILED
+    answered = AttemptState(uuid4(), uuid4(), "n1", answered=True, status=CallStatus.IN_PROGRESS)
+    t = answered.on_ended_unseen("SOMETHING-NEW", "gone", NOW)
+    assert t is not None and t.status is CallStatus.COMPLETED
+
+
+def test_a_cancel_requested_call_that_ended_unanswered_is_canceled() -> None:
+    state = AttemptState(uuid4(), uuid4(), "n1", cancel_requested=True)
+    t = state.on_ended_unseen("NO ANSWER", "gone", NOW)
+    assert t is not None and t.status is CallStatus.CANCELED
