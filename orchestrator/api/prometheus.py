@@ -74,6 +74,11 @@ async def metrics(request: web.Request) -> web.Response:
     for node, count in per_node.items():
         live.labels(node).set(count)
     Gauge("sespcl_dial_pace_cps", "Attempts started per second over the last minute", registry=farm).set(pace)
+    node_pace = Gauge(
+        "sespcl_node_pace_cps", "New calls per second each node may take now (AIMD)", ["node"], registry=farm
+    )
+    for node, cps in (await deps.store.node_paces()).items():
+        node_pace.labels(node).set(cps)
     depth = Gauge("sespcl_queue_depth", "Jobs waiting in each RQ queue", ["queue"], registry=farm)
     for queue, count in (await asyncio.to_thread(deps.queues.depths)).items():
         depth.labels(queue).set(count)

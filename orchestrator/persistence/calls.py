@@ -221,6 +221,12 @@ class CallStore:
             )
             return {str(r["name"]): int(r["live"]) for r in await cur.fetchall()}
 
+    async def node_paces(self) -> dict[str, float]:
+        """Each node's current pace (new calls/s) as its dispatcher's AIMD last set it."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT name, pace_cps FROM nodes WHERE pace_cps IS NOT NULL")
+            return {str(r["name"]): float(r["pace_cps"]) for r in await cur.fetchall()}
+
     async def ping(self) -> None:
         async with self._pool.connection() as conn:
             await conn.execute("SELECT 1")

@@ -199,5 +199,6 @@ async def test_prometheus_exposition(api: httpx.AsyncClient, api_url: str) -> No
     text = response.text
     assert 'sespcl_calls{status="completed"}' in text
     assert 'sespcl_live_calls{node="n1"}' in text and "sespcl_dial_pace_cps" in text
+    assert 'sespcl_node_pace_cps{node="n1"}' in text, "each node's adaptive pace is exposed"
     assert 'sespcl_http_requests_total{method="GET",route="/api/metrics",status="200"}' in text
     assert 'route="/metrics",status="401"' in text, "refused requests are counted too"

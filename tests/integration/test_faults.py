@@ -377,7 +377,9 @@ async def test_node_link_cut_for_30_s(
     assert report["final_statuses"].get("completed", 0) == report["invites"], report
     unseen = [c for c in finals if c["status"] != "completed"]
     assert all("next seen" in (c["status_reason"] or "") for c in unseen), unseen[:3]
-    assert len(unseen) <= 15, report
+    # At most the Originates in flight when the link went: the pacer caps those per node
+    # (twice its pace × target latency); without it, 33 of 240 were lost this way.
+    assert len(unseen) <= 30, report
     assert settled_in < 30, f"calls settled {settled_in:.0f} s after the link came back"
 
 
