@@ -196,7 +196,7 @@ class DispatchStore:
             budgets = {name: n for name, n in budgets.items() if n > 0}
             if not budgets:
                 return []
-            held, campaign_budget = await self._campaign_budgets(conn, wanted)
+            held, campaign_budget = await self._campaign_budgets(conn, wanted, list(budgets))
             candidates: list[Row] = []
             for trunk, budget in budgets.items():
                 groups = await self._campaign_groups(conn, trunk, budget, held)
@@ -382,13 +382,19 @@ class DispatchStore:
         return {row["call_id"] for row in await cur.fetchall()}
 
     @staticmethod
-    async def _campaign_budgets(conn: Any, wanted: int) -> tuple[list[UUID], dict[UUID, int]]:
+    async def _campaign_budgets(
+        conn: Any, wanted: int, trunks: list[str]
+    ) -> tuple[list[UUID], dict[UUID, int]]:
         """Campaigns whose calls may not be dialed now (paused, canceled, or at their own cps),
-        and how many more the others with a cps may start in this claim."""
+        and how many more the others with a cps may start in this claim. Only campaigns with
+        calls queued on these trunks count: finished ones would cost a query each, every poll."""
         cur = await conn.execute(
             # Canceled campaigns have no queued calls left: only paused and paced ones matter.
-            "SELECT id, status, cps FROM campaigns "
-            "WHERE status = 'paused' OR (status = 'active' AND cps IS NOT NULL)"
+            "SELECT k.id, k.status, k.cps FROM campaigns k "
+            "WHERE (k.status = 'paused' OR (k.status = 'active' AND k.cps IS NOT NULL)) "
+            "AND EXISTS (SELECT 1 FROM calls c WHERE c.status = 'queued' AND c.trunk = ANY(%s) "
+            "AND c.campaign_id = k.id)",
+            (trunks,),
         )
         held: list[UUID] = []
         budget: dict[UUID, int] = {}
