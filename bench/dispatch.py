@@ -252,7 +252,7 @@ async def _settle(db: psycopg.Connection) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--rates", default="25,50,100,125,150,250", help="offered calls per second, comma-separated"
+        "--rates", default="50,100,150,200,300,400", help="offered calls per second, comma-separated"
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="offered for this long at each rate")
     parser.add_argument("--calls", type=int, default=150, help="at least this many calls per rate and path")
