@@ -228,11 +228,16 @@ async def test_two_dispatchers_never_share_a_call(
         "SELECT count(DISTINCT owner) AS n FROM call_attempts WHERE call_id = ANY(%s)", (ids,)
     ).fetchone()
     assert owners is not None and owners["n"] == 2, "both dispatchers took calls: the test exercised sharing"
-    hangups = db.execute(
-        "SELECT attempt_id, count(*) AS n FROM call_events WHERE call_id = ANY(%s) "
-        "AND type IN ('ami.Hangup', 'ari.Hangup') GROUP BY attempt_id",
-        (ids,),
-    ).fetchall()
+    deadline = time.monotonic() + 15
+    while True:  # events reach PostgreSQL in batches, a second or two after the status
+        hangups = db.execute(
+            "SELECT attempt_id, count(*) AS n FROM call_events WHERE call_id = ANY(%s) "
+            "AND type IN ('ami.Hangup', 'ari.Hangup') GROUP BY attempt_id",
+            (ids,),
+        ).fetchall()
+        if len(hangups) >= 200 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
     assert len(hangups) == 200 and all(h["n"] == 1 for h in hangups), "each event recorded once"
 
 
