@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.cli import carrier_trunk, node_drivers, stack_env
+from tests.integration.cli import carrier_trunk, node_drivers, sespcl, stack_env
 from tests.integration.conftest import FINAL, call_body, switch_drivers, wait_final
 from tests.integration.sipp import REPO, Carrier
 from tests.integration.tcp_cut import tcp_cut
@@ -41,28 +41,23 @@ async def test_node_killed_mid_batch(
     before = node_drivers()
     await switch_drivers({"n2": driver})
     text = "A long enough notice that calls are still up when their node is killed, one two three."
-    created = await asyncio.gather(
-        *(
-            api.post("/v1/calls", json=call_body(to=f"+1415555{2000 + i:04d}", text=text, trunk="t-kill"))
-            for i in range(200)
+    # n1 drained until n2 carries 40 calls: n2's pace starts low after reconnecting while n1's
+    # is warm, so n2 would otherwise take only a few of the batch. Then both take calls.
+    assert sespcl("nodes", "drain", "n1").returncode == 0
+    try:
+        created = await asyncio.gather(
+            *(
+                api.post("/v1/calls", json=call_body(to=f"+1415555{2000 + i:04d}", text=text, trunk="t-kill"))
+                for i in range(200)
+            )
         )
-    )
-    ids = [r.json()["id"] for r in created]
-
-    def live_on(node: str) -> int:
-        row = db.execute(
-            "SELECT count(*) AS n FROM call_attempts "
-            "WHERE node = %s AND ended_at IS NULL AND call_id = ANY(%s)",
-            (node, ids),
-        ).fetchone()
-        return int(row["n"]) if row else 0
-
-    deadline = time.monotonic() + 30
-    # A node just (re)connected starts at the pacer's initial pace while n1 is warm: it takes
-    # fewer of the batch, so 20 live calls is the mark.
-    while live_on("n2") < 20:
-        assert time.monotonic() < deadline, "calls never reached node n2"
-        await asyncio.sleep(0.1)
+        ids = [r.json()["id"] for r in created]
+        deadline = time.monotonic() + 30
+        while _live_on(db, "n2", ids) < 40:
+            assert time.monotonic() < deadline, "calls never reached node n2"
+            await asyncio.sleep(0.1)
+    finally:
+        assert sespcl("nodes", "undrain", "n1").returncode == 0
     pid = int((STATE / "asterisk-n2.pid").read_text().strip())
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
@@ -344,11 +339,17 @@ async def test_node_link_cut_for_30_s(
                 assert time.monotonic() < deadline, "the dispatcher never came to n2 through the relay"
                 await asyncio.sleep(0.25)
             text = "The link to this node is about to be cut. " * 3  # about 8 s of speech
-            ids = await _submit(api, 240, "t-cut", text, 6000)
-            deadline = time.monotonic() + 60
-            while (live := _live_on(db, "n2", ids)) < 40:
-                assert time.monotonic() < deadline, f"only {live} calls live on n2"
-                await asyncio.sleep(0.1)
+            # n1 drained until n2 carries 40 calls: n2's pace starts low after reconnecting
+            # while n1's is warm, so n2 would otherwise take only a few of the batch.
+            assert sespcl("nodes", "drain", "n1").returncode == 0
+            try:
+                ids = await _submit(api, 240, "t-cut", text, 6000)
+                deadline = time.monotonic() + 60
+                while (live := _live_on(db, "n2", ids)) < 40:
+                    assert time.monotonic() < deadline, f"only {live} calls live on n2"
+                    await asyncio.sleep(0.1)
+            finally:
+                assert sespcl("nodes", "undrain", "n1").returncode == 0
             connections_before = link.connections
             link.cut(mode)  # type: ignore[arg-type]
             cut_at = _now_db(db)
