@@ -55,6 +55,23 @@ def _wait_for_wav(path: Path, timeout_s: float) -> bool:
     return False
 
 
+def _render_with_espeak_cli(request: SpeechRequest, wav: Path) -> None:
+    """espeak-ng's own command line; the text goes on stdin, never as an argument."""
+    rate = str(int(request.options.get("rate", 160)))
+    try:
+        subprocess.run(
+            ["espeak-ng", "-v", request.voice, "-s", rate, "-w", str(wav), "--stdin"],
+            input=request.text.encode(),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SpeechError(f"the speech engine produced no audio ({exc})") from exc
+    if not _wait_for_wav(wav, timeout_s=1.0):
+        raise SpeechError("the speech engine produced no audio")
+
+
 def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
     """Render to `<audio_dir>/<key>.ulaw`, atomically (temp file + rename); return path and ms.
 
@@ -74,8 +91,13 @@ def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
             engine.runAndWait()
             # pyttsx3's espeak driver writes the WAV from espeak's callback, which can finish
             # after runAndWait returns: wait for the complete file while holding the engine.
-            if not _wait_for_wav(wav, timeout_s=15.0):
-                raise SpeechError("the speech engine produced no audio")
+            rendered = _wait_for_wav(wav, timeout_s=10.0)
+        if not rendered:
+            # Seen once in a worker just restarted after a SIGKILL: the driver's callback never
+            # wrote the file. The same espeak-ng, called directly, renders the same words (to
+            # another file: a late callback must not write into it).
+            wav = Path(tmp) / "speech-cli.wav"
+            _render_with_espeak_cli(request, wav)
         partial = audio_dir / f".{target.name}.{os.getpid()}.part"
         try:
             subprocess.run(
