@@ -123,7 +123,7 @@ def nodes_list(as_json: bool) -> None:
             SELECT n.name, n.driver, n.ami_host, n.ami_port, n.state, n.drained, n.max_channels,
                    (SELECT count(*) FROM call_attempts a WHERE a.node = n.name AND a.ended_at IS NULL)
                        AS live_channels,
-                   n.pace_cps, n.version, n.last_seen_at
+                   round(n.pace_cps)::int AS pace_cps, n.version, n.last_seen_at
             FROM nodes n ORDER BY n.name
             """
         ).fetchall()
@@ -138,6 +138,7 @@ def nodes_list(as_json: bool) -> None:
             "drained",
             "live_channels",
             "max_channels",
+            "pace_cps",
             "version",
         ),  # fmt: skip
         as_json,
