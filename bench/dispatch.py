@@ -24,6 +24,9 @@ import httpx
 import psycopg
 from panoramisk import Manager
 
+from orchestrator.asterisk.ami import originate_action
+from orchestrator.domain.dialing import OriginateRequest
+
 TEXT = "Bench."
 
 
@@ -47,6 +50,14 @@ def _cpu_s(pids: list[int]) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def _bare_request(ident: str, to: str, audio: str, ring_s: int) -> OriginateRequest:
+    """What the dispatcher would send, built the same way, minus everything around it."""
+    return OriginateRequest(
+        attempt_id=ident, to=to, trunk="demo", caller_id=None, audio_path=audio, call_id=ident,
+        timeout_ms=ring_s * 1000,
+    )  # fmt: skip
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -74,18 +85,7 @@ async def bare_loop(secret: str, audio: str, rate: float, count: int) -> tuple[f
         sent = time.perf_counter()
         ident = str(uuid.uuid4())
         reply = await manager.send_action(
-            {
-                "Action": "Originate",
-                "ActionID": ident,
-                "ChannelId": ident,
-                "Channel": f"PJSIP/+1415555{i % 10000:04d}@demo",
-                "Context": "sespcl-outbound",
-                "Exten": "s",
-                "Priority": "1",
-                "Async": "true",
-                "Timeout": "30000",
-                "Variable": [f"SESPCL_AUDIO={audio}", f"SESPCL_CALL_ID={ident}"],
-            }
+            originate_action(_bare_request(ident, f"+1415555{i % 10000:04d}", audio, 30))
         )
         final = reply[-1] if isinstance(reply, list) else reply
         ok = final.get("Response") == "Success"
@@ -180,13 +180,8 @@ async def bare_hold(secret: str, audio: str, count: int, rate: float) -> tuple[i
     async def one(i: int) -> None:
         ident = str(uuid.uuid4())
         reply = await manager.send_action(
-            {
-                "Action": "Originate", "ActionID": ident, "ChannelId": ident,
-                "Channel": f"PJSIP/+1415556{i % 10000:04d}@demo", "Context": "sespcl-outbound",
-                "Exten": "s", "Priority": "1", "Async": "true", "Timeout": "60000",
-                "Variable": [f"SESPCL_AUDIO={audio}", f"SESPCL_CALL_ID={ident}"],
-            }
-        )  # fmt: skip
+            originate_action(_bare_request(ident, f"+1415556{i % 10000:04d}", audio, 60))
+        )
         final = reply[-1] if isinstance(reply, list) else reply
         if final.get("Response") == "Success":
             answers[ident] = time.monotonic()

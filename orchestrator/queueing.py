@@ -57,17 +57,10 @@ class WorkQueues:
     def requeue_lost_renders(self, audio_hashes: list[str]) -> int:
         """Enqueue again the renders whose job Redis no longer has (a flushed Redis, a worker
         killed mid-job). Returns how many were lost."""
-        lost = [h for h in audio_hashes if self._render_lost(f"render-{h}")]
+        lost = [h for h in audio_hashes if self.batch_state(f"render-{h}") == "lost"]
         if lost:
             self.enqueue_renders(lost)
         return len(lost)
-
-    def _render_lost(self, job_id: str) -> bool:
-        try:
-            job = Job.fetch(job_id, connection=self.redis)
-        except NoSuchJobError:
-            return True
-        return job.get_status(refresh=False) in (JobStatus.FAILED, JobStatus.STOPPED) or _abandoned(job)
 
     def enqueue_events(self, batch: list[dict[str, Any]]) -> str:
         """Returns the job's id; the finished job stays visible a minute so the sender can
@@ -76,7 +69,8 @@ class WorkQueues:
         return str(job.id)
 
     def batch_state(self, job_id: str) -> str:
-        """'done', 'pending' (queued, running, or failed and retrying later), or 'lost'."""
+        """'done', 'pending' (queued or running), or 'lost' (gone, failed, stopped, canceled or
+        abandoned with its worker). For event batches and renders alike."""
         try:
             job = Job.fetch(job_id, connection=self.redis)
         except NoSuchJobError:
