@@ -115,7 +115,6 @@ class Dispatcher:
         self._outbox: dict[str, list[dict[str, Any]]] = {}
         self._silent_since: dict[str, float] = {}
         self._declared_lost: set[str] = set()
-        self._link_changed_at: dict[str, float] = {}
         self._pacers: dict[str, NodePacer] = {}
         self._unacked: dict[str, tuple[str, float]] = {}
         """Originates sent with no sign from the node yet: attempt → (node, monotonic sent)."""
@@ -206,7 +205,6 @@ class Dispatcher:
             usable = self._usable(name)
             if usable != was_usable:
                 log.warning("dispatch.node_state", node=name, usable=usable)
-                self._link_changed_at[name] = time.monotonic()
                 await self._store.mark_node(name, up=usable, version=node.version)
                 if usable and node.up:
                     # Back after a silence with the session still open: events sent meanwhile
@@ -255,26 +253,19 @@ class Dispatcher:
             return
         await asyncio.sleep(2.0)  # a Hangup already on its way still wins
         now_mono = time.monotonic()
-        gone: list[str] = []
-        for key, state in list(self._attempts.items()):
-            started = self._started.get(key, (now_mono, 0))[0]
-            if state.node != name or now_mono - started < RECONCILE_MIN_AGE_S:
-                continue
-            if key in present:
-                # Still up: catch up on what was missed while nobody listened (e.g. the answer).
-                self._push(state.on_event("Newstate", {"ChannelStateDesc": present[key]}, _now()))
-                continue
-            gone.append(key)
-        await self._settle_gone(name, gone)
-        settled = len(gone)
+        keys = [
+            key
+            for key, state in list(self._attempts.items())
+            if state.node == name
+            and now_mono - self._started.get(key, (now_mono, 0))[0] >= RECONCILE_MIN_AGE_S
+        ]
+        settled = await self._settle_from(name, keys, present)
         log.info("dispatch.reconciled", node=name, channels=len(present), settled=settled)
 
-    def _link_troubled(self, name: str) -> bool:
-        return not self._usable(name) or time.monotonic() - self._link_changed_at.get(name, 0.0) < 60.0
-
     async def _settle_unconfirmed(self, name: str, key: str) -> None:
-        """One attempt whose Originate got no answer because the link to its node dropped: once
-        the node answers again, its channel list says whether the call is still up or gone."""
+        """One attempt whose Originate got no reply (the link failed, or the wait ran out): once
+        the node answers, its channel list says whether the call is still up or gone."""
+        await asyncio.sleep(2.0)  # a Hangup, or the CDR, already on its way still wins
         while key in self._attempts and not self._stopping.is_set():
             node = self._nodes.get(name)
             if node is not None and self._usable(name):
@@ -283,18 +274,27 @@ class Dispatcher:
                 except Exception as exc:
                     log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
                 else:
-                    state = self._attempts.get(key)
-                    if state is None:
-                        return
-                    if key in present:
-                        self._push(state.on_event("Newstate", {"ChannelStateDesc": present[key]}, _now()))
-                    else:
-                        await self._settle_gone(name, [key])
+                    await self._settle_from(name, [key], present)
                     return
             await asyncio.sleep(1.0)
 
+    async def _settle_from(self, name: str, keys: list[str], present: dict[str, str]) -> int:
+        """These attempts against the node's channel list: a channel still up catches up on what
+        was missed (e.g. the answer); one gone ended unseen, and the node's CDR says how, when
+        it wrote one. Returns how many were gone."""
+        gone: list[str] = []
+        for key in keys:
+            state = self._attempts.get(key)
+            if state is None:
+                continue
+            if key in present:
+                self._push(state.on_event("Newstate", {"ChannelStateDesc": present[key]}, _now()))
+            else:
+                gone.append(key)
+        await self._settle_gone(name, gone)
+        return len(gone)
+
     async def _settle_gone(self, name: str, keys: list[str]) -> None:
-        """Attempts whose channel ended unseen: the node's CDR says how, when it wrote one."""
         if not keys:
             return
         try:
@@ -309,7 +309,6 @@ class Dispatcher:
                 self._push(state.on_ended_unseen(dispositions.get(key), reason, _now()))
 
     def _on_node_state(self, name: str, up: bool) -> None:
-        self._link_changed_at[name] = time.monotonic()
         if not up:
             self._forget_unacked(name)
         if up:
@@ -412,11 +411,9 @@ class Dispatcher:
             self._unacknowledged(key)
             bound.warning("dispatch.originate_error", error=str(exc))
             self._record(claim.call_id, claim.attempt_id, _now(), "dispatch.error", {"error": str(exc)})
-            if node.up and not self._link_troubled(claim.node):
-                self._push(state.on_lost(f"originate failed: {exc}", _now()))
-                return
-            # The link dropped with the Originate in flight: the call may be ringing or answered
-            # on the node. Ask the node once it answers again, rather than guess.
+            # No reply is not no call: the Originate may have reached the node before the link
+            # failed, and the call may be ringing, answered or over. Ask the node (channels,
+            # then CDR) once it answers, rather than guess.
             self._spawn(self._settle_unconfirmed(claim.node, key))
             return
         self._acknowledged(key)
