@@ -65,7 +65,15 @@ class WorkQueues:
     def enqueue_events(self, batch: list[dict[str, Any]]) -> str:
         """Returns the job's id; the finished job stays visible a minute so the sender can
         tell a recorded batch from a lost one."""
-        job = self._events.enqueue(EVENTS_JOB, batch, result_ttl=EVENT_RESULT_TTL_S, failure_ttl=86400)
+        # A description of our own: RQ's default is the repr of the arguments, here a batch of
+        # a thousand events, built on every enqueue only to be cut to 75 characters.
+        job = self._events.enqueue(
+            EVENTS_JOB,
+            batch,
+            result_ttl=EVENT_RESULT_TTL_S,
+            failure_ttl=86400,
+            description=f"record {len(batch)} call events",
+        )
         return str(job.id)
 
     def batch_state(self, job_id: str) -> str:

@@ -97,6 +97,11 @@ class PacerSettings:
     increase: float = 5.0
     """Additive increase, calls/s per interval, once past slow start: +10/s each second, about a
     tenth of a node's capacity, so the rate spends little time above capacity before backing off."""
+    recovery: float = 0.5
+    """Below the rate the last decrease cut from, the rate grows by this share of the distance
+    back to it per interval (at least `increase`), as BIC/CUBIC do: a cut for a passing spike
+    (the machine busy for a moment) costs seconds, not the tens additive growth would take. Past
+    that rate growth is additive again, probing carefully where the node was last overloaded."""
     slow_start: float = 1.5
     """Until the node first shows latency (half the target) the rate grows by this factor per
     interval instead, so a node nears its capacity in seconds (20 -> 100/s in 2 s), not tens."""
@@ -130,6 +135,8 @@ class PacerSettings:
             raise ValueError("target_latency_s, interval_s, burst_s and forget_after_s must be positive")
         if not 0 < self.latency_quantile <= 1 or not 0 < self.deepest_decrease <= self.decrease < 1:
             raise ValueError("need 0 < latency_quantile <= 1 and 0 < deepest_decrease <= decrease < 1")
+        if not 0 <= self.recovery <= 1:
+            raise ValueError("need 0 <= recovery <= 1")
         if self.increase < 0 or self.slow_start < 1 or self.inflight_factor <= 0 or self.min_inflight < 1:
             raise ValueError("increase >= 0, slow_start >= 1, inflight_factor > 0, min_inflight >= 1")
 
@@ -170,6 +177,7 @@ class NodePacer:
         self._in_flight: deque[list[float]] = deque()  # [sent at, count], oldest first
         self._outstanding = 0
         self._hold_until = -math.inf
+        self._cut_from = 0.0  # the rate the last decrease cut from
         self._slow_start = self.settings.slow_start > 1
         self._latency = 0.0
         self._increases = 0
@@ -287,6 +295,7 @@ class NodePacer:
         self._latency = signal
         if fresh_signal > s.target_latency_s:
             factor = max(s.deepest_decrease, min(s.decrease, s.target_latency_s / fresh_signal))
+            self._cut_from = self._rate
             self._rate = max(s.min_rate, self._rate * factor)
             # Hold for about one latency period (the queue it saw takes that long to clear),
             # bounded so that a long stall does not blind the pacer for as long.
@@ -296,7 +305,13 @@ class NodePacer:
         elif signal <= s.target_latency_s and self._sent_in_window >= s.busy_fraction * self._rate * window:
             if signal > s.target_latency_s / 2:
                 self._slow_start = False  # latency has started to rise: close to capacity (HyStart)
-            grown = self._rate * s.slow_start if self._slow_start else self._rate + s.increase
+            if self._slow_start:
+                grown = self._rate * s.slow_start
+            elif self._rate < self._cut_from:
+                step = max(s.increase, (self._cut_from - self._rate) * s.recovery)
+                grown = min(self._cut_from, self._rate + step)
+            else:
+                grown = self._rate + s.increase
             self._rate = min(s.max_rate, grown)
             self._increases += 1
         self._tokens = min(self._tokens, self._depth())

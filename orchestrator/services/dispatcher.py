@@ -4,11 +4,12 @@ each attempt through Asterisk's events to a final status."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +88,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def event_uids() -> Iterator[str]:
+    """Unique ids for the events this process records, in UUID form (version 4 bits set): a
+    random 72-bit prefix per process, then a counter. uuid4() per event reads the OS's random
+    source each time, a measurable share of the dispatcher at a few thousand events a second."""
+    prefix = uuid.uuid4().hex
+    head = f"{prefix[:8]}-{prefix[8:12]}-4{prefix[13:16]}-8{prefix[17:20]}-"
+    for n in itertools.count():
+        yield f"{head}{n:012x}"
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -108,6 +119,7 @@ class Dispatcher:
         self._hangups_sent: set[str] = set()
         self._transitions: asyncio.Queue[Transition] = asyncio.Queue()
         self._events: list[dict[str, Any]] = []
+        self._event_uids = event_uids()
         self._bucket = TokenBucket(settings.cps, now=time.monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -592,10 +604,11 @@ class Dispatcher:
     ) -> None:
         self._events.append(
             {
-                "uid": str(uuid.uuid4()),
-                "call_id": str(call_id),
-                "attempt_id": str(attempt_id) if attempt_id else None,
-                "at": at.isoformat(),
+                # Objects, not strings: the batch is pickled to the worker, whose COPY takes them.
+                "uid": next(self._event_uids),
+                "call_id": call_id,
+                "attempt_id": attempt_id,
+                "at": at,
                 "type": type_,
                 "data": data,
             }

@@ -112,6 +112,23 @@ def test_mildly_slow_interval_cuts_by_decrease_factor() -> None:
     assert pacer.rate == pytest.approx(20.0 * AIMD.decrease)
 
 
+def test_after_a_passing_spike_the_rate_returns_quickly_then_probes_additively() -> None:
+    pacer = NodePacer(PacerSettings(initial_rate=100.0, slow_start=1.0, burst_s=1.0), now=0.0)
+    pacer.on_sent(10, 0.0)
+    for _ in range(10):  # one slow interval (a spike): the deepest cut
+        pacer.on_response(0.5, 0.5)
+    pacer.allowance(0.5)
+    assert pacer.rate == pytest.approx(50.0)
+    now, rates = 1.0, []  # the hold (0.5 s) passes
+    for _ in range(6):
+        now = _busy_interval(pacer, now, latency_s=0.01)
+        pacer.allowance(now)
+        rates.append(round(pacer.rate, 2))
+    # Half the way back each interval (+5/s a time would take 10 intervals) up to the rate it
+    # was cut from; past it, additive again.
+    assert rates == [75.0, 87.5, 93.75, 98.75, 100.0, 105.0]
+
+
 def test_slow_again_after_the_hold_decreases_again() -> None:
     pacer = NodePacer(AIMD, now=0.0)
     pacer.on_sent(4, 0.0)
