@@ -265,6 +265,11 @@ CREATE TABLE IF NOT EXISTS call_attempts (
 -- dispatcher that lost an attempt (a fencing token) can no longer change it.
 ALTER TABLE call_attempts ADD COLUMN IF NOT EXISTS owner text;
 CREATE INDEX IF NOT EXISTS call_attempts_live_owner ON call_attempts (owner) WHERE ended_at IS NULL;
+-- Set just before the attempt's Originate goes out; false from the claim until then. An attempt
+-- adopted from a dispatcher that died with it still false was never dialed: it is removed and the
+-- call queued again, at no attempt's cost. Rows written before this column, or by any other
+-- writer, default to true: possibly sent, so followed on the node as any other.
+ALTER TABLE call_attempts ADD COLUMN IF NOT EXISTS originate_sent boolean NOT NULL DEFAULT true;
 CREATE TABLE IF NOT EXISTS dispatchers (
     id            text PRIMARY KEY,
     host          text NOT NULL,

@@ -22,6 +22,27 @@ Row = dict[str, Any]
 
 EXPIRED_REASON = "expired before it could be dialed"
 
+_REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
+_REQUEUE_UNSENT_SQL = f"""
+    WITH unsent AS (
+        SELECT a.id, a.call_id, a.number FROM call_attempts a JOIN calls c ON c.id = a.call_id
+        WHERE a.id = ANY(%(ids)s) AND a.owner = %(me)s AND (%(known)s OR NOT a.originate_sent)
+          AND a.ended_at IS NULL AND c.status = 'initiated'
+        FOR UPDATE OF a, c
+    ), gone AS (
+        DELETE FROM call_attempts a USING unsent u WHERE a.id = u.id RETURNING a.id, a.call_id, u.number
+    )
+    UPDATE calls c SET
+        status = CASE WHEN c.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
+        status_reason = CASE WHEN c.cancel_requested_at IS NULL THEN '{_REQUEUED_REASON}'
+                             ELSE 'canceled before dialing' END,
+        ended_at = CASE WHEN c.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+        attempt_count = g.number - 1,
+        updated_at = now()
+    FROM gone g WHERE c.id = g.call_id
+    RETURNING c.id AS call_id, g.id AS attempt_id, c.status
+"""
+
 # A transition moves its attempt, then its call. The attempt only if this dispatcher still owns
 # it (a fencing token: an attempt adopted by another dispatcher is left alone, and so is its
 # call); both only forward in rank, so a status another process wrote is never overtaken.
@@ -143,7 +164,7 @@ class DispatchStore:
                 UPDATE call_attempts a SET owner = %(me)s FROM orphans o, calls c
                 WHERE a.id = o.id AND c.id = a.call_id
                 RETURNING a.id, a.call_id, a.node, a.status, a.channel, a.started_at, a.number,
-                          c.max_attempts, c.retry_on, c.retry_backoff_s,
+                          a.originate_sent, c.max_attempts, c.retry_on, c.retry_backoff_s,
                           a.answered_at IS NOT NULL AS answered,
                           c.cancel_requested_at IS NOT NULL AS cancel_requested, c.ring_timeout_s
                 """,
@@ -155,6 +176,33 @@ class DispatchStore:
                 (stale_after_s,),
             )
             return adopted
+
+    async def mark_sending(self, attempt_ids: list[UUID]) -> set[UUID]:
+        """Just before their Originates go out. Returns the attempts still this dispatcher's (one
+        adopted meanwhile by another, after a long stall, must not be dialed from here)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                UPDATE call_attempts SET originate_sent = true
+                WHERE id = ANY(%s) AND owner = %s AND ended_at IS NULL
+                RETURNING id
+                """,
+                (attempt_ids, self.owner),
+            )
+            return {row["id"] for row in await cur.fetchall()}
+
+    async def requeue_unsent(self, attempt_ids: list[UUID], *, known_unsent: bool = False) -> list[Row]:
+        """Attempts of this dispatcher whose Originate was never sent: removed, and their calls
+        queued again (canceled instead if a cancel came meanwhile), the attempt not counted.
+        Only those not marked sent, unless the caller knows (`known_unsent`: it never sent them).
+        Returns (call_id, attempt_id, status) for each call put back."""
+        if not attempt_ids:
+            return []
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                _REQUEUE_UNSENT_SQL, {"ids": attempt_ids, "me": self.owner, "known": known_unsent}
+            )
+            return await cur.fetchall()
 
     async def nodes(self) -> list[NodeRow]:
         async with self._pool.connection() as conn:
@@ -285,8 +333,9 @@ class DispatchStore:
             async with conn.cursor() as cur2:
                 await cur2.executemany(
                     """
-                    INSERT INTO call_attempts (id, call_id, number, node, trunk, status, started_at, owner)
-                    VALUES (%s, %s, %s, %s, %s, 'initiated', %s, %s)
+                    INSERT INTO call_attempts
+                        (id, call_id, number, node, trunk, status, started_at, owner, originate_sent)
+                    VALUES (%s, %s, %s, %s, %s, 'initiated', %s, %s, false)
                     """,
                     [
                         (c.attempt_id, c.call_id, c.attempt_number, c.node, c.trunk, now, self.owner)

@@ -120,6 +120,7 @@ class Dispatcher:
         self._transitions: asyncio.Queue[Transition] = asyncio.Queue()
         self._events: list[dict[str, Any]] = []
         self._event_uids = event_uids()
+        self._unsent: set[UUID] = set()  # claimed, not marked sent (the mark failed): to requeue
         self._bucket = TokenBucket(settings.cps, now=time.monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -148,6 +149,7 @@ class Dispatcher:
             self._every(2.0, self._refresh_nodes),
             self._every(1.0, self._check_nodes),
             self._every(2.0, self._sweep_overdue),
+            self._every(2.0, self._requeue_own_unsent),
             self._every(RENDER_SWEEP_S, self._sweep_lost_renders),
             self._every(EXPIRE_EVERY_S, self._expire_due),
             self._every(OUTBOX_CHECK_S, self._resend_lost_batches),
@@ -255,6 +257,12 @@ class Dispatcher:
             await self._reconcile_now(name, node)
         finally:
             self._reconciling.discard(name)
+
+    async def _reconcile_after(self, name: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        while name in self._reconciling and not self._stopping.is_set():
+            await asyncio.sleep(0.5)  # the pass under way started too early for these
+        await self._reconcile(name)
 
     async def _reconcile_now(self, name: str, node: DialNode) -> None:
         await asyncio.sleep(1.0)
@@ -377,6 +385,15 @@ class Dispatcher:
         claims = await self._store.claim(plan)
         if not claims:
             return
+        # Marked "sent" in one statement just before the Originates go: if this process dies
+        # first, the dispatcher that adopts these attempts knows they were never dialed.
+        try:
+            mine = await self._store.mark_sending([c.attempt_id for c in claims])
+        except Exception:
+            log.exception("dispatch.mark_sending_failed", count=len(claims))
+            self._unsent.update(c.attempt_id for c in claims)
+            return
+        claims = [c for c in claims if c.attempt_id in mine]
         now = time.monotonic()
         self._bucket.take(len(claims), now)
         for claim in claims:
@@ -575,6 +592,9 @@ class Dispatcher:
             if not _process_alive(pid)
         ]
         adopted = await self._store.adopt_orphans(ORPHAN_AFTER_S, dead_here)
+        # Claimed by the dead dispatcher but never sent: back to the queue, not followed.
+        await self._requeue_unsent([row["id"] for row in adopted if not row["originate_sent"]])
+        adopted = [row for row in adopted if row["originate_sent"]]
         for row in adopted:
             key = str(row["id"])
             self._attempts[key] = AttemptState(
@@ -593,9 +613,37 @@ class Dispatcher:
             self._started[key] = (time.monotonic() - age, int(row["ring_timeout_s"]))
         if adopted:
             log.warning("dispatch.adopted", count=len(adopted))
-            for name in {str(row["node"]) for row in adopted}:
+            youngest: dict[str, float] = {}
+            for row in adopted:
+                age = (_now() - row["started_at"]).total_seconds()
+                youngest[str(row["node"])] = min(age, youngest.get(str(row["node"]), age))
+            for name, age in youngest.items():
                 if name in self._nodes and self._nodes[name].up:
                     self._spawn(self._reconcile(name))
+                    if age < RECONCILE_MIN_AGE_S:
+                        # Too young for this pass (their Originates may be in flight): once more
+                        # when they are old enough, not only when their bounds run out.
+                        self._spawn(self._reconcile_after(name, RECONCILE_MIN_AGE_S - age + 1.0))
+
+    async def _requeue_own_unsent(self) -> None:
+        """Claims whose "sent" mark failed (this process never sent them): back to the queue,
+        whether or not the mark reached the database."""
+        if self._unsent:
+            await self._requeue_unsent(list(self._unsent), known_unsent=True)
+            self._unsent.clear()
+
+    async def _requeue_unsent(self, attempt_ids: list[UUID], *, known_unsent: bool = False) -> None:
+        for row in await self._store.requeue_unsent(attempt_ids, known_unsent=known_unsent):
+            status = str(row["status"])
+            log.warning(
+                "dispatch.requeued_unsent",
+                call_id=str(row["call_id"]),
+                attempt_id=str(row["attempt_id"]),
+                status=status,
+            )
+            at = _now()
+            self._record(row["call_id"], row["attempt_id"], at, "dispatch.not_sent", {"status": status})
+            self._record(row["call_id"], None, at + timedelta(microseconds=1), "status", {"status": status})
 
     # ---- event recording ----------------------------------------------------------------------
 

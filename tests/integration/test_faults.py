@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.integration.cli import carrier_trunk, node_drivers, sespcl, stack_env
-from tests.integration.conftest import FINAL, call_body, switch_drivers, wait_final
+from tests.integration.conftest import FINAL, call_body, switch_drivers, wait_events, wait_final
 from tests.integration.sipp import REPO, Carrier
 from tests.integration.tcp_cut import tcp_cut
 from tests.integration.test_farm import _node_state, _wait_state
@@ -183,19 +183,73 @@ async def test_dispatcher_killed_mid_batch(api: httpx.AsyncClient, db: Db, trace
         killed.append(pid)
     finals = [await wait_final(api, i, timeout=150) for i in ids]
     report = _report(finals, traced_trunk)
-    print("fault report (dispatcher SIGKILL twice):", report)
+    requeued = db.execute(
+        "SELECT count(*) AS n FROM call_events WHERE call_id = ANY(%s) AND type = 'dispatch.not_sent'", (ids,)
+    ).fetchone()
+    print("fault report (dispatcher SIGKILL twice):", report, "claimed, never sent, queued again:", requeued)
     assert report["non_final"] == 0
     # SIPp answered every call: the new dispatcher adopts the attempts, reads the channels' state
-    # from the nodes, and follows each call to its real outcome. An attempt claimed but never
-    # sent is found gone on the node and the call tried again as a new, recorded attempt.
+    # from the nodes, and follows each call to its real outcome. An attempt claimed and not yet
+    # marked sent is queued again (the test below makes that state exactly).
     assert report["invites_per_attempt_max"] == 1 and report["invites"] <= report["attempts"]
     # Every call that reached the carrier was answered there; events lost with a killed
     # dispatcher are made good from the node's channel list and its CDRs, so each one ends
-    # completed. Only an attempt claimed and never sent (no INVITE) may end failed.
+    # completed. Only an attempt marked sent whose Originate never left the dying process (no
+    # INVITE, no channel, no CDR) may end failed: it might have reached the node, so it is not
+    # dialed again.
     assert report["final_statuses"].get("completed", 0) == report["invites"], report
     for call in finals:
         sent = [a for a in call["attempts"] if a["status"] == "completed"]
         assert len(sent) <= 1, "no call is answered twice"
+
+
+async def test_attempt_claimed_by_a_dead_dispatcher_and_never_sent_is_dialed_once(
+    api: httpx.AsyncClient, db: Db, traced_trunk: Carrier
+) -> None:
+    """The state a dispatcher SIGKILLed between its claim and its Originates leaves behind, made
+    exactly: attempts owned by a dispatcher gone silent, one never marked sent and one marked
+    sent. The live dispatcher adopts both. The unsent one is removed and its call queued again,
+    then dialed once as attempt 1; the one marked sent may have reached a node, so it is followed
+    there (no channel, no CDR: it fails, and is never dialed a second time)."""
+    ids = [
+        (await api.post("/v1/calls", json=call_body(to=f"+1415555{7000 + i:04d}", trunk="t-disp",
+                                                    not_before="2099-01-01T00:00:00Z"))).json()["id"]
+        for i in range(2)
+    ]  # fmt: skip
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    unsent, sent = uuid.uuid4(), uuid.uuid4()
+    db.execute(
+        "INSERT INTO dispatchers (id, host, pid, heartbeat_at) "
+        "VALUES (%s, 'elsewhere', 1, now() - interval '1 hour')",
+        (ghost,),
+    )
+    for attempt, call, was_sent in ((unsent, ids[0], False), (sent, ids[1], True)):
+        db.execute(
+            "UPDATE calls SET status = 'initiated', attempt_count = 1, not_before = now() WHERE id = %s",
+            (call,),
+        )
+        db.execute(
+            "INSERT INTO call_attempts (id, call_id, number, node, trunk, status, owner, originate_sent) "
+            "VALUES (%s, %s, 1, 'n1', 't-disp', 'initiated', %s, %s)",
+            (attempt, call, ghost, was_sent),
+        )
+    requeued, followed = [await wait_final(api, i, timeout=60) for i in ids]
+    print(
+        "adopted unsent:",
+        requeued["status"],
+        requeued["attempts"],
+        "adopted sent:",
+        followed["status_reason"],
+    )
+    assert requeued["status"] == "completed", requeued
+    assert [a["number"] for a in requeued["attempts"]] == [1], "the unsent attempt is not counted"
+    assert requeued["attempts"][0]["id"] != str(unsent)
+    assert len(traced_trunk.invites()) == 1, "only the requeued call reached the carrier"
+    events = [e["type"] for e in await wait_events(api, ids[0], "completed")]
+    assert "dispatch.not_sent" in events
+    assert followed["status"] == "failed" and "next seen" in (followed["status_reason"] or ""), followed
+    assert [a["id"] for a in followed["attempts"]] == [str(sent)], "never dialed again"
+    db.execute("DELETE FROM dispatchers WHERE id = %s", (ghost,))
 
 
 async def test_two_dispatchers_never_share_a_call(
