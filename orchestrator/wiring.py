@@ -44,7 +44,9 @@ async def build_api(settings: Settings) -> web.Application:
     api_key = settings.api_key.get_secret_value()
     if len(api_key) < 16:
         raise SystemExit("SESPCL_API_KEY must be set (at least 16 characters) to serve the API")
-    pool = await open_pool(settings.database_url, max_size=10)
+    # The API reads whole rows (SELECT *); the dispatcher's hot statements name their columns
+    # and keep their prepared plans.
+    pool = await open_pool(settings.database_url, max_size=10, prepare=False)
     store = CallStore(pool)
     queues = work_queues(settings)
     service = CallService(

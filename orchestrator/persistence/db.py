@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -17,14 +18,20 @@ _MIGRATION_LOCK = 0x5E5BC1  # advisory lock: two migrations never interleave
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 
 
-async def open_pool(url: str, *, max_size: int = 10) -> Pool:
+async def open_pool(url: str, *, max_size: int = 10, prepare: bool = True) -> Pool:
+    """`prepare=False`: no server-side prepared statements. A prepared `SELECT *` pins its
+    result's columns, and fails ("cached plan must not change result type") on every pooled
+    connection once a migration adds or drops a column under a running process."""
+    kwargs: dict[str, Any] = {"row_factory": dict_row}
+    if not prepare:
+        kwargs["prepare_threshold"] = None
     pool = Pool(
         url,
         min_size=1,
         max_size=max_size,
         open=False,
         connection_class=psycopg.AsyncConnection[DictRow],
-        kwargs={"row_factory": dict_row},
+        kwargs=kwargs,
     )
     try:
         await pool.open(wait=True, timeout=10)

@@ -202,3 +202,28 @@ async def test_prometheus_exposition(api: httpx.AsyncClient, api_url: str) -> No
     assert 'sespcl_node_pace_cps{node="n1"}' in text, "each node's adaptive pace is exposed"
     assert 'sespcl_http_requests_total{method="GET",route="/api/metrics",status="200"}' in text
     assert 'route="/metrics",status="401"' in text, "refused requests are counted too"
+
+
+async def test_api_keeps_serving_across_a_live_schema_change(api: httpx.AsyncClient, db: Db) -> None:
+    """An upgrade migrates the schema while the old processes still run: adding (or dropping) a
+    column must not break reads that a server-side prepared `SELECT *` plan would pin."""
+    created = await api.post("/v1/calls", json=call_body(trunk="demo", not_before="2099-01-01T00:00:00Z"))
+    assert created.status_code == 202, created.text
+    path = f"/v1/calls/{created.json()['id']}"
+
+    async def read_many() -> set[int]:
+        # Concurrent reads spread over the pool's connections, each past psycopg's threshold (5)
+        # for preparing a statement.
+        return {r.status_code for r in await asyncio.gather(*(api.get(path) for _ in range(80)))}
+
+    assert await read_many() == {200}
+    column = f"test_live_{uuid.uuid4().hex[:8]}"
+    try:
+        db.execute(f"ALTER TABLE calls ADD COLUMN {column} int")
+        db.execute(f"ALTER TABLE call_attempts ADD COLUMN {column} int")
+        assert await read_many() == {200}
+    finally:
+        db.execute(f"ALTER TABLE calls DROP COLUMN IF EXISTS {column}")
+        db.execute(f"ALTER TABLE call_attempts DROP COLUMN IF EXISTS {column}")
+    assert await read_many() == {200}
+    assert (await api.post(f"{path}/cancel")).status_code == 200
