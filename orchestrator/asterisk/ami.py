@@ -134,10 +134,22 @@ class AmiNode:
             self._manager.connect()
             if await self.wait_up(5.0):
                 delay = 0.5
+                await self._read_version()
                 continue
             self._retire()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _read_version(self) -> None:
+        """Asterisk's own version (the login banner only gives the AMI protocol's, e.g. 11.0.0)."""
+        try:
+            reply = await asyncio.wait_for(self._live().send_action({"Action": "CoreSettings"}), 5.0)
+        except (TimeoutError, AmiError) as exc:
+            log.warning("ami.version_unknown", node=self.name, error=str(exc))
+            return
+        version = reply.get("AsteriskVersion") if reply.get("Response") == "Success" else None
+        if version:
+            self.version = str(version)
 
     async def wait_up(self, timeout: float) -> bool:
         try:

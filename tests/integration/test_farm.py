@@ -259,6 +259,15 @@ async def test_drained_node_gets_no_calls(api: httpx.AsyncClient) -> None:
         assert sespcl("nodes", "undrain", "n2").returncode == 0
 
 
+def test_nodes_report_asterisks_version_whatever_the_driver() -> None:
+    """AMI's login banner gives only the AMI protocol's version (11.0.0): both drivers must show
+    the version of Asterisk itself, as operators compare nodes by it."""
+    listed = json.loads(sespcl("nodes", "list", "--json").stdout)
+    drivers = {n["driver"] for n in listed}
+    versions = {n["version"] for n in listed}
+    assert len(versions) == 1 and str(next(iter(versions))).startswith("22."), (drivers, versions)
+
+
 def _node_state(name: str) -> str:
     listed = json.loads(sespcl("nodes", "list", "--json").stdout)
     return str({n["name"]: n["state"] for n in listed}[name])
