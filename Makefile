@@ -46,7 +46,7 @@ bench-intake: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/intake.py --rows $(BENCH_ROWS)
 
 BENCH_RATES ?= 50,100,150,200,300,400
-BENCH_HOLD ?= 250,500
+BENCH_HOLD ?= 500,1000,1500,2000
 bench-dispatch: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/dispatch.py --rates $(BENCH_RATES) \
 		--seconds 8 --hold "$(BENCH_HOLD)"

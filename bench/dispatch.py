@@ -244,6 +244,45 @@ async def _settle(db: psycopg.Connection) -> None:
     await asyncio.sleep(2)
 
 
+async def _hold_ramp(
+    client: httpx.AsyncClient, db: psycopg.Connection, secret: str, holds: list[int], rate: float
+) -> None:
+    """Ever more long calls up at once, both ways, until the bare loop fails (or the list ends).
+    Node n1's channel limit is lifted for this part, so it is Asterisk that limits, not us."""
+    # ~45 s of speech: at `rate` calls/s, `count` calls are all up at once when count/rate < 45.
+    long_text = "This call is held open to measure how many calls a node carries at once. " * 11
+    long_audio = await _render(client, db, long_text)
+    await _settle(db)
+    limit = db.execute("SELECT max_channels FROM nodes WHERE name = 'n1'").fetchone()[0]
+    db.execute("UPDATE nodes SET max_channels = %s WHERE name = 'n1'", (max(holds) * 2,))
+    db.commit()
+    await asyncio.sleep(2.5)  # the dispatcher re-reads nodes every 2 s
+    best = {"bare": 0, "e2e": 0}
+    print(f"\n{'held calls':>10} | {'bare peak':>9} {'failed':>6} | {'e2e peak':>8} {'failed':>6}")
+    try:
+        for count in holds:
+            bare_peak, bare_failed = await bare_hold(secret, long_audio, count, rate)
+            await _settle(db)
+            e2e_peak, e2e_failed = await e2e_hold(client, db, long_text, count, rate)
+            await _settle(db)
+            print(
+                f"{count:10d} | {bare_peak:9d} {bare_failed:6d} | {e2e_peak:8d} {e2e_failed:6d}", flush=True
+            )
+            if not bare_failed:
+                best["bare"] = max(best["bare"], bare_peak)
+            if not e2e_failed:
+                best["e2e"] = max(best["e2e"], e2e_peak)
+            if bare_failed:
+                break  # Asterisk's own limit is found
+    finally:
+        db.execute("UPDATE nodes SET max_channels = %s WHERE name = 'n1'", (limit,))
+        db.commit()
+    print(
+        f"peak: most calls answered and up at the same moment; failed: not answered / not completed."
+        f"\nmost held with no failure: Asterisk alone {best['bare']}, end to end {best['e2e']}"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -252,8 +291,9 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="offered for this long at each rate")
     parser.add_argument("--calls", type=int, default=150, help="at least this many calls per rate and path")
     parser.add_argument(
-        "--hold", default="250,500", help="long calls held at once (empty: skip), comma-separated"
+        "--hold", default="500,1000,1500,2000", help="long calls held at once (empty: skip), comma-separated"
     )
+    parser.add_argument("--hold-rate", type=float, default=100.0, help="calls/s placed for the held calls")
     args = parser.parse_args()
     env = os.environ
     secret = dict(
@@ -279,7 +319,7 @@ async def main() -> None:
         f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20}"
     )
     try:
-        for rate in [float(r) for r in args.rates.split(",")]:
+        for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
             count = max(args.calls, int(rate * args.seconds))
             bare_rate, bare_lat, bare_ok = await bare_loop(secret, audio, rate, count)
             await _settle(db)
@@ -302,22 +342,7 @@ async def main() -> None:
         )
         holds = [int(n) for n in args.hold.split(",") if n.strip()]
         if holds:
-            long_text = "This call is held open to measure how many calls a node carries at once. " * 4
-            long_audio = await _render(client, db, long_text)
-            await _settle(db)
-            print(f"\n{'held calls':>10} | {'bare peak':>9} {'failed':>6} | {'e2e peak':>8} {'failed':>6}")
-            for count in holds:
-                bare_peak, bare_failed = await bare_hold(secret, long_audio, count, 50.0)
-                await _settle(db)
-                e2e_peak, e2e_failed = await e2e_hold(client, db, long_text, count, 50.0)
-                await _settle(db)
-                print(
-                    f"{count:10d} | {bare_peak:9d} {bare_failed:6d} | {e2e_peak:8d} {e2e_failed:6d}",
-                    flush=True,
-                )
-            print(
-                "peak: most calls answered and up at the same moment; failed: not answered / not completed."
-            )
+            await _hold_ramp(client, db, secret, holds, args.hold_rate)
     finally:
         subprocess.run([sespcl, "nodes", "undrain", "n2"], check=True, capture_output=True)
         await client.aclose()
