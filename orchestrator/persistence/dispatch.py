@@ -26,8 +26,7 @@ _REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
 _REQUEUE_UNSENT_SQL = f"""
     WITH unsent AS (
         SELECT a.id, a.call_id, a.number FROM call_attempts a JOIN calls c ON c.id = a.call_id
-        WHERE a.id = ANY(%(ids)s) AND a.owner = %(me)s AND (%(known)s OR NOT a.originate_sent)
-          AND a.ended_at IS NULL AND c.status = 'initiated'
+        WHERE a.id = ANY(%(ids)s) AND a.owner = %(me)s AND a.ended_at IS NULL
         FOR UPDATE OF a, c
     ), gone AS (
         DELETE FROM call_attempts a USING unsent u WHERE a.id = u.id RETURNING a.id, a.call_id, u.number
@@ -39,7 +38,7 @@ _REQUEUE_UNSENT_SQL = f"""
         ended_at = CASE WHEN c.cancel_requested_at IS NULL THEN NULL ELSE now() END,
         attempt_count = g.number - 1,
         updated_at = now()
-    FROM gone g WHERE c.id = g.call_id
+    FROM gone g WHERE c.id = g.call_id AND c.status = 'initiated'  -- else its status stands
     RETURNING c.id AS call_id, g.id AS attempt_id, c.status
 """
 
@@ -191,17 +190,15 @@ class DispatchStore:
             )
             return {row["id"] for row in await cur.fetchall()}
 
-    async def requeue_unsent(self, attempt_ids: list[UUID], *, known_unsent: bool = False) -> list[Row]:
-        """Attempts of this dispatcher whose Originate was never sent: removed, and their calls
-        queued again (canceled instead if a cancel came meanwhile), the attempt not counted.
-        Only those not marked sent, unless the caller knows (`known_unsent`: it never sent them).
+    async def requeue_unsent(self, attempt_ids: list[UUID]) -> list[Row]:
+        """Attempts of this dispatcher that it knows were never sent (the caller's word: its own
+        claims whose mark failed, or adopted ones never marked): removed, and their calls queued
+        again (canceled instead if a cancel came meanwhile), the attempt not counted.
         Returns (call_id, attempt_id, status) for each call put back."""
         if not attempt_ids:
             return []
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                _REQUEUE_UNSENT_SQL, {"ids": attempt_ids, "me": self.owner, "known": known_unsent}
-            )
+            cur = await conn.execute(_REQUEUE_UNSENT_SQL, {"ids": attempt_ids, "me": self.owner})
             return await cur.fetchall()
 
     async def nodes(self) -> list[NodeRow]:

@@ -592,8 +592,8 @@ class Dispatcher:
             if not _process_alive(pid)
         ]
         adopted = await self._store.adopt_orphans(ORPHAN_AFTER_S, dead_here)
-        # Claimed by the dead dispatcher but never sent: back to the queue, not followed.
-        await self._requeue_unsent([row["id"] for row in adopted if not row["originate_sent"]])
+        # Claimed by the dead dispatcher but never sent: back to the queue (below), not followed.
+        unsent = [row["id"] for row in adopted if not row["originate_sent"]]
         adopted = [row for row in adopted if row["originate_sent"]]
         for row in adopted:
             key = str(row["id"])
@@ -624,16 +624,19 @@ class Dispatcher:
                         # Too young for this pass (their Originates may be in flight): once more
                         # when they are old enough, not only when their bounds run out.
                         self._spawn(self._reconcile_after(name, RECONCILE_MIN_AGE_S - age + 1.0))
+        if unsent:
+            # Ours now, so the periodic retry may requeue them if this fails: they are known unsent.
+            self._unsent.update(unsent)
+            await self._requeue_own_unsent()
 
     async def _requeue_own_unsent(self) -> None:
-        """Claims whose "sent" mark failed (this process never sent them): back to the queue,
-        whether or not the mark reached the database."""
-        if self._unsent:
-            await self._requeue_unsent(list(self._unsent), known_unsent=True)
-            self._unsent.clear()
-
-    async def _requeue_unsent(self, attempt_ids: list[UUID], *, known_unsent: bool = False) -> None:
-        for row in await self._store.requeue_unsent(attempt_ids, known_unsent=known_unsent):
+        """Attempts this dispatcher owns and knows were never sent (its own claims whose "sent"
+        mark failed, whether or not it reached the database; adopted ones never marked): back
+        to the queue. Retried every few seconds until it succeeds."""
+        if not self._unsent:
+            return
+        ids = list(self._unsent)
+        for row in await self._store.requeue_unsent(ids):
             status = str(row["status"])
             log.warning(
                 "dispatch.requeued_unsent",
@@ -644,6 +647,7 @@ class Dispatcher:
             at = _now()
             self._record(row["call_id"], row["attempt_id"], at, "dispatch.not_sent", {"status": status})
             self._record(row["call_id"], None, at + timedelta(microseconds=1), "status", {"status": status})
+        self._unsent.difference_update(ids)
 
     # ---- event recording ----------------------------------------------------------------------
 
