@@ -23,7 +23,7 @@ Row = dict[str, Any]
 EXPIRED_REASON = "expired before it could be dialed"
 
 _REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
-_REQUEUE_UNSENT_SQL = f"""
+_REQUEUE_UNSENT_SQL = """
     WITH unsent AS (
         SELECT a.id, a.call_id, a.number FROM call_attempts a JOIN calls c ON c.id = a.call_id
         WHERE a.id = ANY(%(ids)s) AND a.owner = %(me)s AND a.ended_at IS NULL
@@ -33,7 +33,7 @@ _REQUEUE_UNSENT_SQL = f"""
     )
     UPDATE calls c SET
         status = CASE WHEN c.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
-        status_reason = CASE WHEN c.cancel_requested_at IS NULL THEN '{_REQUEUED_REASON}'
+        status_reason = CASE WHEN c.cancel_requested_at IS NULL THEN %(reason)s
                              ELSE 'canceled before dialing' END,
         ended_at = CASE WHEN c.cancel_requested_at IS NULL THEN NULL ELSE now() END,
         attempt_count = g.number - 1,
@@ -198,7 +198,9 @@ class DispatchStore:
         if not attempt_ids:
             return []
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_REQUEUE_UNSENT_SQL, {"ids": attempt_ids, "me": self.owner})
+            cur = await conn.execute(
+                _REQUEUE_UNSENT_SQL, {"ids": attempt_ids, "me": self.owner, "reason": _REQUEUED_REASON}
+            )
             return await cur.fetchall()
 
     async def nodes(self) -> list[NodeRow]:

@@ -595,6 +595,7 @@ class Dispatcher:
         # Claimed by the dead dispatcher but never sent: back to the queue (below), not followed.
         unsent = [row["id"] for row in adopted if not row["originate_sent"]]
         adopted = [row for row in adopted if row["originate_sent"]]
+        youngest: dict[str, float] = {}  # per node: its youngest adopted attempt's age, s
         for row in adopted:
             key = str(row["id"])
             self._attempts[key] = AttemptState(
@@ -611,12 +612,9 @@ class Dispatcher:
             )
             age = (_now() - row["started_at"]).total_seconds()
             self._started[key] = (time.monotonic() - age, int(row["ring_timeout_s"]))
+            youngest[str(row["node"])] = min(age, youngest.get(str(row["node"]), age))
         if adopted:
             log.warning("dispatch.adopted", count=len(adopted))
-            youngest: dict[str, float] = {}
-            for row in adopted:
-                age = (_now() - row["started_at"]).total_seconds()
-                youngest[str(row["node"])] = min(age, youngest.get(str(row["node"]), age))
             for name, age in youngest.items():
                 if name in self._nodes and self._nodes[name].up:
                     self._spawn(self._reconcile(name))
