@@ -46,7 +46,7 @@ async def build_api(settings: Settings) -> web.Application:
         raise SystemExit("SESPCL_API_KEY must be set (at least 16 characters) to serve the API")
     # The API reads whole rows (SELECT *); the dispatcher's hot statements name their columns
     # and keep their prepared plans.
-    pool = await open_pool(settings.database_url, max_size=10, prepare=False)
+    pool = await open_pool(settings.database_url, name="sespcl-api", max_size=10, prepare=False)
     store = CallStore(pool)
     queues = work_queues(settings)
     service = CallService(
@@ -123,7 +123,7 @@ def node_connector(owner: str) -> NodeConnector:
 
 
 async def run_dispatcher(settings: Settings) -> None:
-    pool = await open_pool(settings.database_url, max_size=5)
+    pool = await open_pool(settings.database_url, name="sespcl-dispatcher", max_size=5)
     owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     dispatcher = Dispatcher(
         DispatchStore(pool, owner=owner),
@@ -164,7 +164,9 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     from orchestrator.persistence.db import connect
     from workers import context
 
-    context.install(context.WorkerContext(settings=settings, db=connect(settings.database_url)))
+    context.install(
+        context.WorkerContext(settings=settings, db=connect(settings.database_url, "sespcl-worker"))
+    )
     queues = work_queues(settings)
     # SimpleWorker runs jobs in this process: the database connection and the speech engine
     # are reused, instead of a fork per job.

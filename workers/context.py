@@ -30,7 +30,7 @@ def current() -> WorkerContext:
     global _context
     if _context is None:
         settings = get_settings()
-        _context = WorkerContext(settings=settings, db=connect(settings.database_url))
+        _context = WorkerContext(settings=settings, db=connect(settings.database_url, "sespcl-worker"))
     elif _context.db.closed or _context.db.broken:
         _context.db = connect(_context.settings.database_url)
     return _context

@@ -18,11 +18,12 @@ _MIGRATION_LOCK = 0x5E5BC1  # advisory lock: two migrations never interleave
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 
 
-async def open_pool(url: str, *, max_size: int = 10, prepare: bool = True) -> Pool:
-    """`prepare=False`: no server-side prepared statements. A prepared `SELECT *` pins its
+async def open_pool(url: str, *, name: str, max_size: int = 10, prepare: bool = True) -> Pool:
+    """`name`: the process's role, shown to operators as pg_stat_activity.application_name.
+    `prepare=False`: no server-side prepared statements. A prepared `SELECT *` pins its
     result's columns, and fails ("cached plan must not change result type") on every pooled
     connection once a migration adds or drops a column under a running process."""
-    kwargs: dict[str, Any] = {"row_factory": dict_row}
+    kwargs: dict[str, Any] = {"row_factory": dict_row, "application_name": name}
     if not prepare:
         kwargs["prepare_threshold"] = None
     pool = Pool(
@@ -40,9 +41,9 @@ async def open_pool(url: str, *, max_size: int = 10, prepare: bool = True) -> Po
     return pool
 
 
-def connect(url: str) -> psycopg.Connection[DictRow]:
+def connect(url: str, name: str = "sespcl-cli") -> psycopg.Connection[DictRow]:
     try:
-        return psycopg.connect(url, row_factory=dict_row, autocommit=False)
+        return psycopg.connect(url, row_factory=dict_row, autocommit=False, application_name=name)
     except psycopg.OperationalError as exc:
         raise Unavailable(f"PostgreSQL does not answer at {_redact(url)}: {exc}") from exc
 
