@@ -227,3 +227,12 @@ async def test_api_keeps_serving_across_a_live_schema_change(api: httpx.AsyncCli
         db.execute(f"ALTER TABLE call_attempts DROP COLUMN IF EXISTS {column}")
     assert await read_many() == {200}
     assert (await api.post(f"{path}/cancel")).status_code == 200
+
+
+def test_each_process_names_its_database_sessions(db: Db) -> None:
+    """Operators tell the processes apart in pg_stat_activity (locks, CPU) by application_name."""
+    rows = db.execute(
+        "SELECT DISTINCT application_name AS name FROM pg_stat_activity WHERE datname = current_database()"
+    ).fetchall()
+    names = {r["name"] for r in rows}
+    assert {"sespcl-api", "sespcl-dispatcher", "sespcl-worker"} <= names, names
