@@ -335,3 +335,4 @@ CREATE TABLE IF NOT EXISTS cdr (
     sequence      bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS cdr_uniqueid ON cdr (uniqueid);
+CREATE INDEX IF NOT EXISTS cdr_calldate ON cdr (calldate);  -- sespcl db prune-cdr

@@ -63,3 +63,24 @@ def migrate() -> None:
     except psycopg.Error as exc:
         raise click.ClickException(f"the schema could not be applied: {exc}") from exc
     click.echo("schema up to date")
+
+
+@db.command("prune-cdr")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="Keep CDRs younger than this. They settle calls whose end was not seen, which happens "
+    "within hours: a day is the least kept.",
+)
+def prune_cdr(older_than_days: int) -> None:
+    """Delete the nodes' old CDRs (the table grows by one row per call; run it from cron)."""
+    from datetime import timedelta
+
+    from orchestrator.cli.output import database
+    from orchestrator.persistence.cdr import prune
+
+    with database() as conn:
+        deleted = prune(conn, timedelta(days=older_than_days))
+    click.echo(f"{deleted} CDRs older than {older_than_days} days deleted")

@@ -294,3 +294,48 @@ async def test_hung_node_is_marked_down_and_comes_back(api: httpx.AsyncClient) -
     finally:
         os.kill(pid, signal.SIGCONT)
     await _wait_state("n2", "up", within_s=15)
+
+
+def test_prune_cdr_keeps_the_recent_ones(db: psycopg.Connection[dict[str, Any]]) -> None:
+    tag = uuid.uuid4().hex[:8]
+    for age_days, name in ((8, "old"), (6, "recent")):
+        db.execute(
+            "INSERT INTO cdr (calldate, uniqueid, disposition) "
+            "VALUES (now() - make_interval(days => %s), %s, 'ANSWERED')",
+            (age_days, f"test-{name}-{tag}"),
+        )
+    try:
+        pruned = sespcl("db", "prune-cdr", "--older-than-days", "7")
+        assert pruned.returncode == 0, pruned.stderr
+        assert int(pruned.stdout.split()[0]) >= 1 and "older than 7 days deleted" in pruned.stdout
+        left = {
+            r["uniqueid"]
+            for r in db.execute("SELECT uniqueid FROM cdr WHERE uniqueid LIKE %s", (f"test-%-{tag}",))
+        }
+        assert left == {f"test-recent-{tag}"}
+        too_soon = sespcl("db", "prune-cdr", "--older-than-days", "0")
+        assert too_soon.returncode == 2 and "older-than-days" in too_soon.stderr
+    finally:
+        db.execute("DELETE FROM cdr WHERE uniqueid LIKE %s", (f"test-%-{tag}",))
+
+
+def test_prune_cdr_deletes_batch_after_batch() -> None:
+    from datetime import timedelta
+
+    from orchestrator.persistence.cdr import prune
+    from orchestrator.persistence.db import connect
+
+    tag = uuid.uuid4().hex[:8]
+    with connect(os.environ["DATABASE_URL"]) as conn:
+        for i in range(3):
+            conn.execute(
+                "INSERT INTO cdr (calldate, uniqueid) VALUES (now() - interval '30 days', %s)",
+                (f"batch-{i}-{tag}",),
+            )
+        conn.commit()
+        # Everything older than 29 days, one row per transaction: the loop must go on past a full batch.
+        assert prune(conn, timedelta(days=29), batch=1) >= 3
+        left = conn.execute(
+            "SELECT count(*) AS n FROM cdr WHERE uniqueid LIKE %s", (f"batch-%-{tag}",)
+        ).fetchone()
+        assert left is not None and left["n"] == 0
