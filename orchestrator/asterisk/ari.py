@@ -467,10 +467,10 @@ class AriNode:
                 channel = await self._request("GET", "channels", channel_id)
             except AriRefused as exc:
                 if exc.status == 404 and not waiter.done():
-                    waiter.set_result(
-                        OriginateOutcome(
-                            False, REASON_FAILURE, "channel ended while events were not received"
-                        )
+                    # Ended while unseen: answered and completed, or not answered at all. Not a
+                    # failure to guess; the caller reads the outcome from the node's CDR.
+                    waiter.set_exception(
+                        AriError(f"channel {channel_id} ended on {self.name} while events were not received")
                     )
                 continue
             except (AriError, aiohttp.ClientError, TimeoutError):
