@@ -13,6 +13,7 @@ from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
 DNC_REASON = "number is on the do-not-call list"
+CANCELED_BEFORE_DIALING = "canceled before dialing"
 
 
 @dataclass(frozen=True)
@@ -163,18 +164,18 @@ class CallStore:
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 """
-                UPDATE calls SET status = 'canceled', status_reason = 'canceled before dialing',
+                UPDATE calls SET status = 'canceled', status_reason = %s,
                        cancel_requested_at = now(), ended_at = now(), updated_at = now()
                 WHERE id = %s AND status = 'queued'
                 RETURNING *
                 """,
-                (call_id,),
+                (CANCELED_BEFORE_DIALING, call_id),
             )
             row = await cur.fetchone()
             if row is not None:
                 await conn.execute(
                     "INSERT INTO call_events (call_id, at, type, data) VALUES (%s, now(), 'status', %s)",
-                    (call_id, Jsonb({"status": "canceled", "reason": "canceled before dialing"})),
+                    (call_id, Jsonb({"status": "canceled", "reason": CANCELED_BEFORE_DIALING})),
                 )
                 return row
             cur = await conn.execute(

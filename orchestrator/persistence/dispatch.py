@@ -14,7 +14,7 @@ from orchestrator.domain.calling_hours import CallingWindow, Defer, Expire, dial
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.records import Claim, NodeRow
 from orchestrator.domain.retry import RetryPolicy
-from orchestrator.persistence.calls import DNC_REASON
+from orchestrator.persistence.calls import CANCELED_BEFORE_DIALING, DNC_REASON
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
@@ -34,7 +34,7 @@ _REQUEUE_UNSENT_SQL = """
     UPDATE calls c SET
         status = CASE WHEN c.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
         status_reason = CASE WHEN c.cancel_requested_at IS NULL THEN %(reason)s
-                             ELSE 'canceled before dialing' END,
+                             ELSE %(canceled)s END,
         ended_at = CASE WHEN c.cancel_requested_at IS NULL THEN NULL ELSE now() END,
         attempt_count = g.number - 1,
         updated_at = now()
@@ -199,7 +199,13 @@ class DispatchStore:
             return []
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                _REQUEUE_UNSENT_SQL, {"ids": attempt_ids, "me": self.owner, "reason": _REQUEUED_REASON}
+                _REQUEUE_UNSENT_SQL,
+                {
+                    "ids": attempt_ids,
+                    "me": self.owner,
+                    "reason": _REQUEUED_REASON,
+                    "canceled": CANCELED_BEFORE_DIALING,
+                },
             )
             return await cur.fetchall()
 
