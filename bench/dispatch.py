@@ -52,6 +52,71 @@ def _cpu_s(pids: list[int]) -> float:
     return total
 
 
+def _pg_backends(db: psycopg.Connection) -> dict[str, list[int]]:
+    """PostgreSQL's backend pids by session name (every process names its sessions)."""
+    rows = db.execute(
+        "SELECT application_name, pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid()"
+    ).fetchall()
+    db.commit()
+    groups: dict[str, list[int]] = {}
+    for name, pid in rows:
+        # asterisk-n1 / asterisk-cdr-n1: the node's realtime lookups and its CDR inserts.
+        group = "asterisk-cdr" if name.startswith("asterisk-cdr") else name.rsplit("-n", 1)[0]
+        groups.setdefault(group or "other", []).append(int(pid))
+    return groups
+
+
+class CpuMeter:
+    """CPU seconds spent by each part of the stack between `start` and `stop`.
+
+    The orchestrator's processes (API, dispatcher, workers), Asterisk n1, and PostgreSQL's
+    backends grouped by the session's application_name: where a call's cost really goes."""
+
+    def __init__(self, db: psycopg.Connection, asterisk_pid: int) -> None:
+        self._db = db
+        self._asterisk = asterisk_pid
+        self._before: dict[int, tuple[str, float]] = {}
+
+    def _groups(self) -> dict[str, list[int]]:
+        groups = {
+            "api": _pids("bin/sespcl serve"),
+            "dispatcher": _pids("bin/sespcl dispatcher"),
+            "workers": _pids("bin/sespcl worker"),
+            "asterisk": [self._asterisk],
+        }
+        return groups | {f"pg:{name}": pids for name, pids in _pg_backends(self._db).items()}
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        # Per pid, read afresh each time: a session opened during the run counts from its start.
+        return {pid: (name, _cpu_s([pid])) for name, pids in self._groups().items() for pid in pids}
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for pid, (name, cpu) in self._sample().items():
+            spent[name] = spent.get(name, 0.0) + cpu - self._before.get(pid, (name, 0.0))[1]
+        return spent
+
+
+def _print_breakdown(breakdowns: list[tuple[float, dict[str, float]]]) -> None:
+    """End to end CPU ms per answered call, by part: the orchestrator's processes, Asterisk, and
+    PostgreSQL's sessions (pg:asterisk = the node's realtime lookups of trunks)."""
+    if not breakdowns:
+        return
+    names = sorted({name for _, per_call in breakdowns for name in per_call})
+    print("\nend to end, CPU ms per answered call by part:")
+    print(f"{'offered/s':>9} " + " ".join(f"{name:>{max(8, len(name))}}" for name in names))
+    for rate, per_call in breakdowns:
+        print(
+            f"{rate:9.0f} "
+            + " ".join(f"{per_call.get(name, 0.0):>{max(8, len(name))}.2f}" for name in names),
+            flush=True,
+        )
+
+
 def _bare_request(ident: str, to: str, audio: str, ring_s: int) -> OriginateRequest:
     """What the dispatcher would send, built the same way, minus everything around it."""
     return OriginateRequest(
@@ -311,35 +376,37 @@ async def main() -> None:
     # The prompt, rendered once through the real path, is what the bare loop plays too.
     audio = await _render(client, db, TEXT)
     await _settle(db)
-    orchestrator = _pids("bin/sespcl (serve|dispatcher|worker)")
-    asterisk = [int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text())]
+    meter = CpuMeter(db, int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text()))
     print(
         f"{'offered/s':>9} {'calls':>5} | {'bare ans/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
         f"{'e2e ans/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | {'ratio':>5} | "
         f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20}"
     )
+    breakdowns: list[tuple[float, dict[str, float]]] = []
     try:
         for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
             count = max(args.calls, int(rate * args.seconds))
             bare_rate, bare_lat, bare_ok = await bare_loop(secret, audio, rate, count)
             await _settle(db)
-            cpu_o, cpu_a = _cpu_s(orchestrator), _cpu_s(asterisk)
+            meter.start()
             e2e_rate, e2e_lat, answered, _ = await end_to_end(client, db, rate, count)
-            cpu_o, cpu_a = _cpu_s(orchestrator) - cpu_o, _cpu_s(asterisk) - cpu_a
+            await _settle(db)  # every call ended and its events stored: all of its cost is in
+            per_call = {name: s / max(answered, 1) * 1e3 for name, s in meter.stop().items()}
+            breakdowns.append((rate, per_call))
+            orch = per_call["api"] + per_call["dispatcher"] + per_call["workers"]
             print(
                 f"{rate:9.0f} {count:5d} | {bare_rate:10.1f} {_pct(bare_lat, 0.5) * 1e3:7.0f} "
                 f"{_pct(bare_lat, 0.99) * 1e3:7.0f} {count - bare_ok:4d} | "
                 f"{e2e_rate:9.1f} {_pct(e2e_lat, 0.5) * 1e3:7.0f} {_pct(e2e_lat, 0.99) * 1e3:7.0f} "
                 f"{count - answered:4d} | "
-                f"{e2e_rate / bare_rate:5.2f} | {cpu_o / max(answered, 1) * 1e3:16.1f} "
-                f"{cpu_a / max(answered, 1) * 1e3:20.1f}",
+                f"{e2e_rate / bare_rate:5.2f} | {orch:16.1f} {per_call['asterisk']:20.1f}",
                 flush=True,
             )
-            await _settle(db)
         print(
             "\nanswered calls/s: answered calls / (first Originate or upload → last answer), the same for"
             "\nboth paths; p50/p99: Originate (bare) or claim (end to end) → answer; fail: not answered."
         )
+        _print_breakdown(breakdowns)
         holds = [int(n) for n in args.hold.split(",") if n.strip()]
         if holds:
             await _hold_ramp(client, db, secret, holds, args.hold_rate)
