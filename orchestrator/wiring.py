@@ -22,6 +22,7 @@ from orchestrator.config import Settings
 from orchestrator.domain.pacing import PacerSettings
 from orchestrator.domain.ports import DialNode, EventCallback, NodeConnector, StateCallback
 from orchestrator.domain.records import NodeRow
+from orchestrator.loop import new_event_loop
 from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import open_pool
@@ -87,7 +88,12 @@ async def build_api(settings: Settings) -> web.Application:
 
 def serve(settings: Settings) -> None:
     web.run_app(
-        build_api(settings), host=settings.api_host, port=settings.api_port, print=None, access_log=None
+        build_api(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
     )
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from orchestrator.config import get_settings
 from orchestrator.logs import configure_logging
+from orchestrator.loop import asyncio_run
 
 
 def _setup() -> None:
@@ -30,7 +29,7 @@ def dispatcher() -> None:
     from orchestrator.wiring import run_dispatcher
 
     _setup()
-    asyncio.run(run_dispatcher(get_settings()))
+    asyncio_run(run_dispatcher(get_settings()))
 
 
 @click.command()
