@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from orchestrator.domain.dialing import OUTBOUND_CONTEXT, OriginateOutcome, OriginateRequest
@@ -57,6 +58,56 @@ def originate_action(request: OriginateRequest) -> dict[str, Any]:
     if request.caller_id:
         action["CallerID"] = header_value(request.caller_id)
     return action
+
+
+def parse_event_fields(block: str) -> dict[str, str]:
+    """The `Key: Value` lines of one AMI message as a plain dict. A key seen twice keeps its
+    first value (only ChanVariable-style headers repeat, and nothing here reads them)."""
+    fields: dict[str, str] = {}
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep and key not in fields:
+            fields[key] = value
+    return fields
+
+
+PlainEventHandler = Callable[[Manager, dict[str, str]], None]
+
+
+class EventStreamProtocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol, with unsolicited events handed over as plain dicts.
+
+    At a few hundred calls a second the event stream is the dispatcher's largest cost, and most
+    of it was panoramisk building a case-insensitive `Message` per event and matching it against
+    registered patterns. Here an event that answers no pending action goes straight to
+    `on_event` as a dict; responses, the events of an action (OriginateResponse, CoreShowChannel
+    ...) and Shutdown still take panoramisk's own path, unchanged.
+    """
+
+    version: str | None  # set by connection_made, as in panoramisk
+
+    def __init__(self, on_event: PlainEventHandler) -> None:
+        super().__init__()
+        self._on_plain_event = on_event
+
+    def data_received(self, data: bytes) -> None:
+        text = data.decode(getattr(self, "encoding", "utf8"), "ignore")
+        if self.version is None and text.startswith("Asterisk Call Manager/"):
+            self.version = text.partition("\r\n")[0].partition("/")[2].strip()
+        if self.queue:
+            text = self.queue.popleft() + text
+        blocks = text.split("\r\n\r\n")
+        self.queue.append(blocks.pop())
+        for raw in blocks:
+            block = raw.strip()
+            fields = parse_event_fields(block)
+            event = fields.get("Event")
+            if event is not None and event != "Shutdown" and fields.get("ActionID") not in self.responses:
+                self._on_plain_event(self.factory, fields)
+                continue
+            message = Message.from_line(block)
+            if message is not None:
+                self.handle_message(message)
 
 
 class AmiNode:
@@ -105,8 +156,8 @@ class AmiNode:
             forgetable_actions=("ping", "login", "originate", "hangup"),
             on_login=self._logged_in_cb,
             on_disconnect=self._disconnected_cb,
+            protocol_factory=lambda: EventStreamProtocol(self._dispatch),
         )
-        manager.register_event("*", self._dispatch)
         return manager
 
     def _retire(self) -> None:
@@ -232,10 +283,9 @@ class AmiNode:
         if self._on_state:
             self._on_state(self.name, False)
 
-    def _dispatch(self, manager: Manager, message: Message) -> None:
+    def _dispatch(self, manager: Manager, fields: dict[str, str]) -> None:
         if manager is not self._manager:
             return
-        name = str(message.get("Event", ""))
-        if name not in EVENTS_WANTED:
-            return
-        self._on_event(self.name, name, {str(k): str(v) for k, v in message.items()})
+        name = fields["Event"]
+        if name in EVENTS_WANTED:
+            self._on_event(self.name, name, fields)
