@@ -7,9 +7,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from panoramisk import Manager
-
 from orchestrator.asterisk.ami import header_value
+from orchestrator.asterisk.session import ami_session
 from orchestrator.domain.records import NodeRow
 
 
@@ -34,22 +33,8 @@ def _contact(messages: Any, aor: str) -> tuple[str, str] | None:
 
 
 async def qualify_on(node: NodeRow, trunk: str, timeout: float) -> QualifyResult:
-    manager = Manager(
-        loop=asyncio.get_running_loop(),
-        host=header_value(node.ami_host),
-        port=node.ami_port,
-        username=header_value(node.ami_user),
-        secret=header_value(node.ami_secret),
-        reconnect_timeout=3600,
-        ping_delay=3600,
-    )
-    logged_in = asyncio.Event()
-    manager.on_login = lambda _m: logged_in.set()
-    manager.connect()
-    try:
-        try:
-            await asyncio.wait_for(logged_in.wait(), min(timeout, 3.0))
-        except TimeoutError:
+    async with ami_session(node, min(timeout, 3.0)) as manager:
+        if manager is None:
             return QualifyResult(node.name, False, None, "node-down", "AMI does not answer")
         name = header_value(trunk)
         # Realtime AORs are only qualify-tracked once synchronised.
@@ -73,8 +58,6 @@ async def qualify_on(node: NodeRow, trunk: str, timeout: float) -> QualifyResult
         reachable = status == "Reachable"
         rtt_ms = round(int(rtt) / 1000, 3) if reachable and rtt.isdigit() else None
         return QualifyResult(node.name, reachable, rtt_ms, status.lower() or "unknown")
-    finally:
-        manager.close()
 
 
 async def qualify_everywhere(nodes: list[NodeRow], trunk: str, timeout: float) -> list[QualifyResult]:

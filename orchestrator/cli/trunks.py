@@ -94,6 +94,23 @@ def trunks() -> None:
     """SIP trunks to your carriers (PJSIP realtime: every node sees changes at once)."""
 
 
+def _expire_on_nodes(name: str) -> None:
+    """The change is committed; make every node drop its cached copy of the trunk now. A node
+    not reached is only warned about: it refreshes by itself within the cache's lifetime."""
+    from orchestrator.asterisk.sorcery_cache import CACHE_LIFETIME_S, expire_trunk_everywhere
+    from orchestrator.persistence.nodes import node_rows
+
+    with database() as conn:
+        nodes = node_rows(conn)
+    for result in asyncio.run(expire_trunk_everywhere(nodes, name)):
+        if not result.expired:
+            click.echo(
+                f"warning: node {result.node} not told of the change to trunk {name} ({result.detail}); "
+                f"it uses the change within {CACHE_LIFETIME_S} s",
+                err=True,
+            )
+
+
 @trunks.command("add")
 @click.argument("name")
 @_trunk_options(required_host=True)
@@ -113,6 +130,7 @@ def trunks_add(name: str, replace: bool, **options: Any) -> None:
             store.save(spec, create=existing is None)
         else:
             store.save(spec, create=True)
+    _expire_on_nodes(name)
     click.echo(f"trunk {name} added")
 
 
@@ -129,6 +147,7 @@ def trunks_update(name: str, **options: Any) -> None:
         current = store.spec(name).model_dump()
         current.update(changes)
         store.save(_spec(**current), create=False)
+    _expire_on_nodes(name)
     click.echo(f"trunk {name} updated")
 
 
@@ -186,6 +205,7 @@ def trunks_remove(name: str, force: bool) -> None:
     """Remove a trunk; refuses while calls are live on it, unless --force."""
     with database() as conn:
         canceled = TrunkStore(conn).remove(name, force=force)
+    _expire_on_nodes(name)
     click.echo(f"trunk {name} removed" + (f"; {canceled} queued calls canceled" if canceled else ""))
 
 

@@ -19,6 +19,8 @@ class SipMessage:
     received: bool
     first_line: str
     call_id: str
+    from_uri: str = ""
+    """The From header's URI, e.g. sip:+14155550111@127.0.10.1."""
 
     @property
     def method(self) -> str:
@@ -76,12 +78,14 @@ class Carrier:
             call_id = next(
                 (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("call-id:")), ""
             )
+            from_header = next((line for line in lines if line.lower().startswith("from:")), "")
             found.append(
                 SipMessage(
                     datetime.fromisoformat(match.group(1)),
                     match.group(3) == "received",
                     first.strip(),
                     call_id,
+                    from_header.partition("<")[2].partition(">")[0],
                 )
             )
         return found

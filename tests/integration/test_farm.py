@@ -111,6 +111,16 @@ async def test_trunk_lifecycle_without_reload(api: httpx.AsyncClient, carriers: 
     second = await _place(api, "t-life", 1, "Lifecycle, second carrier.")
     assert second[0]["status"] == "completed"
     assert len(carriers["b"].invites()) == 1 and len(carriers["a"].invites()) == 1
+    # Nodes cache endpoints: a change to one (From user) is expired on every node, and every
+    # call placed after the command returns uses it, on whichever node it lands.
+    from_user = sespcl("trunks", "update", "t-life", "--from-user", "life-user")
+    assert from_user.returncode == 0, from_user.stderr
+    third = await _place(api, "t-life", 6, "Lifecycle, new From user.")
+    assert [c["status"] for c in third] == ["completed"] * 6
+    invites = carriers["b"].invites()
+    assert len(invites) == 7
+    assert invites[0].from_uri.startswith("sip:+14155550111@"), invites[0]
+    assert all(i.from_uri.startswith("sip:life-user@") for i in invites[1:]), invites
     shown = json.loads(sespcl("trunks", "show", "t-life", "--json").stdout)
     assert shown["host"] == carriers["b"].address and shown["codecs"] == "ulaw"
     assert shown["caller_id"] == "+14155550111"
@@ -118,6 +128,25 @@ async def test_trunk_lifecycle_without_reload(api: httpx.AsyncClient, carriers: 
     assert removed.returncode == 0, removed.stderr
     gone = await api.post("/v1/calls", json=call_body(trunk="t-life"))
     assert gone.status_code == 422 and gone.json()["error"]["code"] == "unknown-trunk"
+
+
+def test_trunk_change_warns_of_a_node_it_could_not_tell(carriers: dict[str, Carrier]) -> None:
+    """Nodes cache trunks; a change is expired on every node at once. One that cannot be reached
+    is named in a warning (the change still stands; that node refreshes within the cache's
+    lifetime)."""
+    added = sespcl(
+        "nodes", "add", "n-gone", "--ami-host", "127.0.10.250", "--ami-secret-env", "SESPCL_TEST_DEAD_SECRET",
+        SESPCL_TEST_DEAD_SECRET="unused",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    try:
+        changed = sespcl("trunks", "add", "t-life", "--host", carriers["a"].address, "--replace")
+        assert changed.returncode == 0, changed.stderr
+        assert "node n-gone not told of the change to trunk t-life" in changed.stderr
+        assert "node n1" not in changed.stderr and "node n2" not in changed.stderr
+    finally:
+        sespcl("nodes", "remove", "n-gone")
+        sespcl("trunks", "remove", "t-life", "--force")
 
 
 def test_trunks_test_live_and_dead(carriers: dict[str, Carrier]) -> None:
