@@ -27,10 +27,12 @@ from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import open_pool
 from orchestrator.persistence.dispatch import DispatchStore
+from orchestrator.persistence.maintenance import TableUpkeepStore
 from orchestrator.queueing import WorkQueues
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
+from orchestrator.services.maintenance import TableKeeper
 from orchestrator.speech import available_voices
 
 log = structlog.get_logger(__name__)
@@ -153,12 +155,18 @@ async def run_dispatcher(settings: Settings) -> None:
         ),
         lambda row: node_reachable(row.ami_host, row.ami_port, row.ari_url),
     )
+    keeper = TableKeeper(TableUpkeepStore(settings.database_url, "sespcl-dispatcher"), settings.db_upkeep_s)
+
+    def stop() -> None:
+        dispatcher.stop()
+        keeper.stop()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, dispatcher.stop)
+        loop.add_signal_handler(sig, stop)
     log.info("dispatcher.start")
     try:
-        await dispatcher.run()
+        await asyncio.gather(dispatcher.run(), keeper.run())
     finally:
         await pool.close()
         log.info("dispatcher.stopped")
