@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     originate_failure_wait_s: float = 1.0
     """After a failed OriginateResponse, how long to wait for the Hangup that carries the cause."""
 
-    db_upkeep_s: float = 15.0
+    db_upkeep_s: float = Field(default=15.0, ge=0)
     """How often the dispatcher checks whether tables need VACUUM or ANALYZE; it acts only when
     the server's autovacuum is off (0: never)."""
 
