@@ -24,6 +24,7 @@ from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, Token
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import Claim, NodeRow
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.services.periodic import every
 
 log = structlog.get_logger(__name__)
 
@@ -166,15 +167,9 @@ class Dispatcher:
         self._stopping.set()
 
     async def _every(self, interval: float, step: Any) -> None:
-        while not self._stopping.is_set():
-            try:
-                await step()
-            except Exception:
-                log.exception("dispatcher.step_failed", step=step.__name__)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), interval)
-            except TimeoutError:
-                pass
+        await every(
+            interval, step, self._stopping, failure_event="dispatcher.step_failed", step=step.__name__
+        )
 
     # ---- nodes ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Protocol
 import structlog
 
 from orchestrator.domain.maintenance import TableActivity, Upkeep, upkeep_due
+from orchestrator.services.periodic import every
 
 log = structlog.get_logger(__name__)
 
@@ -34,17 +35,8 @@ class TableKeeper:
         self._stopping.set()
 
     async def run(self) -> None:
-        if self._interval_s <= 0:
-            return
-        while not self._stopping.is_set():
-            try:
-                await self.step()
-            except Exception:
-                log.exception("db.upkeep_failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
-            except TimeoutError:
-                pass
+        if self._interval_s > 0:
+            await every(self._interval_s, self.step, self._stopping, failure_event="db.upkeep_failed")
 
     async def step(self) -> list[tuple[str, Upkeep, float]]:
         if await self._store.autovacuum_on():
