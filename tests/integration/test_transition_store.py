@@ -1,0 +1,119 @@
+"""The dispatcher's transition store on the real database: a batch holding several transitions
+of one call, a retry, a step backwards and an attempt another dispatcher owns, in one apply."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from orchestrator.domain.attempt import Transition
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.outcome import Ending
+from orchestrator.persistence.db import open_pool
+from orchestrator.persistence.dispatch import DispatchStore
+
+Db = psycopg.Connection[dict[str, Any]]
+TRUNK = "store-test-no-such-trunk"  # no trunk row: no dispatcher ever claims these calls
+
+
+def _seed(db: Db, owners: dict[str, str]) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
+    """A call in `initiated` with one live attempt per key, the attempt owned as given."""
+    text = f"store test {uuid.uuid4()}"
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    db.execute(
+        "INSERT INTO audio_assets (hash, engine, voice, text, status, path) "
+        "VALUES (%s, 'test', 'test', %s, 'ready', '/nowhere')",
+        (digest, text),
+    )
+    ids: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
+    for n, (key, owner) in enumerate(owners.items()):
+        call, attempt = uuid.uuid4(), uuid.uuid4()
+        db.execute(
+            "INSERT INTO calls (id, to_number, trunk, tts_text, tts_voice, audio_hash, ring_timeout_s, "
+            "status, attempt_count, max_attempts, retry_on) "
+            "VALUES (%s, %s, %s, %s, 'test', %s, 20, 'initiated', 1, 3, '{busy}')",
+            (call, f"+1555010{n:04d}", TRUNK, text, digest),
+        )
+        db.execute(
+            "INSERT INTO call_attempts (id, call_id, number, node, trunk, status, owner) "
+            "VALUES (%s, %s, 1, 'n1', %s, 'initiated', %s)",
+            (attempt, call, TRUNK, owner),
+        )
+        ids[key] = (call, attempt)
+    return ids
+
+
+async def test_one_apply_stores_each_calls_transitions_in_order_and_refuses_the_rest(db: Db) -> None:
+    pool = await open_pool(os.environ["DATABASE_URL"], name="sespcl-test")
+    me = DispatchStore(pool, f"store-test-{uuid.uuid4()}")
+    other = f"store-test-other-{uuid.uuid4()}"
+    try:
+        # Both alive, or the stack's dispatcher would adopt these attempts as orphans.
+        await me.heartbeat("store-test", os.getpid())
+        await DispatchStore(pool, other).heartbeat("store-test", os.getpid())
+        ids = _seed(db, {"a": me.owner, "b": me.owner, "c": me.owner, "d": other})
+        t0 = datetime.now(UTC)
+        retry_at = t0 + timedelta(minutes=5)
+
+        def t(key: str, status: CallStatus, s: float, **kw: Any) -> Transition:
+            call, attempt = ids[key]
+            return Transition(attempt, call, status, t0 + timedelta(seconds=s), **kw)
+
+        batch = [
+            t("a", CallStatus.RINGING, 1, channel="PJSIP/demo-1"),
+            t("b", CallStatus.RINGING, 1),
+            t("c", CallStatus.IN_PROGRESS, 1, answered=True),
+            t("d", CallStatus.RINGING, 1),  # not ours: neither row moves
+            t("a", CallStatus.IN_PROGRESS, 2, answered=True),
+            t("b", CallStatus.BUSY, 2, ending=Ending(CallStatus.BUSY, 17, "User busy"), retry_at=retry_at),
+            t("c", CallStatus.RINGING, 2),  # backwards: refused
+            t("a", CallStatus.COMPLETED, 9, ending=Ending(CallStatus.COMPLETED, 16, "Normal Clearing")),
+        ]
+        assert await me.apply(batch) == [True, True, True, False, True, True, False, True]
+        # The same final status again changes nothing.
+        assert await me.apply([batch[-1]]) == [False]
+
+        def row(table: str, key: str) -> dict[str, Any]:
+            call, attempt = ids[key]
+            found = db.execute(
+                f"SELECT * FROM {table} WHERE id = %s", (call if table == "calls" else attempt,)
+            ).fetchone()
+            assert found is not None
+            return found
+
+        a_call, a_attempt = row("calls", "a"), row("call_attempts", "a")
+        assert a_call["status"] == "completed" and a_attempt["status"] == "completed"
+        assert a_call["answered_at"] == t0 + timedelta(seconds=2) == a_attempt["answered_at"]
+        assert a_call["ended_at"] == t0 + timedelta(seconds=9) == a_attempt["ended_at"]
+        assert (a_call["hangup_cause"], a_call["hangup_cause_text"]) == (16, "Normal Clearing")
+        assert a_attempt["channel"] == "PJSIP/demo-1"
+
+        b_call, b_attempt = row("calls", "b"), row("call_attempts", "b")
+        assert b_call["status"] == "queued" and b_call["not_before"] == retry_at
+        assert b_call["status_reason"] == "retrying after busy" and b_call["ended_at"] is None
+        assert b_attempt["status"] == "busy" and b_attempt["ended_at"] == t0 + timedelta(seconds=2)
+        assert b_attempt["hangup_cause"] == 17
+
+        assert row("calls", "c")["status"] == "in-progress"
+        assert row("call_attempts", "c")["status"] == "in-progress"
+        assert row("calls", "d")["status"] == "initiated"
+        assert row("call_attempts", "d")["status"] == "initiated"
+    finally:
+        # Nothing of this test may be left live for the stack's dispatcher to adopt or sweep.
+        db.execute(
+            "UPDATE call_attempts SET ended_at = now(), status = 'failed' "
+            "WHERE trunk = %s AND ended_at IS NULL",
+            (TRUNK,),
+        )
+        db.execute(
+            "UPDATE calls SET status = 'failed', ended_at = now() WHERE trunk = %s "
+            "AND status NOT IN ('completed', 'busy', 'no-answer', 'failed', 'canceled')",
+            (TRUNK,),
+        )
+        db.execute("DELETE FROM dispatchers WHERE id IN (%s, %s)", (me.owner, other))
+        await pool.close()
