@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     the server's autovacuum is off (0: never)."""
 
     log_level: str = "info"
-    log_json: bool = False
+    log_json: bool | None = None
+    """One JSON object per log line; unset: JSON whenever stderr is not a terminal."""
 
 
 @lru_cache(maxsize=1)
