@@ -581,18 +581,24 @@ class DispatchStore:
         changed = [False] * len(transitions)
         if not transitions:
             return changed
-        async with self._pool.connection() as conn, conn.transaction():
-            for layer in transition_layers(transitions):
-                for retry in (False, True):
-                    part = [i for i in layer if (transitions[i].retry_at is not None) == retry]
-                    if not part:
-                        continue
-                    cur = await conn.execute(
-                        _APPLY_RETRY_SQL if retry else _APPLY_STATUS_SQL,
-                        self._transition_params(part, [transitions[i] for i in part]),
-                    )
-                    for row in await cur.fetchall():
-                        changed[row["idx"]] = True
+        # Pipelined: BEGIN, the statements and COMMIT go out together, and no statement needs
+        # an earlier one's result here, so the whole batch costs about one round trip.
+        async with self._pool.connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                cursors = []
+                for layer in transition_layers(transitions):
+                    for retry in (False, True):
+                        part = [i for i in layer if (transitions[i].retry_at is not None) == retry]
+                        if part:
+                            cursors.append(
+                                await conn.execute(
+                                    _APPLY_RETRY_SQL if retry else _APPLY_STATUS_SQL,
+                                    self._transition_params(part, [transitions[i] for i in part]),
+                                )
+                            )
+            for cur in cursors:
+                for row in await cur.fetchall():
+                    changed[row["idx"]] = True
         return changed
 
     def _transition_params(self, positions: list[int], run: list[Transition]) -> dict[str, Any]:

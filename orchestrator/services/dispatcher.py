@@ -38,6 +38,9 @@ RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 RECONCILE_MIN_AGE_S = 5.0
 """Younger attempts may not have a channel yet (Originate in flight)."""
+APPLY_GATHER_S = 0.05
+"""Transitions wait this long to be stored together: at a few hundred calls a second, one
+transaction per transition or two cost more than all the statements in it."""
 PING_TIMEOUT_S = 1.5
 PING_FAILURES_DOWN = 2
 """Two missed pings a second apart: a hung node is out of the plan within about 3 s."""
@@ -493,6 +496,8 @@ class Dispatcher:
                 first = await asyncio.wait_for(self._transitions.get(), 0.5)
             except TimeoutError:
                 continue
+            # Let a few more gather: each store is a transaction, whatever its size.
+            await asyncio.sleep(APPLY_GATHER_S)
             batch = [first]
             while not self._transitions.empty() and len(batch) < 500:
                 batch.append(self._transitions.get_nowait())

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.call import CallStatus
@@ -48,63 +50,22 @@ def _seed(db: Db, owners: dict[str, str]) -> dict[str, tuple[uuid.UUID, uuid.UUI
     return ids
 
 
-async def test_one_apply_stores_each_calls_transitions_in_order_and_refuses_the_rest(db: Db) -> None:
+@pytest.fixture
+async def stores(db: Db) -> AsyncIterator[Callable[[], Awaitable[DispatchStore]]]:
+    """Stores for dispatchers that heartbeat (or the stack's dispatcher would adopt their
+    attempts as orphans); afterwards nothing of the test is left live for it to adopt or sweep."""
     pool = await open_pool(os.environ["DATABASE_URL"], name="sespcl-test")
-    me = DispatchStore(pool, f"store-test-{uuid.uuid4()}")
-    other = f"store-test-other-{uuid.uuid4()}"
+    owners: list[str] = []
+
+    async def new_store() -> DispatchStore:
+        store = DispatchStore(pool, f"store-test-{uuid.uuid4()}")
+        await store.heartbeat("store-test", os.getpid())
+        owners.append(store.owner)
+        return store
+
     try:
-        # Both alive, or the stack's dispatcher would adopt these attempts as orphans.
-        await me.heartbeat("store-test", os.getpid())
-        await DispatchStore(pool, other).heartbeat("store-test", os.getpid())
-        ids = _seed(db, {"a": me.owner, "b": me.owner, "c": me.owner, "d": other})
-        t0 = datetime.now(UTC)
-        retry_at = t0 + timedelta(minutes=5)
-
-        def t(key: str, status: CallStatus, s: float, **kw: Any) -> Transition:
-            call, attempt = ids[key]
-            return Transition(attempt, call, status, t0 + timedelta(seconds=s), **kw)
-
-        batch = [
-            t("a", CallStatus.RINGING, 1, channel="PJSIP/demo-1"),
-            t("b", CallStatus.RINGING, 1),
-            t("c", CallStatus.IN_PROGRESS, 1, answered=True),
-            t("d", CallStatus.RINGING, 1),  # not ours: neither row moves
-            t("a", CallStatus.IN_PROGRESS, 2, answered=True),
-            t("b", CallStatus.BUSY, 2, ending=Ending(CallStatus.BUSY, 17, "User busy"), retry_at=retry_at),
-            t("c", CallStatus.RINGING, 2),  # backwards: refused
-            t("a", CallStatus.COMPLETED, 9, ending=Ending(CallStatus.COMPLETED, 16, "Normal Clearing")),
-        ]
-        assert await me.apply(batch) == [True, True, True, False, True, True, False, True]
-        # The same final status again changes nothing.
-        assert await me.apply([batch[-1]]) == [False]
-
-        def row(table: str, key: str) -> dict[str, Any]:
-            call, attempt = ids[key]
-            found = db.execute(
-                f"SELECT * FROM {table} WHERE id = %s", (call if table == "calls" else attempt,)
-            ).fetchone()
-            assert found is not None
-            return found
-
-        a_call, a_attempt = row("calls", "a"), row("call_attempts", "a")
-        assert a_call["status"] == "completed" and a_attempt["status"] == "completed"
-        assert a_call["answered_at"] == t0 + timedelta(seconds=2) == a_attempt["answered_at"]
-        assert a_call["ended_at"] == t0 + timedelta(seconds=9) == a_attempt["ended_at"]
-        assert (a_call["hangup_cause"], a_call["hangup_cause_text"]) == (16, "Normal Clearing")
-        assert a_attempt["channel"] == "PJSIP/demo-1"
-
-        b_call, b_attempt = row("calls", "b"), row("call_attempts", "b")
-        assert b_call["status"] == "queued" and b_call["not_before"] == retry_at
-        assert b_call["status_reason"] == "retrying after busy" and b_call["ended_at"] is None
-        assert b_attempt["status"] == "busy" and b_attempt["ended_at"] == t0 + timedelta(seconds=2)
-        assert b_attempt["hangup_cause"] == 17
-
-        assert row("calls", "c")["status"] == "in-progress"
-        assert row("call_attempts", "c")["status"] == "in-progress"
-        assert row("calls", "d")["status"] == "initiated"
-        assert row("call_attempts", "d")["status"] == "initiated"
+        yield new_store
     finally:
-        # Nothing of this test may be left live for the stack's dispatcher to adopt or sweep.
         db.execute(
             "UPDATE call_attempts SET ended_at = now(), status = 'failed' "
             "WHERE trunk = %s AND ended_at IS NULL",
@@ -115,5 +76,83 @@ async def test_one_apply_stores_each_calls_transitions_in_order_and_refuses_the_
             "AND status NOT IN ('completed', 'busy', 'no-answer', 'failed', 'canceled')",
             (TRUNK,),
         )
-        db.execute("DELETE FROM dispatchers WHERE id IN (%s, %s)", (me.owner, other))
+        db.execute("DELETE FROM dispatchers WHERE id = ANY(%s)", (owners,))
         await pool.close()
+
+
+async def test_one_apply_stores_each_calls_transitions_in_order_and_refuses_the_rest(
+    db: Db, stores: Callable[[], Awaitable[DispatchStore]]
+) -> None:
+    me, other = await stores(), (await stores()).owner
+    ids = _seed(db, {"a": me.owner, "b": me.owner, "c": me.owner, "d": other})
+    t0 = datetime.now(UTC)
+    retry_at = t0 + timedelta(minutes=5)
+
+    def t(key: str, status: CallStatus, s: float, **kw: Any) -> Transition:
+        call, attempt = ids[key]
+        return Transition(attempt, call, status, t0 + timedelta(seconds=s), **kw)
+
+    batch = [
+        t("a", CallStatus.RINGING, 1, channel="PJSIP/demo-1"),
+        t("b", CallStatus.RINGING, 1),
+        t("c", CallStatus.IN_PROGRESS, 1, answered=True),
+        t("d", CallStatus.RINGING, 1),  # not ours: neither row moves
+        t("a", CallStatus.IN_PROGRESS, 2, answered=True),
+        t("b", CallStatus.BUSY, 2, ending=Ending(CallStatus.BUSY, 17, "User busy"), retry_at=retry_at),
+        t("c", CallStatus.RINGING, 2),  # backwards: refused
+        t("a", CallStatus.COMPLETED, 9, ending=Ending(CallStatus.COMPLETED, 16, "Normal Clearing")),
+    ]
+    assert await me.apply(batch) == [True, True, True, False, True, True, False, True]
+    # The same final status again changes nothing.
+    assert await me.apply([batch[-1]]) == [False]
+
+    def row(table: str, key: str) -> dict[str, Any]:
+        call, attempt = ids[key]
+        found = db.execute(
+            f"SELECT * FROM {table} WHERE id = %s", (call if table == "calls" else attempt,)
+        ).fetchone()
+        assert found is not None
+        return found
+
+    a_call, a_attempt = row("calls", "a"), row("call_attempts", "a")
+    assert a_call["status"] == "completed" and a_attempt["status"] == "completed"
+    assert a_call["answered_at"] == t0 + timedelta(seconds=2) == a_attempt["answered_at"]
+    assert a_call["ended_at"] == t0 + timedelta(seconds=9) == a_attempt["ended_at"]
+    assert (a_call["hangup_cause"], a_call["hangup_cause_text"]) == (16, "Normal Clearing")
+    assert a_attempt["channel"] == "PJSIP/demo-1"
+
+    b_call, b_attempt = row("calls", "b"), row("call_attempts", "b")
+    assert b_call["status"] == "queued" and b_call["not_before"] == retry_at
+    assert b_call["status_reason"] == "retrying after busy" and b_call["ended_at"] is None
+    assert b_attempt["status"] == "busy" and b_attempt["ended_at"] == t0 + timedelta(seconds=2)
+    assert b_attempt["hangup_cause"] == 17
+
+    assert row("calls", "c")["status"] == "in-progress"
+    assert row("call_attempts", "c")["status"] == "in-progress"
+    assert row("calls", "d")["status"] == "initiated"
+    assert row("call_attempts", "d")["status"] == "initiated"
+
+
+async def test_a_batch_that_fails_part_way_stores_nothing_and_can_be_applied_again(
+    db: Db, stores: Callable[[], Awaitable[DispatchStore]]
+) -> None:
+    me = await stores()
+    ids = _seed(db, {"a": me.owner, "b": me.owner})
+    (a_call, a_attempt), (b_call, b_attempt) = ids["a"], ids["b"]
+    at = datetime.now(UTC)
+    good = [
+        Transition(a_attempt, a_call, CallStatus.RINGING, at),
+        Transition(b_attempt, b_call, CallStatus.RINGING, at),
+    ]
+    # The second layer fails in the database (a cause no int column holds).
+    bad = Transition(a_attempt, a_call, CallStatus.FAILED, at, ending=Ending(CallStatus.FAILED, 2**40, "?"))
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        await me.apply([*good, bad])
+    statuses = db.execute(
+        "SELECT status FROM calls WHERE id IN (%s, %s) UNION ALL "
+        "SELECT status FROM call_attempts WHERE id IN (%s, %s)",
+        (a_call, b_call, a_attempt, b_attempt),
+    ).fetchall()
+    assert [r["status"] for r in statuses] == ["initiated"] * 4
+    # The dispatcher keeps a failed batch and applies it again: the pooled connection is sound.
+    assert await me.apply(good) == [True, True]
