@@ -56,6 +56,13 @@ _TRUNK_LOAD_SQL = """
     FROM unnest(%(names)s::text[], %(windows)s::float8[]) AS t(name, window_s)
 """
 
+# What a claim reads of each candidate call (c: calls, a: its audio asset).
+_CANDIDATE_COLUMNS = """
+    c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s, c.attempt_count, c.created_at,
+    c.campaign_id, a.path, c.not_before, c.expires_at, c.window_start, c.window_end, c.time_zones,
+    c.max_attempts, c.retry_on, c.retry_backoff_s
+"""
+
 # The claimed calls' attempts, their calls' status and the `initiated` events, in one statement.
 # started_at is read after the trunk counts, inside the same locked transaction, so a trunk's cps
 # window counts every call another dispatcher's claim could start.
@@ -425,33 +432,28 @@ class DispatchStore:
         """A trunk's next dialable calls, up to `limit` per campaign (single calls are one more
         group), oldest first within each. Rows are locked; those not taken are freed at commit.
         `campaigns` and `singles` say which of the two queries can find anything."""
-        columns = """
-            c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s, c.attempt_count, c.created_at,
-            c.campaign_id, a.path, c.not_before, c.expires_at, c.window_start, c.window_end, c.time_zones,
-            c.max_attempts, c.retry_on, c.retry_backoff_s
-        """
-        groups: list[list[Row]] = []
-        if campaigns:
-            groups += await DispatchStore._campaign_calls(conn, columns, trunk, limit, held)
-        if singles:
-            cur = await conn.execute(
-                f"""
-                SELECT {columns} FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
-                WHERE c.status = 'queued' AND c.trunk = %(trunk)s AND c.campaign_id IS NULL
-                  AND c.not_before <= now() AND a.status = 'ready'
-                ORDER BY c.not_before, c.id LIMIT %(limit)s
-                FOR UPDATE OF c SKIP LOCKED
-                """,
-                {"trunk": trunk, "limit": limit},
-            )
-            if found := await cur.fetchall():
-                groups.append(found)
+        groups = await DispatchStore._campaign_calls(conn, trunk, limit, held) if campaigns else []
+        if singles and (found := await DispatchStore._single_calls(conn, trunk, limit)):
+            groups.append(found)
         return groups
 
     @staticmethod
-    async def _campaign_calls(
-        conn: Any, columns: str, trunk: str, limit: int, held: list[UUID]
-    ) -> list[list[Row]]:
+    async def _single_calls(conn: Any, trunk: str, limit: int) -> list[Row]:
+        cur = await conn.execute(
+            f"""
+            SELECT {_CANDIDATE_COLUMNS} FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
+            WHERE c.status = 'queued' AND c.trunk = %(trunk)s AND c.campaign_id IS NULL
+              AND c.not_before <= now() AND a.status = 'ready'
+            ORDER BY c.not_before, c.id LIMIT %(limit)s
+            FOR UPDATE OF c SKIP LOCKED
+            """,
+            {"trunk": trunk, "limit": limit},
+        )
+        rows: list[Row] = await cur.fetchall()
+        return rows
+
+    @staticmethod
+    async def _campaign_calls(conn: Any, trunk: str, limit: int, held: list[UUID]) -> list[list[Row]]:
         cur = await conn.execute(
             f"""
             WITH RECURSIVE campaigns_here AS (  -- distinct campaigns queued on the trunk: a skip scan
@@ -464,7 +466,7 @@ class DispatchStore:
                         ORDER BY c.campaign_id LIMIT 1)
                 FROM campaigns_here h WHERE h.campaign_id IS NOT NULL
             )
-            SELECT {columns} FROM campaigns_here h
+            SELECT {_CANDIDATE_COLUMNS} FROM campaigns_here h
             CROSS JOIN LATERAL (
                 SELECT c.* FROM calls c
                 WHERE c.status = 'queued' AND c.trunk = %(trunk)s AND c.campaign_id = h.campaign_id
