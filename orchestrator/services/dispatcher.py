@@ -24,6 +24,7 @@ from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, Token
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import Claim, NodeRow
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.services.batches import OrderedBatches
 from orchestrator.services.periodic import every
 
 log = structlog.get_logger(__name__)
@@ -121,7 +122,7 @@ class Dispatcher:
         self._attempts: dict[str, AttemptState] = {}
         self._started: dict[str, tuple[float, int]] = {}  # attempt -> (monotonic start, ring s)
         self._hangups_sent: set[str] = set()
-        self._transitions: asyncio.Queue[Transition] = asyncio.Queue()
+        self._transitions: OrderedBatches[Transition] = OrderedBatches(limit=500)
         self._events: list[dict[str, Any]] = []
         self._event_uids = event_uids()
         self._unsent: set[UUID] = set()  # claimed, not marked sent (the mark failed): to requeue
@@ -488,25 +489,19 @@ class Dispatcher:
 
     def _push(self, transition: Transition | None) -> None:
         if transition is not None:
-            self._transitions.put_nowait(transition)
+            self._transitions.put(transition)
 
     async def _apply_loop(self) -> None:
         while not self._stopping.is_set():
-            try:
-                first = await asyncio.wait_for(self._transitions.get(), 0.5)
-            except TimeoutError:
+            # Gathered: each store is a transaction, whatever its size.
+            batch = await self._transitions.take(wait_s=0.5, gather_s=APPLY_GATHER_S)
+            if not batch:
                 continue
-            # Let a few more gather: each store is a transaction, whatever its size.
-            await asyncio.sleep(APPLY_GATHER_S)
-            batch = [first]
-            while not self._transitions.empty() and len(batch) < 500:
-                batch.append(self._transitions.get_nowait())
             try:
                 changed = await self._store.apply(batch)
             except Exception:
                 log.exception("dispatcher.apply_failed", count=len(batch))
-                for t in batch:  # keep them: retried on the next turn, in order
-                    self._transitions.put_nowait(t)
+                self._transitions.put_back(batch)  # first next turn: a call's statuses stay in order
                 await asyncio.sleep(1.0)
                 continue
             for transition, did_change in zip(batch, changed):
