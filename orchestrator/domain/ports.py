@@ -8,7 +8,7 @@ from uuid import UUID
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
-from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.domain.records import Claim, NodeRow, StoredStatus
 
 EventCallback = Callable[[str, str, dict[str, str]], None]
 """(node name, event name, fields)"""
@@ -54,7 +54,7 @@ class DispatchRepository(Protocol):
 
     async def requeue_unsent(self, attempt_ids: list[UUID]) -> list[dict[str, Any]]: ...
 
-    async def apply(self, transitions: list[Transition]) -> list[bool]: ...
+    async def apply(self, transitions: list[Transition]) -> list[StoredStatus | None]: ...
 
     async def heartbeat(self, host: str, pid: int) -> None: ...
 

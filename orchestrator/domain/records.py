@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.retry import RetryPolicy
 
 
@@ -47,3 +48,12 @@ class NodeRow:
         if self.driver == "ari":
             return (self.driver, self.ari_url, self.ari_user, self.ari_secret)
         return (self.driver, self.ami_host, self.ami_port, self.ami_user, self.ami_secret)
+
+
+@dataclass(frozen=True)
+class StoredStatus:
+    """What a stored transition did to its call's row: the status it now has, and why. A retry
+    normally leaves the call `queued`; if its cancel was asked for meanwhile, `canceled`."""
+
+    status: CallStatus
+    reason: str | None = None

@@ -14,6 +14,8 @@ from orchestrator.persistence.db import Pool
 Row = dict[str, Any]
 DNC_REASON = "number is on the do-not-call list"
 CANCELED_BEFORE_DIALING = "canceled before dialing"
+CANCELED_BY_REQUEST = "canceled by request"
+CAMPAIGN_CANCELED = "campaign canceled"
 
 
 @dataclass(frozen=True)

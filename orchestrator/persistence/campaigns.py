@@ -17,7 +17,7 @@ from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.campaign import BulkRow, CampaignStatus
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
-from orchestrator.persistence.calls import DNC_REASON
+from orchestrator.persistence.calls import CAMPAIGN_CANCELED, DNC_REASON
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
@@ -131,11 +131,11 @@ class CampaignStore:
             if status is CampaignStatus.CANCELED:
                 cur = await conn.execute(
                     """
-                    UPDATE calls SET status = 'canceled', status_reason = 'campaign canceled',
+                    UPDATE calls SET status = 'canceled', status_reason = %s,
                            ended_at = now(), updated_at = now()
                     WHERE campaign_id = %s AND status = 'queued'
                     """,
-                    (campaign_id,),
+                    (CAMPAIGN_CANCELED, campaign_id),
                 )
                 canceled = cur.rowcount
             return updated, canceled

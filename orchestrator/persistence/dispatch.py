@@ -8,11 +8,17 @@ from typing import Any
 from uuid import UUID
 
 from orchestrator.domain.attempt import Transition
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, Defer, Expire, dial_decision
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
-from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.domain.records import Claim, NodeRow, StoredStatus
 from orchestrator.domain.retry import RetryPolicy
-from orchestrator.persistence.calls import CANCELED_BEFORE_DIALING, DNC_REASON
+from orchestrator.persistence.calls import (
+    CAMPAIGN_CANCELED,
+    CANCELED_BEFORE_DIALING,
+    CANCELED_BY_REQUEST,
+    DNC_REASON,
+)
 from orchestrator.persistence.db import Pool
 
 Row = dict[str, Any]
@@ -126,20 +132,30 @@ _APPLY_STATUS_SQL = (
         status_reason = coalesce(o.reason, c.status_reason)
     FROM owned o WHERE c.id = o.call_id
       AND sespcl_status_rank(c.status) < sespcl_status_rank(o.status)
-    RETURNING o.idx
+    RETURNING o.idx, c.status, c.status_reason
     """
 )
-# The attempt ended but the call tries again later: back to queued, once.
+# The attempt ended but the call tries again later: back to queued, once. Unless its cancel
+# was asked for, or its campaign canceled, while the attempt was live: then it ends canceled.
 _APPLY_RETRY_SQL = (
     _APPLY_ATTEMPTS_CTE
     + """
-    UPDATE calls c SET status = 'queued', not_before = o.retry_at, updated_at = o.at,
-        status_reason = o.retry_reason,
+    , stop AS (
+        SELECT o.idx, CASE WHEN c.cancel_requested_at IS NOT NULL THEN %(by_request)s
+                           WHEN k.status = 'canceled' THEN %(campaign_canceled)s END AS reason
+        FROM owned o JOIN calls c ON c.id = o.call_id LEFT JOIN campaigns k ON k.id = c.campaign_id
+    )
+    UPDATE calls c SET
+        status = CASE WHEN s.reason IS NULL THEN 'queued' ELSE 'canceled' END,
+        not_before = CASE WHEN s.reason IS NULL THEN o.retry_at ELSE c.not_before END,
+        ended_at = CASE WHEN s.reason IS NULL THEN c.ended_at ELSE o.at END,
+        updated_at = o.at,
+        status_reason = coalesce(s.reason, o.retry_reason),
         hangup_cause = coalesce(o.cause, c.hangup_cause),
         hangup_cause_text = coalesce(o.cause_text, c.hangup_cause_text)
-    FROM owned o WHERE c.id = o.call_id
-      AND sespcl_status_rank(c.status) BETWEEN 1 AND 3
-    RETURNING o.idx
+    FROM owned o JOIN stop s ON s.idx = o.idx
+    WHERE c.id = o.call_id AND sespcl_status_rank(c.status) BETWEEN 1 AND 3
+    RETURNING o.idx, c.status, c.status_reason
     """
 )
 
@@ -381,10 +397,10 @@ class DispatchStore:
             candidates.sort(key=lambda r: (r["fair_rank"], r["not_before"], r["id"]))
             picked_rows = candidates[:wanted]
             picked = await self._hold_back(conn, picked_rows, now)
-            blocked = await self._cancel_blocked(conn, [row["id"] for row in picked])
+            stopped = await self._cancel_stopped(conn, [row["id"] for row in picked])
             rows = []
             for row in picked:
-                if row["id"] in blocked:
+                if row["id"] in stopped:
                     continue
                 campaign = row["campaign_id"]
                 if campaign in campaign_budget:
@@ -516,24 +532,38 @@ class DispatchStore:
             return cur.rowcount
 
     @staticmethod
-    async def _cancel_blocked(conn: Any, call_ids: list[UUID]) -> set[UUID]:
-        """The do-not-call list, checked again just before dialing: a number added since the
-        call was accepted ends the call canceled, with the reason."""
+    async def _cancel_stopped(conn: Any, call_ids: list[UUID]) -> set[UUID]:
+        """Checked again just before dialing, and ended canceled with the reason: a number added
+        to the do-not-call list since the call was accepted, a cancel asked for, or a campaign
+        canceled, while the call waited (for a retry, say)."""
         if not call_ids:
             return set()
         cur = await conn.execute(
             """
-            WITH blocked AS (
-                UPDATE calls c SET status = 'canceled', status_reason = %s, ended_at = now(),
+            WITH checked AS (
+                SELECT c.id, CASE
+                    WHEN c.cancel_requested_at IS NOT NULL THEN %(by_request)s
+                    WHEN k.status = 'canceled' THEN %(campaign_canceled)s
+                    WHEN EXISTS (SELECT 1 FROM dnc d WHERE d.number = c.to_number) THEN %(dnc)s
+                END AS reason
+                FROM calls c LEFT JOIN campaigns k ON k.id = c.campaign_id
+                WHERE c.id = ANY(%(ids)s)
+            ), stopped AS (
+                UPDATE calls c SET status = 'canceled', status_reason = x.reason, ended_at = now(),
                        updated_at = now()
-                FROM dnc d WHERE c.id = ANY(%s) AND d.number = c.to_number
-                RETURNING c.id
+                FROM checked x WHERE c.id = x.id AND x.reason IS NOT NULL
+                RETURNING c.id, x.reason
             )
             INSERT INTO call_events (call_id, at, type, data)
-            SELECT id, now(), 'status', jsonb_build_object('status', 'canceled', 'reason', %s::text)
-            FROM blocked RETURNING call_id
+            SELECT id, now(), 'status', jsonb_build_object('status', 'canceled', 'reason', reason)
+            FROM stopped RETURNING call_id
             """,
-            (DNC_REASON, call_ids, DNC_REASON),
+            {
+                "ids": call_ids,
+                "by_request": CANCELED_BY_REQUEST,
+                "campaign_canceled": CAMPAIGN_CANCELED,
+                "dnc": DNC_REASON,
+            },
         )
         return {row["call_id"] for row in await cur.fetchall()}
 
@@ -545,7 +575,8 @@ class DispatchStore:
         and how many more the others with a cps may start in this claim. Only campaigns with
         calls queued on these trunks count: finished ones would cost a query each, every poll."""
         cur = await conn.execute(
-            # Canceled campaigns have no queued calls left: only paused and paced ones matter.
+            # A canceled campaign's calls still queued (a retry that raced the cancel) are ended
+            # by `_cancel_stopped` once picked: only paused and paced ones matter here.
             "SELECT k.id, k.status, k.cps FROM campaigns k "
             "WHERE (k.status = 'paused' OR (k.status = 'active' AND k.cps IS NOT NULL)) "
             "AND EXISTS (SELECT 1 FROM calls c WHERE c.status = 'queued' AND c.trunk = ANY(%s) "
@@ -573,16 +604,16 @@ class DispatchStore:
                 budget[row["id"]] = room
         return held, budget
 
-    async def apply(self, transitions: list[Transition]) -> list[bool]:
+    async def apply(self, transitions: list[Transition]) -> list[StoredStatus | None]:
         """Store transitions in order, in one transaction. The SQL re-checks that each one moves
         forward, so a status written by another process is never overtaken backwards.
-        Returns, per transition, whether the call row changed.
+        Returns, per transition, the status its call row took, or None when the row did not move.
 
         A statement per layer and kind (plain status or retry), not one per transition: at a
         few hundred calls a second, per-statement work was a large share of the dispatcher."""
-        changed = [False] * len(transitions)
+        stored: list[StoredStatus | None] = [None] * len(transitions)
         if not transitions:
-            return changed
+            return stored
         # Pipelined: BEGIN, the statements and COMMIT go out together, and no statement needs
         # an earlier one's result here, so the whole batch costs about one round trip.
         async with self._pool.connection() as conn:
@@ -600,8 +631,8 @@ class DispatchStore:
                             )
             for cur in cursors:
                 for row in await cur.fetchall():
-                    changed[row["idx"]] = True
-        return changed
+                    stored[row["idx"]] = StoredStatus(CallStatus(row["status"]), row["status_reason"])
+        return stored
 
     def _transition_params(self, positions: list[int], run: list[Transition]) -> dict[str, Any]:
         endings = [t.ending for t in run]
@@ -620,6 +651,8 @@ class DispatchStore:
             "retry_ats": [t.retry_at for t in run],
             "retry_reasons": [f"retrying after {t.status.value}" if t.retry_at else None for t in run],
             "owner": self.owner,
+            "by_request": CANCELED_BY_REQUEST,
+            "campaign_canceled": CAMPAIGN_CANCELED,
         }
 
     async def stale_renders(self, older_than_s: float) -> list[str]:

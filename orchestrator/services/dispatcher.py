@@ -22,7 +22,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import OriginateRequest
 from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, TokenBucket, plan_nodes, total_room
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
-from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.domain.records import Claim, NodeRow, StoredStatus
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.batches import OrderedBatches
 from orchestrator.services.periodic import every
@@ -498,28 +498,22 @@ class Dispatcher:
             if not batch:
                 continue
             try:
-                changed = await self._store.apply(batch)
+                outcomes = await self._store.apply(batch)
             except Exception:
                 log.exception("dispatcher.apply_failed", count=len(batch))
                 self._transitions.put_back(batch)  # first next turn: a call's statuses stay in order
                 await asyncio.sleep(1.0)
                 continue
-            for transition, did_change in zip(batch, changed):
-                self._after_transition(transition, did_change)
+            for transition, stored in zip(batch, outcomes):
+                self._after_transition(transition, stored)
 
-    def _after_transition(self, t: Transition, changed: bool) -> None:
+    def _after_transition(self, t: Transition, stored: StoredStatus | None) -> None:
         key = str(t.attempt_id)
-        if changed:
-            data: dict[str, Any] = {"status": t.status.value}
-            if t.retry_at is not None:
-                data = {"status": "queued", "retry_after": t.status.value, "retry_at": t.retry_at.isoformat()}
-            if t.ending is not None:
-                data |= {"cause": t.ending.cause, "cause_text": t.ending.cause_text}
-                if t.ending.reason:
-                    data["reason"] = t.ending.reason
+        if stored is not None:
             # A microsecond later than the AMI event that caused it, so it sorts after it.
-            self._record(t.call_id, t.attempt_id, t.at + timedelta(microseconds=1), "status", data)
-            log.info("call.status", call_id=str(t.call_id), attempt_id=key, status=t.status.value)
+            at = t.at + timedelta(microseconds=1)
+            self._record(t.call_id, t.attempt_id, at, "status", t.event_data(stored))
+            log.info("call.status", call_id=str(t.call_id), attempt_id=key, status=stored.status.value)
         if t.status.is_final:
             self._unacknowledged(key)
             self._attempts.pop(key, None)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.integration.cli import carrier_trunk
-from tests.integration.conftest import call_body, wait_final
+from tests.integration.conftest import HeldPrompt, call_body, wait_final
 from tests.integration.sipp import Carrier
 
 
@@ -18,6 +22,25 @@ from tests.integration.sipp import Carrier
 def busy_carrier() -> Iterator[Carrier]:
     with carrier_trunk("t-retry", "127.0.30.7", "busy") as carrier:
         yield carrier
+
+
+@pytest.fixture()
+def ringing_carrier() -> Iterator[Carrier]:
+    with carrier_trunk("t-ringing", "127.0.30.10", "noanswer") as carrier:
+        yield carrier
+
+
+async def _campaign(api: httpx.AsyncClient, trunk: str, **defaults: Any) -> str:
+    body = {"name": "retry", "defaults": {"trunk": trunk, "tts": {"text": "Hi."}, **defaults}}
+    created = await api.post("/v1/campaigns", json=body)
+    assert created.status_code == 201, created.text
+    campaign: str = created.json()["id"]
+    return campaign
+
+
+async def _campaign_calls(api: httpx.AsyncClient, campaign: str) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = (await api.get("/v1/calls", params={"campaign": campaign})).json()["calls"]
+    return calls
 
 
 async def test_busy_retried_until_attempts_run_out(api: httpx.AsyncClient, busy_carrier: Carrier) -> None:
@@ -83,3 +106,51 @@ async def test_bad_retry_settings(api: httpx.AsyncClient) -> None:
     ):
         response = await api.post("/v1/calls", json=call_body(**extra))
         assert response.status_code == 422 and response.json()["error"]["field"] == field, response.text
+
+
+async def test_a_campaign_canceled_while_its_calls_ring_retries_none(
+    api: httpx.AsyncClient, ringing_carrier: Carrier
+) -> None:
+    """Canceling a campaign leaves its live calls to end as they will, and dials nothing more:
+    a call that then ends in an outcome its policy retries ends canceled instead."""
+    campaign = await _campaign(
+        api, "t-ringing", max_attempts=3, retry_on=["no-answer"], retry_backoff_s=1, ring_timeout_s=5
+    )
+    numbers = [f"+1415555{n:04d}" for n in range(8)]
+    uploaded = await api.post(
+        f"/v1/campaigns/{campaign}/calls",
+        content="\n".join(json.dumps({"to": n}) for n in numbers).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert uploaded.status_code in (200, 201, 202), uploaded.text
+    deadline = time.monotonic() + 20
+    while {c["status"] for c in await _campaign_calls(api, campaign)} & {"queued"}:
+        assert time.monotonic() < deadline, "the calls were not all dialed"
+        await asyncio.sleep(0.2)
+    canceled = await api.post(f"/v1/campaigns/{campaign}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["canceled_calls"] == 0, canceled.text
+    listed = await _campaign_calls(api, campaign)
+    calls = await asyncio.gather(*(wait_final(api, c["id"], 40) for c in listed))
+    assert len(calls) == len(numbers)
+    for call in calls:
+        assert (call["status"], call["status_reason"]) == ("canceled", "campaign canceled"), call
+        assert [a["status"] for a in call["attempts"]] == ["no-answer"], call
+    assert len(ringing_carrier.invites()) == len(numbers), "one INVITE per call: none dialed again"
+
+
+async def test_a_queued_call_of_a_canceled_campaign_is_canceled_not_dialed(
+    api: httpx.AsyncClient, busy_carrier: Carrier, db: psycopg.Connection[dict[str, Any]]
+) -> None:
+    """Checked again just before dialing. The campaign is marked canceled behind the API's back,
+    as when a retry stored at the same moment as the cancel put a call back in the queue."""
+    prompt = HeldPrompt(db, f"Held for the cancel test {time.time()}.")
+    campaign = await _campaign(api, "t-retry")
+    created = await api.post("/v1/calls", json=prompt.body(trunk="t-retry"))
+    assert created.status_code == 202, created.text
+    call_id = created.json()["id"]
+    db.execute("UPDATE calls SET campaign_id = %s WHERE id = %s", (campaign, call_id))
+    db.execute("UPDATE campaigns SET status = 'canceled' WHERE id = %s", (campaign,))
+    prompt.release()
+    call = await wait_final(api, call_id, 20)
+    assert (call["status"], call["status_reason"]) == ("canceled", "campaign canceled"), call
+    assert call["attempts"] == [] and busy_carrier.invites() == []

@@ -16,6 +16,7 @@ import pytest
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.outcome import Ending
+from orchestrator.domain.records import StoredStatus
 from orchestrator.persistence.db import open_pool
 from orchestrator.persistence.dispatch import DispatchStore
 
@@ -102,9 +103,19 @@ async def test_one_apply_stores_each_calls_transitions_in_order_and_refuses_the_
         t("c", CallStatus.RINGING, 2),  # backwards: refused
         t("a", CallStatus.COMPLETED, 9, ending=Ending(CallStatus.COMPLETED, 16, "Normal Clearing")),
     ]
-    assert await me.apply(batch) == [True, True, True, False, True, True, False, True]
+    stored = [s.status if s else None for s in await me.apply(batch)]
+    assert stored == [
+        CallStatus.RINGING,
+        CallStatus.RINGING,
+        CallStatus.IN_PROGRESS,
+        None,
+        CallStatus.IN_PROGRESS,
+        CallStatus.QUEUED,
+        None,
+        CallStatus.COMPLETED,
+    ]
     # The same final status again changes nothing.
-    assert await me.apply([batch[-1]]) == [False]
+    assert await me.apply([batch[-1]]) == [None]
 
     def row(table: str, key: str) -> dict[str, Any]:
         call, attempt = ids[key]
@@ -155,4 +166,51 @@ async def test_a_batch_that_fails_part_way_stores_nothing_and_can_be_applied_aga
     ).fetchall()
     assert [r["status"] for r in statuses] == ["initiated"] * 4
     # The dispatcher keeps a failed batch and applies it again: the pooled connection is sound.
-    assert await me.apply(good) == [True, True]
+    assert await me.apply(good) == [StoredStatus(CallStatus.RINGING)] * 2
+
+
+async def test_a_retry_after_the_call_or_its_campaign_was_canceled_ends_the_call_canceled(
+    db: Db, stores: Callable[[], Awaitable[DispatchStore]]
+) -> None:
+    """The cancel came while the attempt was live, too late for the dispatcher to hang it up:
+    the attempt keeps its own outcome and the call is not dialed again."""
+    me = await stores()
+    ids = _seed(db, {"requested": me.owner, "campaign": me.owner, "plain": me.owner})
+    campaign = db.execute(
+        "INSERT INTO campaigns (id, name, status, tts_template, tts_voice) "
+        "VALUES (%s, 'store test', 'canceled', 'Hi.', 'en-us') RETURNING id",
+        (uuid.uuid4(),),
+    ).fetchone()
+    assert campaign is not None
+    db.execute("UPDATE calls SET cancel_requested_at = now() WHERE id = %s", (ids["requested"][0],))
+    db.execute("UPDATE calls SET campaign_id = %s WHERE id = %s", (campaign["id"], ids["campaign"][0]))
+    at = datetime.now(UTC)
+    busy = Ending(CallStatus.BUSY, 17, "User busy")
+
+    def busy_then_retry(key: str) -> Transition:
+        call, attempt = ids[key]
+        return Transition(attempt, call, CallStatus.BUSY, at, ending=busy, retry_at=at + timedelta(minutes=1))
+
+    batch = [busy_then_retry(k) for k in ("requested", "campaign", "plain")]
+    stored = await me.apply(batch)
+    assert stored == [
+        StoredStatus(CallStatus.CANCELED, "canceled by request"),
+        StoredStatus(CallStatus.CANCELED, "campaign canceled"),
+        StoredStatus(CallStatus.QUEUED, "retrying after busy"),
+    ]
+    for key, status in (("requested", "canceled"), ("campaign", "canceled"), ("plain", "queued")):
+        call, attempt = ids[key]
+        row = db.execute("SELECT status, ended_at FROM calls WHERE id = %s", (call,)).fetchone()
+        assert row is not None and row["status"] == status
+        assert (row["ended_at"] == at) is (status == "canceled")
+        attempt_row = db.execute("SELECT status FROM call_attempts WHERE id = %s", (attempt,)).fetchone()
+        assert attempt_row is not None and attempt_row["status"] == "busy"
+    # The status event says both: the call ended canceled, its attempt busy.
+    assert stored[0] is not None
+    assert batch[0].event_data(stored[0]) == {
+        "status": "canceled",
+        "attempt_status": "busy",
+        "cause": 17,
+        "cause_text": "User busy",
+        "reason": "canceled by request",
+    }
