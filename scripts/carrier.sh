@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Test carriers: SIPp user-agent servers answering the Asterisk nodes' trunks.
 #
-#   scripts/carrier.sh start NAME ADDRESS PORT SCENARIO   # SCENARIO: answer|busy|noanswer|unavailable
+#   scripts/carrier.sh start NAME ADDRESS PORT SCENARIO   # SCENARIO: answer|busy|noanswer|progress|unavailable
 #   scripts/carrier.sh stop NAME
 #   scripts/carrier.sh status NAME                        # exit 0 when running
 #
@@ -20,7 +20,7 @@ die() { printf 'carrier: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<USAGE
-usage: $0 start NAME ADDRESS PORT SCENARIO   (SCENARIO: answer|busy|noanswer|unavailable)
+usage: $0 start NAME ADDRESS PORT SCENARIO   (SCENARIO: answer|busy|noanswer|progress|unavailable)
        $0 stop NAME
        $0 status NAME
 USAGE
@@ -59,8 +59,8 @@ cmd_start() {
     [[ $addr =~ ^$octet\.$octet\.$octet\.$octet$ ]] || die "address '$addr' is not a dotted-quad IPv4 address"
     [[ $port =~ ^[0-9]{1,5}$ ]] && (( port >= 1 && port <= 65535 )) || die "port '$port' is not a port number"
     case $scenario in
-        answer | busy | noanswer | unavailable) ;;
-        *) die "scenario '$scenario' must be one of answer|busy|noanswer|unavailable" ;;
+        answer | busy | noanswer | progress | unavailable) ;;
+        *) die "scenario '$scenario' must be one of answer|busy|noanswer|progress|unavailable" ;;
     esac
     sf="$REPO/sipp/uas-$scenario.xml"
     [[ -r $sf ]] || die "scenario file $sf is missing"

@@ -470,7 +470,12 @@ class Dispatcher:
         key = fields.get("Uniqueid", "")
         state = self._attempts.get(key)
         if state is None:
-            return
+            # AMI's Dial events of an originated channel name it only as the destination: an
+            # Originate has no calling channel.
+            key = fields.get("DestUniqueid", "")
+            state = self._attempts.get(key)
+            if state is None:
+                return
         if key in self._unacked:
             self._acknowledged(key)
         at = _now()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.cli import carrier_trunk
 from tests.integration.conftest import call_body, wait_events, wait_final
 
 # trunk → (ring timeout, expected status, expected Q.850 cause or None)
@@ -16,13 +18,23 @@ OUTCOMES: dict[str, tuple[str, int, str, set[int] | None]] = {
     "completed": ("demo", 30, "completed", {16}),
     "busy": ("busy", 30, "busy", {17}),
     "no-answer": ("noanswer", 5, "no-answer", {19, 18}),
+    # 183 with early media and no 180, as most carriers ring: still no-answer, not failed.
+    "no-answer-early-media": ("t-progress", 5, "no-answer", {19, 18}),
     "failed-unavailable": ("unavailable", 30, "failed", None),
     "failed-unreachable": ("unreachable", 5, "failed", None),
 }
 
 
 @pytest.fixture(scope="module")
-async def placed(api: httpx.AsyncClient, farm_driver: str) -> dict[str, dict[str, Any]]:
+def progress_carrier() -> Iterator[None]:
+    with carrier_trunk("t-progress", "127.0.30.11", "progress"):
+        yield
+
+
+@pytest.fixture(scope="module")
+async def placed(
+    api: httpx.AsyncClient, farm_driver: str, progress_carrier: None
+) -> dict[str, dict[str, Any]]:
     """Submit every outcome's call concurrently, then wait for all of them together, once with
     the farm on AMI and once on ARI: both drivers must give the same outcomes."""
     run = uuid.uuid4().hex[:8]
