@@ -69,6 +69,19 @@ def plan_nodes(loads: list[NodeLoad], wanted: int) -> list[str]:
     return plan
 
 
+def trim_to_room(plan: list[str], room: dict[str, int]) -> list[str]:
+    """`plan` (a node per new call) without the calls past each node's free channels across the
+    whole farm (`room`; a node missing from it has none), in order. Each dispatcher plans from
+    the calls it follows itself; only the database sees every dispatcher's."""
+    left = dict(room)
+    kept: list[str] = []
+    for node in plan:
+        if left.get(node, 0) > 0:
+            kept.append(node)
+            left[node] -= 1
+    return kept
+
+
 def total_room(loads: list[NodeLoad]) -> int:
     """How many new calls `plan_nodes` could place now: what to claim at most."""
     return sum(load.room for load in loads)

@@ -11,6 +11,7 @@ from orchestrator.domain.attempt import Transition
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, Defer, Expire, dial_decision
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
+from orchestrator.domain.pacing import trim_to_room
 from orchestrator.domain.records import Claim, NodeRow, StoredStatus
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import (
@@ -60,6 +61,13 @@ _TRUNK_LOAD_SQL = """
         EXISTS (SELECT 1 FROM calls c WHERE c.status = 'queued' AND c.trunk = t.name
                 AND c.campaign_id IS NOT NULL) AS campaigns
     FROM unnest(%(names)s::text[], %(windows)s::float8[]) AS t(name, window_s)
+"""
+
+# Each node's free channels across the farm: every dispatcher's live attempts on it count.
+_NODE_ROOM_SQL = """
+    SELECT n.name, n.max_channels - (SELECT count(*) FROM call_attempts a
+                                     WHERE a.ended_at IS NULL AND a.node = n.name) AS room
+    FROM nodes n WHERE n.name = ANY(%s)
 """
 
 # What a claim reads of each candidate call (c: calls, a: its audio asset).
@@ -337,7 +345,8 @@ class DispatchStore:
 
     async def claim(self, node_plan: list[str]) -> list[Claim]:
         """Take up to len(node_plan) dialable calls, oldest first, the i-th for node_plan[i],
-        keeping every trunk inside its max_channels and cps across all dispatchers.
+        keeping every trunk inside its max_channels and cps, and every node inside its
+        max_channels, across all dispatchers.
 
         Locking the trunk rows serialises claims farm-wide, so the counts of live and recently
         started attempts cannot change underneath. The attempt row is committed before any
@@ -345,7 +354,6 @@ class DispatchStore:
         """
         if not node_plan:
             return []
-        wanted = len(node_plan)
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT name, max_channels, cps, caller_id, now() AS now FROM trunks ORDER BY name FOR UPDATE"
@@ -353,6 +361,11 @@ class DispatchStore:
             trunks = {row["name"]: row for row in await cur.fetchall()}
             if not trunks:
                 return []
+            cur = await conn.execute(_NODE_ROOM_SQL, (sorted(set(node_plan)),))
+            node_plan = trim_to_room(node_plan, {row["name"]: row["room"] for row in await cur.fetchall()})
+            if not node_plan:
+                return []
+            wanted = len(node_plan)
             now: datetime = next(iter(trunks.values()))["now"]  # the transaction's: calling hours
             cur = await conn.execute(
                 _TRUNK_LOAD_SQL,

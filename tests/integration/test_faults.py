@@ -252,9 +252,34 @@ async def test_attempt_claimed_by_a_dead_dispatcher_and_never_sent_is_dialed_onc
     db.execute("DELETE FROM dispatchers WHERE id = %s", (ghost,))
 
 
+NODE_LIMIT = 8
+
+
+def _most_live_at_once(db: Db, call_ids: list[str]) -> dict[str, int]:
+    """Per node, the most of these calls' attempts live at one moment (started, not ended)."""
+    rows = db.execute(
+        "SELECT node, started_at, ended_at FROM call_attempts WHERE call_id = ANY(%s)", (call_ids,)
+    ).fetchall()
+    most: dict[str, int] = {}
+    for node in {r["node"] for r in rows}:
+        edges = sorted(
+            [(r["started_at"], 1) for r in rows if r["node"] == node]
+            + [(r["ended_at"], -1) for r in rows if r["node"] == node]
+        )  # at the same instant an end sorts first: a freed channel is taken at once
+        live = 0
+        for _, step in edges:
+            live += step
+            most[node] = max(most.get(node, 0), live)
+    return most
+
+
 async def test_two_dispatchers_never_share_a_call(
     api: httpx.AsyncClient, db: Db, traced_trunk: Carrier
 ) -> None:
+    """Two dispatchers on one queue and one farm: no call claimed by both, and each node's
+    channel limit holds across them (each alone would fill it)."""
+    limits = {r["name"]: r["max_channels"] for r in db.execute("SELECT name, max_channels FROM nodes")}
+    db.execute("UPDATE nodes SET max_channels = %s", (NODE_LIMIT,))
     second = subprocess.Popen(
         [str(REPO / ".venv/bin/sespcl"), "dispatcher"],
         env=stack_env(),
@@ -262,14 +287,17 @@ async def test_two_dispatchers_never_share_a_call(
         stderr=subprocess.DEVNULL,
     )
     try:
-        await asyncio.sleep(3)  # logged in to the nodes
+        await asyncio.sleep(3)  # logged in to the nodes, and both have read the limit
         ids = await _submit(api, 200, "t-disp", "Two dispatchers.", 4000)
         finals = [await wait_final(api, i, timeout=120) for i in ids]
     finally:
         second.terminate()
         second.wait(timeout=30)
-    report = _report(finals, traced_trunk)
+        for name, limit in limits.items():
+            db.execute("UPDATE nodes SET max_channels = %s WHERE name = %s", (limit, name))
+    report = _report(finals, traced_trunk) | {"most_live_per_node": _most_live_at_once(db, ids)}
     print("fault report (two dispatchers):", report)
+    assert all(n <= NODE_LIMIT for n in report["most_live_per_node"].values()), report
     assert report["non_final"] == 0 and report["final_statuses"] == {"completed": 200}
     assert all(len(c["attempts"]) == 1 for c in finals)
     assert report["invites_per_attempt_max"] == 1 and report["invites"] == 200

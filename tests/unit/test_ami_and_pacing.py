@@ -2,7 +2,7 @@ import pytest
 
 from orchestrator.asterisk.ami import UnsafeHeaderValue, header_value, originate_action
 from orchestrator.domain.dialing import OriginateRequest
-from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes
+from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes, trim_to_room
 from tests.unit.factories import originate_request
 
 
@@ -44,6 +44,15 @@ def test_plan_prefers_least_loaded_usable_nodes() -> None:
 def test_plan_respects_channel_limits() -> None:
     loads = [NodeLoad("n1", live=9, max_channels=10, up=True, drained=False)]
     assert plan_nodes(loads, 5) == ["n1"]
+
+
+def test_a_plan_is_trimmed_to_the_farm_wide_room_in_order() -> None:
+    plan = ["n1", "n2", "n1", "n2", "n1", "n3"]
+    # n1 has 2 channels free across every dispatcher, n2 none (another dispatcher filled it),
+    # n3 is gone from the database.
+    assert trim_to_room(plan, {"n1": 2, "n2": 0}) == ["n1", "n1"]
+    assert trim_to_room(plan, {"n1": 9, "n2": 9, "n3": 9}) == plan
+    assert trim_to_room(plan, {"n1": -3}) == []
 
 
 def test_token_bucket_paces() -> None:
