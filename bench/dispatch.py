@@ -121,7 +121,7 @@ def _bare_request(ident: str, to: str, audio: str, ring_s: int) -> OriginateRequ
     """What the dispatcher would send, built the same way, minus everything around it."""
     return OriginateRequest(
         attempt_id=ident, to=to, trunk="demo", caller_id=None, audio_path=audio, call_id=ident,
-        timeout_ms=ring_s * 1000,
+        timeout_ms=ring_s * 1000, max_call_s=600,
     )  # fmt: skip
 
 

@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     one RQ job, and a job costs a worker about 15 ms whatever its size: fewer, larger batches."""
     events_batch_max: int = 500
     max_call_s: int = 600
-    """Longest a call may stay answered before the dispatcher hangs it up."""
+    """Longest a call may stay answered: sent with each Originate, and the node's dialplan hangs
+    the call up then (TIMEOUT(absolute)), whether or not a dispatcher is listening."""
     finalize_grace_s: float = 30.0
     """Extra time past ring timeout + max call length before an attempt is declared lost."""
     originate_failure_wait_s: float = 1.0

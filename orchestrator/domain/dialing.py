@@ -18,6 +18,8 @@ class OriginateRequest:
     audio_path: str
     call_id: str
     timeout_ms: int
+    max_call_s: int
+    """Longest the call may last once answered: the node hangs it up then (0: no limit)."""
 
     @property
     def channel(self) -> str:
@@ -25,7 +27,11 @@ class OriginateRequest:
 
     @property
     def variables(self) -> dict[str, str]:
-        return {"SESPCL_AUDIO": self.audio_path, "SESPCL_CALL_ID": self.call_id}
+        return {
+            "SESPCL_AUDIO": self.audio_path,
+            "SESPCL_CALL_ID": self.call_id,
+            "SESPCL_MAX_CALL_S": str(self.max_call_s),
+        }
 
 
 @dataclass(frozen=True)

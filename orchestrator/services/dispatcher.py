@@ -428,6 +428,7 @@ class Dispatcher:
             audio_path=claim.audio_path,
             call_id=str(claim.call_id),
             timeout_ms=claim.ring_timeout_s * 1000,
+            max_call_s=self._settings.max_call_s,
         )
         if node is None:
             self._push(state.on_lost(f"node {claim.node} vanished before dialing", _now()))

@@ -16,6 +16,7 @@ def originate_request(**overrides: Any) -> OriginateRequest:
         audio_path="/var/lib/sespcl/audio/abc",
         call_id="c1",
         timeout_ms=30000,
+        max_call_s=600,
     )
     fields.update(overrides)
     return OriginateRequest(**fields)

@@ -269,7 +269,13 @@ def test_originate_params() -> None:
         "timeout": "30",
         "callerId": "+14155550100",
     }
-    assert body == {"variables": {"SESPCL_AUDIO": "/var/lib/sespcl/audio/abc", "SESPCL_CALL_ID": "c1"}}
+    assert body == {
+        "variables": {
+            "SESPCL_AUDIO": "/var/lib/sespcl/audio/abc",
+            "SESPCL_CALL_ID": "c1",
+            "SESPCL_MAX_CALL_S": "600",
+        }
+    }
 
 
 def test_originate_timeout_rounds_up_and_caller_id_is_optional() -> None:

@@ -173,6 +173,20 @@ def test_final_transition_carries_the_retry() -> None:
     assert t is not None and t.retry_at is None
 
 
+def test_an_answered_attempt_is_never_retried() -> None:
+    """Even when it ends failed (its node died mid-message) and the policy retries failures."""
+    from orchestrator.domain.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=3, retry_on=frozenset({CallStatus.FAILED}), backoff_s=5)
+    answered = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)
+    assert answered.on_event("Newstate", {"ChannelStateDesc": "Up"}, NOW) is not None
+    lost = answered.on_lost("node n1 lost", NOW)
+    assert lost is not None and lost.status is CallStatus.FAILED and lost.retry_at is None
+    unanswered = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)
+    lost = unanswered.on_lost("node n1 lost", NOW)
+    assert lost is not None and lost.retry_at is not None
+
+
 @pytest.mark.parametrize(
     ("disposition", "expected", "cause"),
     [
