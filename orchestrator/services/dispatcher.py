@@ -263,20 +263,36 @@ class Dispatcher:
             await asyncio.sleep(0.5)  # the pass under way started too early for these
         await self._reconcile(name)
 
+    async def _reconcile_adopted(self, name: str, young_for_s: float) -> None:
+        """Adopted attempts may have ended while no dispatcher listened: check them against the
+        node once it is logged in (at start-up it is not yet), and once more when the youngest
+        are old enough to have a channel (their Originates may have been in flight)."""
+        old_enough_at = time.monotonic() + young_for_s
+        while not self._stopping.is_set():
+            node = self._nodes.get(name)
+            if node is None:
+                return  # the node was removed: its attempts run out their bounds
+            if node.up:
+                break
+            await asyncio.sleep(0.5)
+        await self._reconcile_after(name, 0)
+        if old_enough_at > time.monotonic():
+            await self._reconcile_after(name, old_enough_at - time.monotonic())
+
     async def _reconcile_now(self, name: str, node: DialNode) -> None:
         await asyncio.sleep(1.0)
+        listed_at = time.monotonic()  # ages count to here: the list shows channels as they were
         try:
             present = await node.channel_ids()
         except Exception as exc:
             log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
             return
         await asyncio.sleep(2.0)  # a Hangup already on its way still wins
-        now_mono = time.monotonic()
         keys = [
             key
             for key, state in list(self._attempts.items())
             if state.node == name
-            and now_mono - self._started.get(key, (now_mono, 0))[0] >= RECONCILE_MIN_AGE_S
+            and listed_at - self._started.get(key, (listed_at, 0))[0] >= RECONCILE_MIN_AGE_S
         ]
         settled = await self._settle_from(name, keys, present)
         log.info("dispatch.reconciled", node=name, channels=len(present), settled=settled)
@@ -611,12 +627,7 @@ class Dispatcher:
         if adopted:
             log.warning("dispatch.adopted", count=len(adopted))
             for name, age in youngest.items():
-                if name in self._nodes and self._nodes[name].up:
-                    self._spawn(self._reconcile(name))
-                    if age < RECONCILE_MIN_AGE_S:
-                        # Too young for this pass (their Originates may be in flight): once more
-                        # when they are old enough, not only when their bounds run out.
-                        self._spawn(self._reconcile_after(name, RECONCILE_MIN_AGE_S - age + 1.0))
+                self._spawn(self._reconcile_adopted(name, RECONCILE_MIN_AGE_S - age + 1.0))
         if unsent:
             # Ours now, so the periodic retry may requeue them if this fails: they are known unsent.
             self._unsent.update(unsent)
