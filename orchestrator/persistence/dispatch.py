@@ -28,10 +28,11 @@ Row = dict[str, Any]
 EXPIRED_REASON = "expired before it could be dialed"
 
 _REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
-_REQUEUE_UNSENT_SQL = """
+_STRAY_REASON = "queued again: its claim was stored but its dispatcher never heard back"
+_REQUEUE_TEMPLATE = """
     WITH unsent AS (
         SELECT a.id, a.call_id, a.number FROM call_attempts a JOIN calls c ON c.id = a.call_id
-        WHERE a.id = ANY(%(ids)s) AND a.owner = %(me)s AND a.ended_at IS NULL
+        WHERE {which} AND a.owner = %(me)s AND a.ended_at IS NULL
         FOR UPDATE OF a, c
     ), gone AS (
         DELETE FROM call_attempts a USING unsent u WHERE a.id = u.id RETURNING a.id, a.call_id, u.number
@@ -46,6 +47,12 @@ _REQUEUE_UNSENT_SQL = """
     FROM gone g WHERE c.id = g.call_id AND c.status = 'initiated'  -- else its status stands
     RETURNING c.id AS call_id, g.id AS attempt_id, c.status
 """
+_REQUEUE_UNSENT_SQL = _REQUEUE_TEMPLATE.format(which="a.id = ANY(%(ids)s)")
+# Not marked sent, and old: the claim that made them raised after its COMMIT had landed, so the
+# dispatcher never followed them. Checked under the row lock: a mark that wins is never undone.
+_REQUEUE_STRAY_SQL = _REQUEUE_TEMPLATE.format(
+    which="NOT a.originate_sent AND a.started_at < now() - make_interval(secs => %(older_than_s)s)"
+)
 
 # Per trunk, in one round trip: its live attempts, those started inside its cps window (a NULL
 # window: no cps), and whether it has anything to dial. A claim then queries only the trunks
@@ -299,6 +306,21 @@ class DispatchStore:
                     "ids": attempt_ids,
                     "me": self.owner,
                     "reason": _REQUEUED_REASON,
+                    "canceled": CANCELED_BEFORE_DIALING,
+                },
+            )
+            return await cur.fetchall()
+
+    async def requeue_stray(self, older_than_s: float) -> list[Row]:
+        """This dispatcher's attempts never marked sent and older than `older_than_s`: claims it
+        did not hear back from (the connection failed after the COMMIT). As `requeue_unsent`."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                _REQUEUE_STRAY_SQL,
+                {
+                    "older_than_s": older_than_s,
+                    "me": self.owner,
+                    "reason": _STRAY_REASON,
                     "canceled": CANCELED_BEFORE_DIALING,
                 },
             )

@@ -39,6 +39,9 @@ RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 RECONCILE_MIN_AGE_S = 5.0
 """Younger attempts may not have a channel yet (Originate in flight)."""
+STRAY_AFTER_S = 10.0
+"""An attempt of ours still not marked sent this long after its claim was never followed: a
+claim marks its attempts within milliseconds, or fails and keeps them in `_unsent`."""
 APPLY_GATHER_S = 0.05
 """Transitions wait this long to be stored together: at a few hundred calls a second, one
 transaction per transition or two cost more than all the statements in it."""
@@ -636,11 +639,16 @@ class Dispatcher:
     async def _requeue_own_unsent(self) -> None:
         """Attempts this dispatcher owns and knows were never sent (its own claims whose "sent"
         mark failed, whether or not it reached the database; adopted ones never marked): back
-        to the queue. Retried every few seconds until it succeeds."""
-        if not self._unsent:
-            return
-        ids = list(self._unsent)
-        for row in await self._store.requeue_unsent(ids):
+        to the queue. Retried every few seconds until it succeeds. Then any it owns but does not
+        know of (a claim that raised after its COMMIT landed)."""
+        if self._unsent:
+            ids = list(self._unsent)
+            self._note_requeued(await self._store.requeue_unsent(ids))
+            self._unsent.difference_update(ids)
+        self._note_requeued(await self._store.requeue_stray(STRAY_AFTER_S))
+
+    def _note_requeued(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
             status = str(row["status"])
             log.warning(
                 "dispatch.requeued_unsent",
@@ -651,7 +659,6 @@ class Dispatcher:
             at = _now()
             self._record(row["call_id"], row["attempt_id"], at, "dispatch.not_sent", {"status": status})
             self._record(row["call_id"], None, at + timedelta(microseconds=1), "status", {"status": status})
-        self._unsent.difference_update(ids)
 
     # ---- event recording ----------------------------------------------------------------------
 

@@ -252,6 +252,36 @@ async def test_attempt_claimed_by_a_dead_dispatcher_and_never_sent_is_dialed_onc
     db.execute("DELETE FROM dispatchers WHERE id = %s", (ghost,))
 
 
+async def test_an_attempt_whose_claim_raised_after_its_commit_is_dialed_once(
+    api: httpx.AsyncClient, db: Db, traced_trunk: Carrier
+) -> None:
+    """A claim can fail after its COMMIT reached the server (the connection dropped): its
+    attempts are stored, owned by the live dispatcher, which never heard of them. Made exactly:
+    an old attempt of the live dispatcher, never marked sent. It is removed and its call queued
+    again, then dialed once."""
+    later = call_body(to="+14155557100", trunk="t-disp", not_before="2099-01-01T00:00:00Z")
+    call_id = (await api.post("/v1/calls", json=later)).json()["id"]
+    pid = _dispatcher_pid_or_none()
+    live = db.execute("SELECT id FROM dispatchers WHERE pid = %s", (pid,)).fetchone()
+    assert live is not None, "the stack's dispatcher, alive and heartbeating"
+    stray = uuid.uuid4()
+    db.execute(
+        "UPDATE calls SET status = 'initiated', attempt_count = 1, not_before = now() WHERE id = %s",
+        (call_id,),
+    )
+    db.execute(
+        "INSERT INTO call_attempts (id, call_id, number, node, trunk, status, owner, originate_sent, "
+        "started_at) VALUES (%s, %s, 1, 'n1', 't-disp', 'initiated', %s, false, now() - interval '30 s')",
+        (stray, call_id, live["id"]),
+    )
+    call = await wait_final(api, call_id, timeout=60)
+    assert call["status"] == "completed", call
+    assert [a["number"] for a in call["attempts"]] == [1] and call["attempts"][0]["id"] != str(stray)
+    assert len(traced_trunk.invites()) == 1
+    events = await wait_events(api, call_id, "completed")
+    assert "dispatch.not_sent" in [e["type"] for e in events]
+
+
 NODE_LIMIT = 8
 
 
