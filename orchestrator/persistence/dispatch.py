@@ -299,30 +299,17 @@ class DispatchStore:
         Returns (call_id, attempt_id, status) for each call put back."""
         if not attempt_ids:
             return []
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                _REQUEUE_UNSENT_SQL,
-                {
-                    "ids": attempt_ids,
-                    "me": self.owner,
-                    "reason": _REQUEUED_REASON,
-                    "canceled": CANCELED_BEFORE_DIALING,
-                },
-            )
-            return await cur.fetchall()
+        return await self._requeue(_REQUEUE_UNSENT_SQL, _REQUEUED_REASON, ids=attempt_ids)
 
     async def requeue_stray(self, older_than_s: float) -> list[Row]:
         """This dispatcher's attempts never marked sent and older than `older_than_s`: claims it
         did not hear back from (the connection failed after the COMMIT). As `requeue_unsent`."""
+        return await self._requeue(_REQUEUE_STRAY_SQL, _STRAY_REASON, older_than_s=older_than_s)
+
+    async def _requeue(self, sql: str, reason: str, **which: Any) -> list[Row]:
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                _REQUEUE_STRAY_SQL,
-                {
-                    "older_than_s": older_than_s,
-                    "me": self.owner,
-                    "reason": _STRAY_REASON,
-                    "canceled": CANCELED_BEFORE_DIALING,
-                },
+                sql, {"me": self.owner, "reason": reason, "canceled": CANCELED_BEFORE_DIALING, **which}
             )
             return await cur.fetchall()
 
