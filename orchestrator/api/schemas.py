@@ -168,6 +168,13 @@ class CampaignDefaultsIn(RetryFields):
     def _e164(cls, value: str | None) -> str | None:
         return None if value is None else parse_e164(value)
 
+    @field_validator("expires_at")
+    @classmethod
+    def _expiry(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("is already past")
+        return value
+
 
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,6 +66,36 @@ def next_opening(now: datetime, zones: tuple[str, ...], window: CallingWindow) -
     look again when no instant in the next two days is inside the window in all its zones."""
     if _open_everywhere(now, zones, window):
         return None
+    return _first_opening(now, zones, window) or now + _RECHECK
+
+
+def never_opens(now: datetime, zones: tuple[str, ...], window: CallingWindow) -> bool:
+    """True when the window is never open in all the zones at once: the zones are further apart
+    than the window is long (a 09:00-17:00 window across Russia's eleven zones, say). A call so
+    limited could never be dialed, so it is refused when it is accepted."""
+    return _never_opens_on(now.date(), zones, window)
+
+
+def window_never_opens(window: CallingWindow, zones: tuple[str, ...]) -> str:
+    """The error for a window that `never_opens`."""
+    shown = ", ".join(zones[:3]) + (f" and {len(zones) - 3} more" if len(zones) > 3 else "")
+    return (
+        f"the calling window {window.start:%H:%M}-{window.end:%H:%M} is never open in all of the "
+        f"number's time zones at once ({shown}): give the callee's zone as tz"
+    )
+
+
+@lru_cache(maxsize=1024)
+def _never_opens_on(day: date, zones: tuple[str, ...], window: CallingWindow) -> bool:
+    # Whether an opening exists depends on the zones' offsets, not the hour: any instant of the
+    # day will do, and the day keys the cache (offsets move with daylight saving).
+    noon = datetime.combine(day, time(12), tzinfo=UTC)
+    return not _open_everywhere(noon, zones, window) and _first_opening(noon, zones, window) is None
+
+
+def _first_opening(now: datetime, zones: tuple[str, ...], window: CallingWindow) -> datetime | None:
+    """The first instant within two days when the window opens in all the zones. An opening of
+    all of them is always one zone's own opening (the latest to open), so only those are tried."""
     candidates = []
     for name in zones:
         local = now.astimezone(zone(name))
@@ -77,7 +107,7 @@ def next_opening(now: datetime, zones: tuple[str, ...], window: CallingWindow) -
     for candidate in sorted(candidates):
         if _open_everywhere(candidate, zones, window):
             return candidate
-    return now + _RECHECK
+    return None
 
 
 @dataclass(frozen=True)

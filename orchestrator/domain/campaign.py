@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from orchestrator.domain.calling_hours import zone
 from orchestrator.domain.phone import E164Checker
 from orchestrator.domain.text import control_character_position
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 MAX_TEXT = 2000
 MAX_VARIABLE = 500
-ROW_OVERRIDES = frozenset({"from", "trunk", "ring_timeout_s"})
+ROW_OVERRIDES = frozenset({"from", "trunk", "ring_timeout_s", "tz"})
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -77,6 +78,8 @@ class BulkRow:
     trunk: str
     text: str
     ring_timeout_s: int
+    tz: str | None = None
+    """The callee's IANA zone for calling hours; None: the number's own zones."""
 
 
 class RowParser:
@@ -110,7 +113,12 @@ class RowParser:
             raise RowError(sorted(unknown)[0], "unknown column: not a variable of the message")
         text = self._defaults.template.render(variables)
         return BulkRow(
-            to=to, from_=self._from(row), trunk=self._trunk(row), text=text, ring_timeout_s=self._ring(row)
+            to=to,
+            from_=self._from(row),
+            trunk=self._trunk(row),
+            text=text,
+            ring_timeout_s=self._ring(row),
+            tz=self._tz(row),
         )
 
     def _from(self, row: Mapping[str, Any]) -> str | None:
@@ -131,6 +139,19 @@ class RowParser:
         if not isinstance(value, str) or not _NAME.fullmatch(value) or value not in self._trunks:
             raise RowError("trunk", f"no trunk named {value!r}")
         return value
+
+    @staticmethod
+    def _tz(row: Mapping[str, Any]) -> str | None:
+        value = row.get("tz")
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise RowError("tz", "must be an IANA time zone name, e.g. Europe/Moscow")
+        try:
+            zone(value.strip())
+        except ValueError as exc:
+            raise RowError("tz", str(exc)) from exc
+        return value.strip()
 
     def _ring(self, row: Mapping[str, Any]) -> int:
         value = row.get("ring_timeout_s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -13,8 +13,8 @@ import structlog
 
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.call import NewCall
-from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
-from orchestrator.domain.errors import Conflict, NotFound
+from orchestrator.domain.calling_hours import CallingWindow, never_opens, window_never_opens, zones_for_number
+from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 
@@ -77,6 +77,12 @@ class CallService:
         trunk_name = await choose_trunk(self._repo, trunk, field="trunk")
         voice_name = choose_voice(voice, self._default_voice, self._voices, field="tts.voice")
         speech = SpeechRequest(text=text, voice=voice_name, engine=self._engine)
+        # Calling hours apply in the callee's zone(s): an explicit tz, else the number's.
+        zones = ((tz,) if tz else zones_for_number(to)) if window is not None else None
+        if window is not None and zones is not None and never_opens(datetime.now(UTC), zones, window):
+            raise ValidationFailed(
+                window_never_opens(window, zones), field="calling_window", code="calling-window-never-opens"
+            )
         call = NewCall(
             id=uuid.uuid4(),
             to=to,
@@ -90,8 +96,7 @@ class CallService:
             not_before=not_before,
             expires_at=expires_at,
             window=window,
-            # Calling hours apply in the callee's zone(s): an explicit tz, else the number's.
-            time_zones=((tz,) if tz else zones_for_number(to)) if window is not None else None,
+            time_zones=zones,
             retry=retry,
         )
         result = await self._repo.create(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
 from orchestrator.domain.audio import SpeechRequest
-from orchestrator.domain.calling_hours import CallingWindow, zones_for_number
+from orchestrator.domain.calling_hours import CallingWindow, never_opens, window_never_opens, zones_for_number
 from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
 from orchestrator.domain.errors import ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
@@ -116,7 +116,12 @@ class CampaignService:
             await self._trunks.trunk_names(),
         )
         voice = str(campaign["tts_voice"])
-        windowed = campaign["window_start"] is not None
+        window = (
+            CallingWindow(campaign["window_start"], campaign["window_end"])
+            if campaign["window_start"] is not None
+            else None
+        )
+        now = datetime.now(UTC)
         keys: dict[str, str] = {}
         report = IntakeReport()
         async with self._store.intake(campaign) as intake:
@@ -136,7 +141,14 @@ class CampaignService:
                     key = keys[row.text] = SpeechRequest(
                         text=row.text, voice=voice, engine=self._engine
                     ).key()
-                zones = zones_for_number(row.to) if windowed else None
+                zones = None
+                if window is not None:
+                    zones = (row.tz,) if row.tz else zones_for_number(row.to)
+                    if never_opens(now, zones, window):
+                        report.reject(
+                            line, RowError("tz" if row.tz else "to", window_never_opens(window, zones))
+                        )
+                        continue
                 await intake.add(line, row, key, zones)
             accepted, renders = await intake.commit(self._engine, voice)
         report.accepted = accepted

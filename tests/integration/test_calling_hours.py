@@ -122,6 +122,52 @@ async def test_campaign_window_applies_to_its_rows(api: httpx.AsyncClient) -> No
     await api.post(f"/v1/campaigns/{campaign['id']}/cancel")
 
 
+async def test_a_window_that_never_opens_in_all_the_zones_is_refused(api: httpx.AsyncClient) -> None:
+    """A Russian mobile may be in any of eleven zones: 09:00-17:00 is never open in all of them,
+    and such a call would never be dialed nor end. The callee's own zone makes it valid."""
+    office = {"start": "09:00", "end": "17:00"}
+    refused = await api.post("/v1/calls", json=call_body(to="+79123456789", calling_window=office))
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("calling-window-never-opens", "calling_window")
+    accepted = await api.post(
+        "/v1/calls",
+        json=call_body(
+            to="+79123456789", calling_window=office, tz="Europe/Moscow", not_before="2099-01-01T00:00:00Z"
+        ),
+    )
+    assert accepted.status_code == 202, accepted.text
+    await api.post(f"/v1/calls/{accepted.json()['id']}/cancel")
+    campaign = (
+        await api.post(
+            "/v1/campaigns",
+            json={"name": "zones", "defaults": {"tts": {"text": "Hi."}, "calling_window": office}},
+        )
+    ).json()
+    rows = [
+        {"to": "+79123456789"},
+        {"to": "+79123456780", "tz": "Asia/Vladivostok"},
+        {"to": "+79123456781", "tz": "Mars/Olympus"},
+    ]
+    report = (
+        await api.post(
+            f"/v1/campaigns/{campaign['id']}/calls",
+            content="\n".join(json.dumps(r) for r in rows).encode(),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+    ).json()
+    assert report["accepted"] == 1, report
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [(1, "to"), (3, "tz")], report
+    calls = (await api.get("/v1/calls", params={"campaign": campaign["id"]})).json()["calls"]
+    assert [c["time_zones"] for c in calls] == [["Asia/Vladivostok"]]
+    await api.post(f"/v1/campaigns/{campaign['id']}/cancel")
+    past = await api.post(
+        "/v1/campaigns",
+        json={"name": "late", "defaults": {"tts": {"text": "Hi."}, "expires_at": "2020-01-01T00:00:00Z"}},
+    )
+    assert past.status_code == 422 and past.json()["error"]["field"] == "defaults.expires_at", past.text
+
+
 async def test_bad_times_are_refused(api: httpx.AsyncClient) -> None:
     cases = [
         ({"tz": "Mars/Olympus"}, "tz"),

@@ -2,7 +2,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.domain.calling_hours import CallingWindow, next_opening, zones_for_number
+from orchestrator.domain.calling_hours import (
+    CallingWindow,
+    never_opens,
+    next_opening,
+    window_never_opens,
+    zones_for_number,
+)
 
 NINE_TO_EIGHT = CallingWindow.parse("09:00", "20:00")
 
@@ -53,6 +59,18 @@ def test_no_common_instant_looks_again_later() -> None:
     now = at("2026-06-01T00:00:00+00:00")
     later = next_opening(now, zones, narrow)
     assert later is not None and later > now
+
+
+def test_a_window_narrower_than_the_zones_are_apart_never_opens() -> None:
+    russia = zones_for_number("+79123456789")  # a mobile: any of the country's zones
+    assert len(russia) > 10
+    office = CallingWindow.parse("09:00", "17:00")
+    now = at("2026-06-01T00:00:00+00:00")
+    assert never_opens(now, russia, office)
+    assert not never_opens(now, ("Europe/Moscow",), office)
+    assert not never_opens(now, russia, CallingWindow.parse("00:00", "23:59"))
+    assert not never_opens(now, ("America/New_York", "America/Los_Angeles"), office)
+    assert "give the callee's zone as tz" in window_never_opens(office, russia)
 
 
 @pytest.mark.parametrize(("start", "end"), [("9:00", "20:00"), ("09:00", "24:00"), ("10:00", "10:00")])
