@@ -166,7 +166,8 @@ class AttemptState:
         retry_at = None
         # Somebody picked up: dialing them again (after the node died mid-message, say) would
         # reach the same person twice. Only attempts that never connected are retried.
-        if status.is_final and not self.cancel_requested and not self.answered:
+        retryable = ending is None or ending.retryable
+        if status.is_final and retryable and not self.cancel_requested and not self.answered:
             retry_at = self.retry.next_attempt_at(status, self.number, at)
         return Transition(
             self.attempt_id,

@@ -29,6 +29,11 @@ class Ending:
     cause: int
     cause_text: str
     reason: str = ""
+    retryable: bool = True
+    """False when trying again would only repeat it: the far end turned the call down."""
+
+
+REJECTED_REASON = "rejected by the far end (declined, or refused by the carrier): not retried"
 
 
 def status_for_channel_state(state_desc: str) -> CallStatus | None:
@@ -59,6 +64,8 @@ def ending_for_hangup(
         return Ending(CallStatus.CANCELED, cause, text, reason="canceled by request")
     if cause == q850.USER_BUSY:
         return Ending(CallStatus.BUSY, cause, text)
+    if cause == q850.CALL_REJECTED:  # SIP 603 Decline, or 403 from the carrier
+        return Ending(CallStatus.FAILED, cause, text, reason=REJECTED_REASON, retryable=False)
     if cause in _NO_ANSWER_CAUSES:
         if not far_end_responded:
             return Ending(CallStatus.FAILED, cause, text, reason=NO_RESPONSE_REASON)

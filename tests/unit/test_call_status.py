@@ -173,6 +173,21 @@ def test_final_transition_carries_the_retry() -> None:
     assert t is not None and t.retry_at is None
 
 
+def test_a_rejected_call_is_never_retried() -> None:
+    """SIP 603 Decline (cause 21): the person turned the call down; dialing again would only
+    annoy them, whatever the policy says of failures."""
+    from orchestrator.domain.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=3, retry_on=frozenset({CallStatus.FAILED}), backoff_s=5)
+    state = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)
+    t = state.on_event("Hangup", {"Cause": "21", "TechCause": "603"}, NOW)
+    assert t is not None and t.status is CallStatus.FAILED and t.retry_at is None
+    assert t.ending is not None and "rejected" in t.ending.reason
+    other = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)
+    t = other.on_event("Hangup", {"Cause": "38"}, NOW)  # network out of order: tried again
+    assert t is not None and t.status is CallStatus.FAILED and t.retry_at is not None
+
+
 def test_an_answered_attempt_is_never_retried() -> None:
     """Even when it ends failed (its node died mid-message) and the policy retries failures."""
     from orchestrator.domain.retry import RetryPolicy
