@@ -16,6 +16,7 @@ DNC_REASON = "number is on the do-not-call list"
 CANCELED_BEFORE_DIALING = "canceled before dialing"
 CANCELED_BY_REQUEST = "canceled by request"
 CAMPAIGN_CANCELED = "campaign canceled"
+TRUNK_REMOVED = "trunk removed"
 
 
 @dataclass(frozen=True)

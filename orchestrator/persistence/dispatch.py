@@ -19,6 +19,7 @@ from orchestrator.persistence.calls import (
     CANCELED_BEFORE_DIALING,
     CANCELED_BY_REQUEST,
     DNC_REASON,
+    TRUNK_REMOVED,
 )
 from orchestrator.persistence.db import Pool
 
@@ -36,15 +37,20 @@ _REQUEUE_TEMPLATE = """
         FOR UPDATE OF a, c
     ), gone AS (
         DELETE FROM call_attempts a USING unsent u WHERE a.id = u.id RETURNING a.id, a.call_id, u.number
+    ), stop AS (
+        SELECT g.id, CASE WHEN c.cancel_requested_at IS NOT NULL THEN %(canceled)s
+                          WHEN NOT EXISTS (SELECT 1 FROM trunks t WHERE t.name = c.trunk)
+                          THEN %(trunk_removed)s END AS reason
+        FROM gone g JOIN calls c ON c.id = g.call_id
     )
     UPDATE calls c SET
-        status = CASE WHEN c.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
-        status_reason = CASE WHEN c.cancel_requested_at IS NULL THEN %(reason)s
-                             ELSE %(canceled)s END,
-        ended_at = CASE WHEN c.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+        status = CASE WHEN s.reason IS NULL THEN 'queued' ELSE 'canceled' END,
+        status_reason = coalesce(s.reason, %(reason)s),
+        ended_at = CASE WHEN s.reason IS NULL THEN NULL ELSE now() END,
         attempt_count = g.number - 1,
         updated_at = now()
-    FROM gone g WHERE c.id = g.call_id AND c.status = 'initiated'  -- else its status stands
+    FROM gone g JOIN stop s ON s.id = g.id
+    WHERE c.id = g.call_id AND c.status = 'initiated'  -- else its status stands
     RETURNING c.id AS call_id, g.id AS attempt_id, c.status
 """
 _REQUEUE_UNSENT_SQL = _REQUEUE_TEMPLATE.format(which="a.id = ANY(%(ids)s)")
@@ -151,13 +157,16 @@ _APPLY_STATUS_SQL = (
     """
 )
 # The attempt ended but the call tries again later: back to queued, once. Unless its cancel
-# was asked for, or its campaign canceled, while the attempt was live: then it ends canceled.
+# was asked for, its campaign canceled or its trunk removed (forced) while the attempt was live:
+# then it ends canceled, as no claim would ever take it again.
 _APPLY_RETRY_SQL = (
     _APPLY_ATTEMPTS_CTE
     + """
     , stop AS (
         SELECT o.idx, CASE WHEN c.cancel_requested_at IS NOT NULL THEN %(by_request)s
-                           WHEN k.status = 'canceled' THEN %(campaign_canceled)s END AS reason
+                           WHEN k.status = 'canceled' THEN %(campaign_canceled)s
+                           WHEN NOT EXISTS (SELECT 1 FROM trunks t WHERE t.name = c.trunk)
+                           THEN %(trunk_removed)s END AS reason
         FROM owned o JOIN calls c ON c.id = o.call_id LEFT JOIN campaigns k ON k.id = c.campaign_id
     )
     UPDATE calls c SET
@@ -309,7 +318,14 @@ class DispatchStore:
     async def _requeue(self, sql: str, reason: str, **which: Any) -> list[Row]:
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                sql, {"me": self.owner, "reason": reason, "canceled": CANCELED_BEFORE_DIALING, **which}
+                sql,
+                {
+                    "me": self.owner,
+                    "reason": reason,
+                    "canceled": CANCELED_BEFORE_DIALING,
+                    "trunk_removed": TRUNK_REMOVED,
+                    **which,
+                },
             )
             return await cur.fetchall()
 
@@ -675,6 +691,7 @@ class DispatchStore:
             "owner": self.owner,
             "by_request": CANCELED_BY_REQUEST,
             "campaign_canceled": CAMPAIGN_CANCELED,
+            "trunk_removed": TRUNK_REMOVED,
         }
 
     async def stale_renders(self, older_than_s: float) -> list[str]:

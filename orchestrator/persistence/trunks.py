@@ -114,7 +114,8 @@ class TrunkStore:
 
     def remove(self, name: str, *, force: bool) -> int:
         """Delete a trunk. Refuses while calls are live on it unless forced; forced, its queued
-        calls are canceled (calls already dialing finish). Returns the number canceled."""
+        calls are canceled (calls already dialing finish, and are not retried: with no trunk no
+        claim would take them). Returns the number canceled."""
         with self._conn.transaction():
             row = self.get(name)
             busy = int(row["live_calls"]) + int(row["queued_calls"])

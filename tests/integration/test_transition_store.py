@@ -21,10 +21,11 @@ from orchestrator.persistence.db import open_pool
 from orchestrator.persistence.dispatch import DispatchStore
 
 Db = psycopg.Connection[dict[str, Any]]
-TRUNK = "store-test-no-such-trunk"  # no trunk row: no dispatcher ever claims these calls
+TRUNK = "store-test"  # its calls are retried minutes later at the soonest: never claimed here
+GONE = "store-test-removed"  # no trunk row: a trunk removed while its calls were live
 
 
-def _seed(db: Db, owners: dict[str, str]) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
+def _seed(db: Db, owners: dict[str, str], trunk: str = TRUNK) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
     """A call in `initiated` with one live attempt per key, the attempt owned as given."""
     text = f"store test {uuid.uuid4()}"
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -40,12 +41,12 @@ def _seed(db: Db, owners: dict[str, str]) -> dict[str, tuple[uuid.UUID, uuid.UUI
             "INSERT INTO calls (id, to_number, trunk, tts_text, tts_voice, audio_hash, ring_timeout_s, "
             "status, attempt_count, max_attempts, retry_on) "
             "VALUES (%s, %s, %s, %s, 'test', %s, 20, 'initiated', 1, 3, '{busy}')",
-            (call, f"+1555010{n:04d}", TRUNK, text, digest),
+            (call, f"+1555010{n:04d}", trunk, text, digest),
         )
         db.execute(
             "INSERT INTO call_attempts (id, call_id, number, node, trunk, status, owner) "
             "VALUES (%s, %s, 1, 'n1', %s, 'initiated', %s)",
-            (attempt, call, TRUNK, owner),
+            (attempt, call, trunk, owner),
         )
         ids[key] = (call, attempt)
     return ids
@@ -57,6 +58,7 @@ async def stores(db: Db) -> AsyncIterator[Callable[[], Awaitable[DispatchStore]]
     attempts as orphans); afterwards nothing of the test is left live for it to adopt or sweep."""
     pool = await open_pool(os.environ["DATABASE_URL"], name="sespcl-test")
     owners: list[str] = []
+    db.execute("INSERT INTO trunks (name, host) VALUES (%s, '192.0.2.1') ON CONFLICT DO NOTHING", (TRUNK,))
 
     async def new_store() -> DispatchStore:
         store = DispatchStore(pool, f"store-test-{uuid.uuid4()}")
@@ -69,14 +71,15 @@ async def stores(db: Db) -> AsyncIterator[Callable[[], Awaitable[DispatchStore]]
     finally:
         db.execute(
             "UPDATE call_attempts SET ended_at = now(), status = 'failed' "
-            "WHERE trunk = %s AND ended_at IS NULL",
-            (TRUNK,),
+            "WHERE trunk = ANY(%s) AND ended_at IS NULL",
+            ([TRUNK, GONE],),
         )
         db.execute(
-            "UPDATE calls SET status = 'failed', ended_at = now() WHERE trunk = %s "
+            "UPDATE calls SET status = 'failed', ended_at = now() WHERE trunk = ANY(%s) "
             "AND status NOT IN ('completed', 'busy', 'no-answer', 'failed', 'canceled')",
-            (TRUNK,),
+            ([TRUNK, GONE],),
         )
+        db.execute("DELETE FROM trunks WHERE name = %s", (TRUNK,))
         db.execute("DELETE FROM dispatchers WHERE id = ANY(%s)", (owners,))
         await pool.close()
 
@@ -169,13 +172,14 @@ async def test_a_batch_that_fails_part_way_stores_nothing_and_can_be_applied_aga
     assert await me.apply(good) == [StoredStatus(CallStatus.RINGING)] * 2
 
 
-async def test_a_retry_after_the_call_or_its_campaign_was_canceled_ends_the_call_canceled(
+async def test_a_retry_after_a_cancel_or_a_trunk_removal_ends_the_call_canceled(
     db: Db, stores: Callable[[], Awaitable[DispatchStore]]
 ) -> None:
     """The cancel came while the attempt was live, too late for the dispatcher to hang it up:
     the attempt keeps its own outcome and the call is not dialed again."""
     me = await stores()
     ids = _seed(db, {"requested": me.owner, "campaign": me.owner, "plain": me.owner})
+    ids |= _seed(db, {"trunk gone": me.owner}, trunk=GONE)
     campaign = db.execute(
         "INSERT INTO campaigns (id, name, status, tts_template, tts_voice) "
         "VALUES (%s, 'store test', 'canceled', 'Hi.', 'en-us') RETURNING id",
@@ -191,14 +195,16 @@ async def test_a_retry_after_the_call_or_its_campaign_was_canceled_ends_the_call
         call, attempt = ids[key]
         return Transition(attempt, call, CallStatus.BUSY, at, ending=busy, retry_at=at + timedelta(minutes=1))
 
-    batch = [busy_then_retry(k) for k in ("requested", "campaign", "plain")]
+    keys = ("requested", "campaign", "trunk gone", "plain")
+    batch = [busy_then_retry(k) for k in keys]
     stored = await me.apply(batch)
     assert stored == [
         StoredStatus(CallStatus.CANCELED, "canceled by request"),
         StoredStatus(CallStatus.CANCELED, "campaign canceled"),
+        StoredStatus(CallStatus.CANCELED, "trunk removed"),
         StoredStatus(CallStatus.QUEUED, "retrying after busy"),
     ]
-    for key, status in (("requested", "canceled"), ("campaign", "canceled"), ("plain", "queued")):
+    for key, status in zip(keys, ("canceled", "canceled", "canceled", "queued")):
         call, attempt = ids[key]
         row = db.execute("SELECT status, ended_at FROM calls WHERE id = %s", (call,)).fetchone()
         assert row is not None and row["status"] == status
