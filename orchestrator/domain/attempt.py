@@ -18,7 +18,6 @@ from orchestrator.domain.outcome import (
     ending_for_originate_failure,
     status_for_channel_state,
 )
-from orchestrator.domain.records import StoredStatus
 from orchestrator.domain.retry import RetryPolicy
 
 
@@ -34,27 +33,6 @@ class Transition:
     retry_at: datetime | None = None
     """Set on an attempt's final transition when the call's policy tries again then: the call
     goes back to `queued` instead of ending."""
-
-    def event_data(self, stored: StoredStatus) -> dict[str, object]:
-        """The `status` event recorded once the transition is stored, as `stored` says it went."""
-        reason = self.ending.reason if self.ending is not None else None
-        data: dict[str, object]
-        if stored.status is self.status:
-            data = {"status": self.status.value}
-        elif stored.status is CallStatus.QUEUED and self.retry_at is not None:
-            data = {
-                "status": "queued",
-                "retry_after": self.status.value,
-                "retry_at": self.retry_at.isoformat(),
-            }
-        else:  # a retry that the call's cancel stopped: the call ends canceled, the attempt as it did
-            data = {"status": stored.status.value, "attempt_status": self.status.value}
-            reason = stored.reason or reason
-        if self.ending is not None:
-            data |= {"cause": self.ending.cause, "cause_text": self.ending.cause_text}
-        if reason:
-            data["reason"] = reason
-        return data
 
 
 @dataclass

@@ -120,6 +120,9 @@ _START_ATTEMPTS_SQL = """
 # call); both only forward in rank, so a status another process wrote is never overtaken.
 # Set-based: one statement stores many transitions (at most one per call: see
 # `transition_layers`), and returns the positions of those whose call row changed.
+# Each call row that changes gets its `status` event in the same statement: the event log that
+# dashboards read never misses a status, whatever happens to the dispatcher or to Redis. It is
+# stamped a microsecond after the AMI event that caused it, so it sorts after that one.
 _APPLY_ATTEMPTS_CTE = """
     WITH v AS (
         SELECT * FROM unnest(
@@ -142,9 +145,17 @@ _APPLY_ATTEMPTS_CTE = """
         SELECT v.* FROM v JOIN call_attempts a ON a.id = v.attempt_id AND a.owner = %(owner)s
     )
 """
+_RECORD_STATUS_EVENTS = """
+    ), recorded AS (
+        INSERT INTO call_events (call_id, attempt_id, at, type, data)
+        SELECT call_id, attempt_id, at + interval '1 microsecond', 'status', data FROM changed
+    )
+    SELECT idx, status, status_reason FROM changed
+"""
 _APPLY_STATUS_SQL = (
     _APPLY_ATTEMPTS_CTE
     + """
+    , changed AS (
     UPDATE calls c SET status = o.status, updated_at = o.at,
         answered_at = CASE WHEN o.answered THEN coalesce(c.answered_at, o.at) ELSE c.answered_at END,
         ended_at = CASE WHEN o.final THEN o.at ELSE c.ended_at END,
@@ -153,8 +164,11 @@ _APPLY_STATUS_SQL = (
         status_reason = coalesce(o.reason, c.status_reason)
     FROM owned o WHERE c.id = o.call_id
       AND sespcl_status_rank(c.status) < sespcl_status_rank(o.status)
-    RETURNING o.idx, c.status, c.status_reason
+    RETURNING o.idx, o.call_id, o.attempt_id, o.at, c.status, c.status_reason,
+        jsonb_strip_nulls(jsonb_build_object('status', o.status, 'cause', o.cause,
+                                             'cause_text', o.cause_text, 'reason', o.reason)) AS data
     """
+    + _RECORD_STATUS_EVENTS
 )
 # The attempt ended but the call tries again later: back to queued, once. Unless its cancel
 # was asked for, its campaign canceled or its trunk removed (forced) while the attempt was live:
@@ -168,7 +182,7 @@ _APPLY_RETRY_SQL = (
                            WHEN NOT EXISTS (SELECT 1 FROM trunks t WHERE t.name = c.trunk)
                            THEN %(trunk_removed)s END AS reason
         FROM owned o JOIN calls c ON c.id = o.call_id LEFT JOIN campaigns k ON k.id = c.campaign_id
-    )
+    ), changed AS (
     UPDATE calls c SET
         status = CASE WHEN s.reason IS NULL THEN 'queued' ELSE 'canceled' END,
         not_before = CASE WHEN s.reason IS NULL THEN o.retry_at ELSE c.not_before END,
@@ -179,8 +193,16 @@ _APPLY_RETRY_SQL = (
         hangup_cause_text = coalesce(o.cause_text, c.hangup_cause_text)
     FROM owned o JOIN stop s ON s.idx = o.idx
     WHERE c.id = o.call_id AND sespcl_status_rank(c.status) BETWEEN 1 AND 3
-    RETURNING o.idx, c.status, c.status_reason
+    RETURNING o.idx, o.call_id, o.attempt_id, o.at, c.status, c.status_reason,
+        jsonb_strip_nulls(CASE WHEN s.reason IS NULL
+            THEN jsonb_build_object('status', 'queued', 'retry_after', o.status, 'retry_at', o.retry_at,
+                                    'cause', o.cause, 'cause_text', o.cause_text, 'reason', o.reason)
+            -- the call ends canceled; its attempt ended as it did
+            ELSE jsonb_build_object('status', 'canceled', 'attempt_status', o.status, 'cause', o.cause,
+                                    'cause_text', o.cause_text, 'reason', s.reason)
+        END) AS data
     """
+    + _RECORD_STATUS_EVENTS
 )
 
 

@@ -534,10 +534,7 @@ class Dispatcher:
 
     def _after_transition(self, t: Transition, stored: StoredStatus | None) -> None:
         key = str(t.attempt_id)
-        if stored is not None:
-            # A microsecond later than the AMI event that caused it, so it sorts after it.
-            at = t.at + timedelta(microseconds=1)
-            self._record(t.call_id, t.attempt_id, at, "status", t.event_data(stored))
+        if stored is not None:  # its `status` event was stored with it
             log.info("call.status", call_id=str(t.call_id), attempt_id=key, status=stored.status.value)
         if t.status.is_final:
             self._unacknowledged(key)

@@ -63,15 +63,22 @@ async def wait_final(api: httpx.AsyncClient, call_id: str, timeout: float = 90) 
 
 
 async def wait_events(
-    api: httpx.AsyncClient, call_id: str, last_type: str, timeout: float = 15
+    api: httpx.AsyncClient,
+    call_id: str,
+    last_type: str,
+    timeout: float = 15,
+    *,
+    and_types: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Events are recorded in batches by workers: wait until the final status event is in."""
+    """Status events are stored with the status; Asterisk's and the dispatcher's own events come
+    in batches through the workers. Wait until the final status event and `and_types` are in."""
     deadline = time.monotonic() + timeout
     while True:
         response = await api.get(f"/v1/calls/{call_id}/events")
         assert response.status_code == 200, response.text
         events: list[dict[str, Any]] = response.json()["events"]
-        if any(e["type"] == "status" and e["data"].get("status") == last_type for e in events):
+        final = any(e["type"] == "status" and e["data"].get("status") == last_type for e in events)
+        if final and set(and_types) <= {e["type"] for e in events}:
             return events
         if time.monotonic() > deadline:
             pytest.fail(f"no '{last_type}' status event for {call_id} after {timeout} s: {events}")

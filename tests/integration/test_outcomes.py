@@ -81,7 +81,7 @@ async def test_events_recorded_in_order(
     api: httpx.AsyncClient, placed: dict[str, dict[str, Any]], farm_driver: str
 ) -> None:
     call = placed["completed"]
-    events = await wait_events(api, call["id"], "completed")
+    events = await wait_events(api, call["id"], "completed", and_types=(f"{farm_driver}.Hangup",))
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
     statuses = [e["data"]["status"] for e in events if e["type"] == "status"]
@@ -96,6 +96,6 @@ async def test_events_recorded_in_order(
 async def test_busy_events_carry_the_cause(
     api: httpx.AsyncClient, placed: dict[str, dict[str, Any]], farm_driver: str
 ) -> None:
-    events = await wait_events(api, placed["busy"]["id"], "busy")
+    events = await wait_events(api, placed["busy"]["id"], "busy", and_types=(f"{farm_driver}.Hangup",))
     hangups = [e for e in events if e["type"] == f"{farm_driver}.Hangup"]
     assert hangups and hangups[0]["data"]["Cause"] == "17"

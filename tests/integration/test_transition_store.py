@@ -52,6 +52,13 @@ def _seed(db: Db, owners: dict[str, str], trunk: str = TRUNK) -> dict[str, tuple
     return ids
 
 
+def _status_events(db: Db, call_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT data FROM call_events WHERE call_id = %s AND type = 'status' ORDER BY at, id", (call_id,)
+    ).fetchall()
+    return [r["data"] for r in rows]
+
+
 @pytest.fixture
 async def stores(db: Db) -> AsyncIterator[Callable[[], Awaitable[DispatchStore]]]:
     """Stores for dispatchers that heartbeat (or the stack's dispatcher would adopt their
@@ -141,6 +148,15 @@ async def test_one_apply_stores_each_calls_transitions_in_order_and_refuses_the_
     assert b_attempt["status"] == "busy" and b_attempt["ended_at"] == t0 + timedelta(seconds=2)
     assert b_attempt["hangup_cause"] == 17
 
+    # Each change of a call row, and only those, has its status event, stored with it.
+    assert [e["status"] for e in _status_events(db, ids["a"][0])] == ["ringing", "in-progress", "completed"]
+    assert _status_events(db, ids["a"][0])[-1] == {
+        "status": "completed",
+        "cause": 16,
+        "cause_text": "Normal Clearing",
+    }
+    assert [e["status"] for e in _status_events(db, ids["c"][0])] == ["in-progress"]
+    assert _status_events(db, ids["d"][0]) == []
     assert row("calls", "c")["status"] == "in-progress"
     assert row("call_attempts", "c")["status"] == "in-progress"
     assert row("calls", "d")["status"] == "initiated"
@@ -211,12 +227,26 @@ async def test_a_retry_after_a_cancel_or_a_trunk_removal_ends_the_call_canceled(
         assert (row["ended_at"] == at) is (status == "canceled")
         attempt_row = db.execute("SELECT status FROM call_attempts WHERE id = %s", (attempt,)).fetchone()
         assert attempt_row is not None and attempt_row["status"] == "busy"
-    # The status event says both: the call ended canceled, its attempt busy.
-    assert stored[0] is not None
-    assert batch[0].event_data(stored[0]) == {
-        "status": "canceled",
-        "attempt_status": "busy",
-        "cause": 17,
-        "cause_text": "User busy",
-        "reason": "canceled by request",
-    }
+    # The status event, stored with it, says both: the call ended canceled, its attempt busy.
+    assert _status_events(db, ids["requested"][0]) == [
+        {
+            "status": "canceled",
+            "attempt_status": "busy",
+            "cause": 17,
+            "cause_text": "User busy",
+            "reason": "canceled by request",
+        }
+    ]
+    retry_at = batch[-1].retry_at
+    assert retry_at is not None
+    queued = _status_events(db, ids["plain"][0])
+    assert queued == [
+        {
+            "status": "queued",
+            "retry_after": "busy",
+            "retry_at": queued[0]["retry_at"],
+            "cause": 17,
+            "cause_text": "User busy",
+        }
+    ]
+    assert datetime.fromisoformat(queued[0]["retry_at"]) == retry_at
