@@ -104,10 +104,14 @@ class AttemptState:
         )
         return self._advance(ending.status, at, ending=ending)
 
-    def on_lost(self, reason: str, at: datetime) -> Transition | None:
-        """The attempt outlived every bound, or its node vanished: it failed."""
+    def on_lost(
+        self, reason: str, at: datetime, *, may_ring_until: datetime | None = None
+    ) -> Transition | None:
+        """The attempt outlived every bound, or its node vanished: it failed. A node that is only
+        cut off goes on ringing its calls unseen, up to `may_ring_until`: a retry waits until then,
+        so the callee never has two of our calls ringing at once."""
         ending = Ending(CallStatus.FAILED, 0, "Unknown", reason=reason)
-        return self._advance(CallStatus.FAILED, at, ending=ending)
+        return self._advance(CallStatus.FAILED, at, ending=ending, retry_not_before=may_ring_until)
 
     def on_ended_unseen(self, disposition: str | None, reason: str, at: datetime) -> Transition | None:
         """The channel ended while nobody was listening, and the node's CDR (if any) says how:
@@ -134,7 +138,13 @@ class AttemptState:
         return self.on_lost(reason, at)
 
     def _advance(
-        self, status: CallStatus, at: datetime, *, answered: bool = False, ending: Ending | None = None
+        self,
+        status: CallStatus,
+        at: datetime,
+        *,
+        answered: bool = False,
+        ending: Ending | None = None,
+        retry_not_before: datetime | None = None,
     ) -> Transition | None:
         if status.rank <= self.status.rank:
             return None
@@ -147,6 +157,8 @@ class AttemptState:
         retryable = ending is None or ending.retryable
         if status.is_final and retryable and not self.cancel_requested and not self.answered:
             retry_at = self.retry.next_attempt_at(status, self.number, at)
+            if retry_at is not None and retry_not_before is not None:
+                retry_at = max(retry_at, retry_not_before)
         return Transition(
             self.attempt_id,
             self.call_id,

@@ -39,6 +39,8 @@ RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 RECONCILE_MIN_AGE_S = 5.0
 """Younger attempts may not have a channel yet (Originate in flight)."""
+RING_END_MARGIN_S = 5.0
+"""A lost node's unanswered call is retried no sooner than its ring timeout plus this."""
 STRAY_AFTER_S = 10.0
 """An attempt of ours still not marked sent this long after its claim was never followed: a
 claim marks its attempts within milliseconds, or fails and keeps them in `_unsent`."""
@@ -242,11 +244,14 @@ class Dispatcher:
         await asyncio.gather(*(check(name, node) for name, node in list(self._nodes.items())))
 
     def _fail_node_attempts(self, name: str, reason: str) -> None:
-        now = _now()
-        lost = [state for state in self._attempts.values() if state.node == name]
+        now, now_mono = _now(), time.monotonic()
+        lost = [(key, state) for key, state in self._attempts.items() if state.node == name]
         log.error("dispatch.node_lost", node=name, live_calls=len(lost), reason=reason)
-        for state in lost:
-            self._push(state.on_lost(reason, now))
+        for key, state in lost:
+            # Silent and unreachable is not proof of death: its unanswered calls may still ring.
+            started, ring_s = self._started.get(key, (now_mono, 0))
+            ring_end = now + timedelta(seconds=started - now_mono + ring_s + RING_END_MARGIN_S)
+            self._push(state.on_lost(reason, now, may_ring_until=ring_end))
 
     async def _reconcile(self, name: str) -> None:
         """After (re)connecting: attempts this dispatcher follows on the node whose channel is

@@ -188,6 +188,21 @@ def test_a_rejected_call_is_never_retried() -> None:
     assert t is not None and t.status is CallStatus.FAILED and t.retry_at is not None
 
 
+def test_a_lost_attempt_is_retried_only_once_it_can_no_longer_ring() -> None:
+    from datetime import timedelta
+
+    from orchestrator.domain.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=3, retry_on=frozenset({CallStatus.FAILED}), backoff_s=5)
+    rings_until = NOW + timedelta(seconds=40)
+    t = AttemptState(uuid4(), uuid4(), "n1", retry=policy).on_lost(
+        "node lost", NOW, may_ring_until=rings_until
+    )
+    assert t is not None and t.retry_at == rings_until
+    t = AttemptState(uuid4(), uuid4(), "n1", retry=policy).on_lost("node lost", NOW, may_ring_until=NOW)
+    assert t is not None and t.retry_at == NOW + timedelta(seconds=5), "the backoff when it is later"
+
+
 def test_an_answered_attempt_is_never_retried() -> None:
     """Even when it ends failed (its node died mid-message) and the policy retries failures."""
     from orchestrator.domain.retry import RetryPolicy
