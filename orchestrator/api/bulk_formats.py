@@ -8,13 +8,13 @@ element's position (from 1) for a JSON array.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import ijson
 from aiohttp import StreamReader
 
+from orchestrator.api import json_text
 from orchestrator.domain.campaign import RowError
 
 CHUNK = 256 * 1024
@@ -81,9 +81,9 @@ async def ndjson_rows(stream: StreamReader, limit: int) -> AsyncIterator[Row]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, RowError(None, f"not valid JSON: {exc.msg}")
+            value = json_text.loads(line)
+        except ValueError as exc:
+            yield number, RowError(None, f"not valid JSON: {json_text.reason(exc)}")
             continue
         yield number, value if isinstance(value, dict) else RowError(None, "each line must be a JSON object")
 

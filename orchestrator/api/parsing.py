@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from orchestrator.api import json_text
 from orchestrator.api.deps import DEPS
 from orchestrator.api.errors import ApiError
 
@@ -22,9 +22,9 @@ async def json_body(request: web.Request) -> Any:
     if len(raw) > deps.max_body_bytes:
         raise ApiError(413, "body-too-large", f"the body may be at most {deps.max_body_bytes} bytes")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed-json", f"the body is not valid JSON: {exc}") from exc
+        return json_text.loads(raw)
+    except ValueError as exc:  # bad syntax or UTF-8, NaN, an integer of thousands of digits
+        raise ApiError(400, "malformed-json", f"the body is not valid JSON: {json_text.reason(exc)}") from exc
 
 
 def validation_error(exc: ValidationError) -> ApiError:

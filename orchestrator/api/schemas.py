@@ -133,7 +133,13 @@ class CallIn(RetryFields):
     @classmethod
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
-            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+            try:
+                text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            except ValueError as exc:
+                raise ValueError("may hold only standard JSON numbers (no NaN or Infinity)") from exc
+            if "\\u0000" in text:  # JSON allows it; PostgreSQL's jsonb does not
+                raise ValueError("may not hold the NUL character (\\u0000)")
+            size = len(text.encode("utf-8"))
             if size > MAX_METADATA_BYTES:
                 raise ValueError(f"is {size} bytes; at most {MAX_METADATA_BYTES} are allowed")
         return value

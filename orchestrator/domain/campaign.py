@@ -159,7 +159,7 @@ class RowParser:
             return self._defaults.ring_timeout_s
         try:
             number = int(value) if not isinstance(value, bool) else -1
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: Infinity
             raise RowError("ring_timeout_s", "must be a whole number of seconds") from exc
         if not 5 <= number <= 120:
             raise RowError("ring_timeout_s", "must be between 5 and 120")

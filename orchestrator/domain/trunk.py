@@ -29,11 +29,15 @@ class Transport(str, Enum):
 def check_host(value: str) -> str:
     """An IP address or a DNS name; nothing that could carry a URI parameter or a header."""
     try:
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
     except ValueError:
         if _HOSTNAME.fullmatch(value):
             return value.lower()
-    raise ValueError(f"{value!r} is not an IP address or a DNS name")
+    else:
+        # An IPv6 scope id (after "%") may hold any character at all: ];, spaces, newlines.
+        if not getattr(address, "scope_id", None):
+            return str(address)
+    raise ValueError(f"{value!r} is not an IP address (without a scope id) or a DNS name")
 
 
 class TrunkSpec(BaseModel):

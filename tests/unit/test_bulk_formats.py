@@ -35,6 +35,11 @@ async def test_ndjson_lines_numbered_and_bad_lines_reported() -> None:
     assert rows[3][1] == {"to": "+2"}
 
 
+async def test_ndjson_non_standard_numbers_are_row_errors() -> None:
+    rows = await _collect(ndjson_rows, b'{"to": NaN}\n{"n": ' + b"9" * 5000 + b'}\n{"to": "+3"}')
+    assert [type(v) for _, v in rows] == [RowError, RowError, dict]
+
+
 async def test_csv_header_and_field_counts() -> None:
     rows = await _collect(csv_rows, b'to,name\n+1,"Ann, Jr"\n+2\n+3,Bob\n')
     assert rows[0] == (2, {"to": "+1", "name": "Ann, Jr"})
@@ -63,3 +68,34 @@ async def test_size_limit_while_streaming(reader) -> None:  # type: ignore[no-un
         big = b"to\n" + b"+14155550123\n" * 200
     with pytest.raises(BodyTooLarge):
         await _collect(reader, big, limit=500)
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"to": "+14155550123", "ring_timeout_s": float("inf")}, "ring_timeout_s"),
+        ({"to": "+14155550123", "ring_timeout_s": 4}, "ring_timeout_s"),
+        ({"to": "+14155550123", "tz": "Europe"}, "tz"),
+        ({"to": "+14155550123", "tz": 3}, "tz"),
+        ({"to": "+14155550123", "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_row_values_are_row_errors_naming_the_field(row: dict[str, object], field: str) -> None:
+    from orchestrator.domain.campaign import CampaignDefaults, RowParser, Template
+
+    defaults = CampaignDefaults(
+        trunk="demo", from_=None, template=Template("Hi."), voice="en-us", ring_timeout_s=30
+    )
+    with pytest.raises(RowError) as info:
+        RowParser(defaults, frozenset({"demo"})).parse(row)
+    assert info.value.field == field
+
+
+def test_a_row_may_name_the_callee_zone() -> None:
+    from orchestrator.domain.campaign import CampaignDefaults, RowParser, Template
+
+    defaults = CampaignDefaults(
+        trunk="demo", from_=None, template=Template("Hi."), voice="en-us", ring_timeout_s=30
+    )
+    parsed = RowParser(defaults, frozenset({"demo"})).parse({"to": "+79123456789", "tz": " Europe/Moscow "})
+    assert parsed.tz == "Europe/Moscow"

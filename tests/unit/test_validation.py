@@ -62,6 +62,9 @@ def test_minimal_call_gets_defaults() -> None:
         ({"surprise": 1}, "surprise"),
         ({"metadata": {"blob": "x" * 5000}}, "metadata"),
         ({"to": 14155550123}, "to"),
+        ({"metadata": {"note": "nul\u0000byte"}}, "metadata"),
+        ({"metadata": {"score": float("nan")}}, "metadata"),
+        ({"tz": "Europe"}, "tz"),  # a folder of zones, not a zone
     ],
 )
 def test_bad_input_names_the_field(overrides: dict[str, object], field: str) -> None:
@@ -91,3 +94,26 @@ def test_idempotency_hash_follows_content() -> None:
     same = CallIn.model_validate(json.loads(json.dumps(_body(metadata={"a": 1}))))
     other = CallIn.model_validate(_body(metadata={"a": 2}))
     assert one.canonical_hash() == same.canonical_hash() != other.canonical_hash()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": NaN}', '{"a": -Infinity}', '{"a": ' + "9" * 5000 + "}", b'{"a": "\xff"}', "{oops"],
+)
+def test_bodies_that_are_not_standard_json_are_value_errors(text: str | bytes) -> None:
+    """Each becomes a 400 with the reason, never a server error (jsonb refuses NaN later)."""
+    from orchestrator.api import json_text
+
+    with pytest.raises(ValueError) as info:
+        json_text.loads(text)
+    assert json_text.reason(info.value)
+
+
+def test_hosts_with_an_ipv6_scope_id_are_refused() -> None:
+    """The scope id may hold any character: `];maddr=` would rewrite the trunk's SIP URI."""
+    from orchestrator.domain.trunk import check_host
+
+    for bad in ("fe80::1%x];maddr=evil.example;x=[", "fe80::1%a\nb", "fe80::1%eth0"):
+        with pytest.raises(ValueError):
+            check_host(bad)
+    assert check_host("FE80::1") == "fe80::1" and check_host("Sip.Example.com") == "sip.example.com"
