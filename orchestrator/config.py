@@ -5,11 +5,15 @@ Names are `SESPCL_*`, except DATABASE_URL and REDIS_URL which keep their convent
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_AUDIO_DIR = re.compile(r"/[a-z0-9_.-]+(/[a-z0-9_.-]+)*")
+"""What the nodes' dialplan plays (FILTER), and asterisk-config/install.sh accepts."""
 
 
 class Settings(BaseSettings):
@@ -31,7 +35,8 @@ class Settings(BaseSettings):
     """Largest bulk upload (/v1/campaigns/{id}/calls, /voice/bulk); it is streamed, not held."""
 
     audio_dir: Path = Path("/var/lib/sespcl/audio")
-    """Shared storage for rendered prompts; Asterisk nodes read the same path."""
+    """Shared storage for rendered prompts; Asterisk nodes read the same path. The dialplan
+    plays only paths of [/a-z0-9_.-] (asterisk-config/install.sh holds the nodes to the same)."""
     tts_engine: str = "espeak-ng"
     tts_default_voice: str = "en-us"
     tts_rate_wpm: int = 160
@@ -60,7 +65,7 @@ class Settings(BaseSettings):
     """Longest an AMI event waits in the dispatcher before its batch is enqueued. Each batch is
     one RQ job, and a job costs a worker about 15 ms whatever its size: fewer, larger batches."""
     events_batch_max: int = 500
-    max_call_s: int = 600
+    max_call_s: int = Field(default=600, ge=1)
     """Longest a call may stay answered: sent with each Originate, and the node's dialplan hangs
     the call up then (TIMEOUT(absolute)), whether or not a dispatcher is listening."""
     finalize_grace_s: float = 30.0
@@ -75,6 +80,13 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_json: bool | None = None
     """One JSON object per log line; unset: JSON whenever stderr is not a terminal."""
+
+    @field_validator("audio_dir")
+    @classmethod
+    def _playable(cls, value: Path) -> Path:
+        if not _AUDIO_DIR.fullmatch(str(value)) or ".." in str(value):
+            raise ValueError(f"{value} must be an absolute path of characters [/a-z0-9_.-] without '..'")
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -7,11 +7,9 @@ import time
 
 import click
 
-from orchestrator.cli.output import print_table
+from orchestrator.cli.output import database, print_table
 from orchestrator.client import ApiClient, ApiClientError
-from orchestrator.config import get_settings
 from orchestrator.domain.call import CallStatus
-from orchestrator.persistence.db import connect
 
 
 @click.group()
@@ -83,7 +81,7 @@ def calls_show(call_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def calls_list(status: str | None, limit: int, as_json: bool) -> None:
     """List the newest calls."""
-    with connect(get_settings().database_url) as conn:
+    with database() as conn:
         rows = conn.execute(
             "SELECT id, to_number AS to, trunk, status, created_at, ended_at FROM calls "
             "WHERE %(s)s::text IS NULL OR status = %(s)s ORDER BY created_at DESC, id DESC LIMIT %(n)s",

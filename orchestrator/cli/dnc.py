@@ -78,19 +78,23 @@ def dnc_import(file: Path, reason: str | None) -> None:
     why = _reason(reason)
     checker = E164Checker()
     numbers: list[str] = []
-    with file.open(newline="", encoding="utf-8") as handle:
-        for line_number, row in enumerate(csv.reader(handle), start=1):
-            if not row or not row[0].strip():
-                continue
-            value = row[0].strip()
-            if line_number == 1 and not value.startswith("+"):
-                continue  # a header
-            try:
-                numbers.append(checker.check(value))
-            except ValueError as exc:
-                raise click.ClickException(
-                    f"{file}:{line_number}: {value!r}: {exc}; nothing imported"
-                ) from exc
+    # utf-8-sig: spreadsheets write a byte-order mark, which would hide the first number.
+    with file.open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            for line_number, row in enumerate(csv.reader(handle), start=1):
+                if not row or not row[0].strip():
+                    continue
+                value = row[0].strip()
+                if line_number == 1 and not any(c.isdigit() for c in value):
+                    continue  # a header
+                try:
+                    numbers.append(checker.check(value))
+                except ValueError as exc:
+                    raise click.ClickException(
+                        f"{file}:{line_number}: {value!r}: {exc}; nothing imported"
+                    ) from exc
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"{file}: not UTF-8 text ({exc.reason}); nothing imported") from exc
     with database() as conn, conn.transaction():
         conn.execute("CREATE TEMP TABLE dnc_import (number text) ON COMMIT DROP")
         with conn.cursor() as cur, cur.copy("COPY dnc_import (number) FROM STDIN") as copy:

@@ -86,7 +86,7 @@ def nodes_add(
         raise click.ClickException(f"{ari_secret_env} contains a control character")
     if driver == "ari" and (ari_url is None or ari_secret is None):
         raise click.ClickException(f"--driver ari needs --ari-url and the ARI password in ${ari_secret_env}")
-    channels = max_channels or get_settings().node_max_channels_default
+    channels = get_settings().node_max_channels_default if max_channels is None else max_channels
     if channels < 1:
         raise click.ClickException("invalid --max-channels: must be at least 1")
     secret = os.environ.get(ami_secret_env)

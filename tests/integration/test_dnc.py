@@ -77,3 +77,26 @@ async def test_checked_again_just_before_dialing(
 def test_dnc_cli_refuses_bad_numbers() -> None:
     result = sespcl("dnc", "add", "12345")
     assert result.returncode == 1 and "invalid NUMBER" in result.stderr
+
+
+def test_dnc_import_reads_spreadsheet_files(tmp_path: Any) -> None:
+    """A byte-order mark (Excel's "CSV UTF-8") or a first line that is a number without its "+"
+    must not hide the first number: each is imported or refused, never skipped in silence."""
+    first, second = _fresh_number(), _fresh_number()
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(("\ufeff" + f"{first},moved\n{second},asked\n").encode("utf-8"))
+    result = sespcl("dnc", "import", str(bom))
+    assert result.returncode == 0, result.stderr
+    listed = sespcl("dnc", "list", "--json")
+    numbers = {row["number"] for row in json.loads(listed.stdout)}
+    assert {first, second} <= numbers
+    sespcl("dnc", "remove", first)
+    sespcl("dnc", "remove", second)
+    unprefixed = tmp_path / "plain.txt"
+    unprefixed.write_text(f"{first[1:]}\n{second}\n")
+    refused = sespcl("dnc", "import", str(unprefixed))
+    assert refused.returncode == 1 and ":1:" in refused.stderr and "nothing imported" in refused.stderr
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("number\n+14155550123,caf\xe9\n".encode("latin-1"))
+    refused = sespcl("dnc", "import", str(latin1))
+    assert refused.returncode == 1 and "not UTF-8" in refused.stderr and "Traceback" not in refused.stderr
