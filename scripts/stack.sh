@@ -99,12 +99,16 @@ ensure_postgres() {
         [[ $host == 127.0.0.1 || $host == localhost ]] || die "PostgreSQL at $host:$port does not answer"
         if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
             log "installing PostgreSQL"
+            apt-get update -qq >/dev/null
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
         fi
         local version; version="$(ls /etc/postgresql | sort -V | tail -1)"
-        log "starting PostgreSQL $version"
-        pg_ctlcluster --skip-systemctl-redirect "$version" main start
-        touch "$STATE/started-postgres"
+        # On a host with systemd the package starts its cluster itself: then it is not ours.
+        if ! pg_isready -q -h "$host" -p "$port"; then
+            log "starting PostgreSQL $version"
+            pg_ctlcluster --skip-systemctl-redirect "$version" main start
+            touch "$STATE/started-postgres"
+        fi
         for _ in $(seq 30); do pg_isready -q -h "$host" -p "$port" && break; sleep 1; done
         # a fresh cluster knows only peer auth for postgres; let the local user in over TCP
         if ! psql -h "$host" -p "$port" -U postgres -c 'select 1' >/dev/null 2>&1; then
@@ -126,7 +130,13 @@ ensure_redis() {
     redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 && return 0
     [[ $REDIS_URL == redis://127.0.0.1:6379* || $REDIS_URL == redis://localhost:6379* ]] \
         || die "Redis at $REDIS_URL does not answer"
-    command -v redis-server >/dev/null || { log "installing Redis"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+    if ! command -v redis-server >/dev/null; then
+        log "installing Redis"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        sleep 1  # with systemd the package starts its own server: then it is not ours
+        redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 && return 0
+    fi
     log "starting Redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
         --pidfile "$STATE/pids/redis.pid" --logfile "$STATE/logs/redis.log" >/dev/null
