@@ -1,7 +1,7 @@
 # SESPCLSwitch — see README.md. Every target installs what it needs on a fresh Debian machine.
 SHELL := /bin/bash
-VENV ?= .venv
-STATE ?= .stack
+VENV ?= $(or $(SESPCL_VENV),.venv)
+STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
 .PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch

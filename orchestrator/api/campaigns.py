@@ -140,7 +140,13 @@ async def voice_bulk(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise validation_error(exc) from exc
     row = await _create(request, parsed)
-    report = await _intake(request, row["id"])
+    try:
+        report = await _intake(request, row["id"])
+    except Exception:
+        # The upload stored nothing (all or nothing), so neither does the request: no campaign
+        # left behind, empty, for a body that was refused.
+        await _deps(request).campaigns.discard_if_empty(row["id"])
+        raise
     return web.json_response(
         {"campaign_id": str(row["id"]), **report},
         status=202,

@@ -79,6 +79,16 @@ class CampaignStore:
             raise NotFound(f"no campaign {campaign_id}", code="no-such-campaign")
         return row
 
+    async def discard_if_empty(self, campaign_id: UUID) -> bool:
+        """Delete a campaign that holds no call (its one upload failed); True if it went."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM campaigns k WHERE k.id = %s "
+                "AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.campaign_id = k.id)",
+                (campaign_id,),
+            )
+            return cur.rowcount == 1
+
     async def progress(self, campaign_id: UUID) -> tuple[dict[str, int], float]:
         """Calls by status (an index-only scan) and dials per second over the last minute."""
         async with self._pool.connection() as conn:

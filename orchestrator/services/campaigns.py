@@ -165,6 +165,10 @@ class CampaignService:
         )
         return report
 
+    async def discard_if_empty(self, campaign_id: UUID) -> None:
+        if await self._store.discard_if_empty(campaign_id):
+            log.info("campaign.discarded", campaign_id=str(campaign_id), reason="its upload stored nothing")
+
     async def describe(self, campaign_id: UUID) -> tuple[dict[str, Any], dict[str, int], float]:
         campaign = await self._store.get(campaign_id)
         counts, pace = await self._store.progress(campaign_id)

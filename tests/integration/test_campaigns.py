@@ -108,7 +108,9 @@ async def test_bulk_in_three_formats(api: httpx.AsyncClient, db: psycopg.Connect
     assert assets is not None and assets["n"] == 4
 
 
-async def test_voice_bulk_creates_the_campaign(api: httpx.AsyncClient) -> None:
+async def test_voice_bulk_creates_the_campaign(
+    api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]
+) -> None:
     n = _numbers(3)
     rows = "\n".join(json.dumps({"to": x, "first": "Sam"}) for x in n).encode()
     response = await api.post(
@@ -130,6 +132,17 @@ async def test_voice_bulk_creates_the_campaign(api: httpx.AsyncClient) -> None:
             headers={"Content-Type": "application/x-ndjson"},
         )
     assert refused.status_code == 401
+    # A refused body stores nothing, not even the campaign it would have created.
+    name = f"refused {uuid.uuid4()}"
+    malformed = await api.post(
+        "/voice/bulk",
+        params={"text": "Hi.", "name": name},
+        content=b'{"to": "+14155550123"}',  # an object, not the array the type announces
+        headers={"Content-Type": "application/json"},
+    )
+    assert malformed.status_code == 400, malformed.text
+    left = db.execute("SELECT count(*) AS n FROM campaigns WHERE name = %s", (name,)).fetchone()
+    assert left is not None and left["n"] == 0
 
 
 async def test_pause_stops_dialing_and_resume_continues(
