@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from orchestrator.config import get_settings
@@ -14,13 +17,30 @@ def _setup() -> None:
     configure_logging(settings.log_level, settings.log_json)
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A database or Redis that does not answer at start is one line and exit 1 (the supervisor
+    starts the process again), not a traceback."""
+    from redis.exceptions import ConnectionError as RedisDown
+
+    from orchestrator.domain.errors import SespclError
+
+    try:
+        yield
+    except SespclError as exc:
+        raise click.ClickException(exc.message) from exc
+    except RedisDown as exc:
+        raise click.ClickException(f"Redis does not answer: {exc}") from exc
+
+
 @click.command()
 def serve() -> None:
     """Run the HTTP API (SESPCL_API_HOST:SESPCL_API_PORT, default 127.0.0.1:5000)."""
     from orchestrator.wiring import serve as run
 
     _setup()
-    run(get_settings())
+    with _one_line_errors():
+        run(get_settings())
 
 
 @click.command()
@@ -29,7 +49,8 @@ def dispatcher() -> None:
     from orchestrator.wiring import run_dispatcher
 
     _setup()
-    asyncio_run(run_dispatcher(get_settings()))
+    with _one_line_errors():
+        asyncio_run(run_dispatcher(get_settings()))
 
 
 @click.command()
@@ -39,7 +60,8 @@ def worker(burst: bool) -> None:
     from orchestrator.wiring import run_worker
 
     _setup()
-    run_worker(get_settings(), burst=burst)
+    with _one_line_errors():
+        run_worker(get_settings(), burst=burst)
 
 
 @click.group()

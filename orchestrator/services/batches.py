@@ -40,6 +40,13 @@ class OrderedBatches(Generic[T]):
             batch.append(self._queue.get_nowait())
         return batch
 
+    def drain(self) -> list[T]:
+        """Everything left, in order, without waiting (at a stop)."""
+        items, self._held = self._held, []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
     def put_back(self, batch: list[T]) -> None:
         """`batch`, as taken, was not stored: it comes out first next time."""
         self._held = batch + self._held

@@ -167,6 +167,7 @@ class Dispatcher:
         try:
             await asyncio.gather(*loops)
         finally:
+            await self._store_what_is_left()
             await self._flush_events()
             await self._store.retire()
             for node in self._nodes.values():
@@ -534,6 +535,20 @@ class Dispatcher:
                 self._transitions.put_back(batch)  # first next turn: a call's statuses stay in order
                 await asyncio.sleep(1.0)
                 continue
+            for transition, stored in zip(batch, outcomes):
+                self._after_transition(transition, stored)
+
+    async def _store_what_is_left(self) -> None:
+        """At a clean stop: the transitions still queued are stored now, not left for the next
+        dispatcher to work out again from the nodes (which a CDR-less end cannot always tell)."""
+        left = self._transitions.drain()
+        for start in range(0, len(left), 500):
+            batch = left[start : start + 500]
+            try:
+                outcomes = await self._store.apply(batch)
+            except Exception:
+                log.exception("dispatcher.apply_failed", count=len(batch), stopping=True)
+                return
             for transition, stored in zip(batch, outcomes):
                 self._after_transition(transition, stored)
 

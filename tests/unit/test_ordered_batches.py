@@ -58,3 +58,14 @@ def test_take_waits_for_the_first_item_then_gathers_the_rest() -> None:
         return await batches.take(wait_s=1.0, gather_s=0.1)
 
     assert asyncio.run(scenario()) == [1, 2]
+
+
+def test_drain_gives_everything_left_in_order() -> None:
+    async def scenario() -> tuple[list[int], int]:
+        batches: OrderedBatches[int] = OrderedBatches(limit=2)
+        for n in (3, 4):
+            batches.put(n)
+        batches.put_back([1, 2])
+        return batches.drain(), len(batches)
+
+    assert asyncio.run(scenario()) == ([1, 2, 3, 4], 0)
