@@ -133,6 +133,9 @@ CREATE TABLE IF NOT EXISTS audio_assets (
     created_at    timestamptz NOT NULL DEFAULT now(),
     rendered_at   timestamptz
 );
+-- Failed renders that may succeed another time (a tool crashed or timed out): counted, so the
+-- calls waiting on the prompt fail only after a few tries.
+ALTER TABLE audio_assets ADD COLUMN IF NOT EXISTS failed_renders int NOT NULL DEFAULT 0;
 
 -- Do-not-call list: checked when a call is accepted and again just before it is dialed.
 CREATE TABLE IF NOT EXISTS dnc (

@@ -17,7 +17,12 @@ from orchestrator.domain.audio import SpeechRequest, audio_file_name
 
 
 class SpeechError(Exception):
-    """Rendering failed; the message says why in one line."""
+    """Rendering failed; the message says why in one line. `permanent`: trying again cannot
+    help (an unknown voice); otherwise it may (a tool that crashed or timed out)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 _engine_lock = threading.Lock()
@@ -78,7 +83,7 @@ def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
     Content addressing makes a rerun harmless: the same request always lands on the same name.
     """
     if request.voice.lower() not in available_voices():
-        raise SpeechError(f"unknown voice {request.voice!r}")
+        raise SpeechError(f"unknown voice {request.voice!r}", permanent=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
     target = audio_dir / audio_file_name(request.key())
     with tempfile.TemporaryDirectory(prefix="sespcl-tts-") as tmp:
@@ -98,7 +103,10 @@ def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
             # another file: a late callback must not write into it).
             wav = Path(tmp) / "speech-cli.wav"
             _render_with_espeak_cli(request, wav)
-        partial = audio_dir / f".{target.name}.{os.getpid()}.part"
+        # A name of its own: two workers (each PID 1 in its container) may render one prompt.
+        handle, name = tempfile.mkstemp(dir=audio_dir, prefix=f".{target.name}.", suffix=".part")
+        os.close(handle)
+        partial = Path(name)
         try:
             subprocess.run(
                 ["sox", str(wav), "-r", "8000", "-c", "1", "-t", "ul", str(partial)],
@@ -106,10 +114,12 @@ def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
                 capture_output=True,
                 timeout=60,
             )
+            partial.chmod(0o644)
+            with partial.open("rb") as written:
+                os.fsync(written.fileno())  # whole on disk before Asterisk can see the name
         except (OSError, subprocess.SubprocessError) as exc:
             partial.unlink(missing_ok=True)
             raise SpeechError(f"sox could not convert the audio: {exc}") from exc
-        partial.chmod(0o644)
         os.replace(partial, target)
     duration_ms = target.stat().st_size // 8  # 8,000 one-byte samples a second
     return target, duration_ms

@@ -10,6 +10,11 @@ from workers.context import current
 
 log = structlog.get_logger(__name__)
 
+RENDER_TRIES = 3
+"""A render that fails for a reason that may pass is tried this often before the calls waiting
+on the prompt are failed. Between tries the asset stays pending; the dispatcher's sweep for lost
+renders enqueues it again once the finished job has expired (about a minute)."""
+
 
 def render_audio(audio_hash: str) -> str:
     ctx = current()
@@ -33,10 +38,16 @@ def render_audio(audio_hash: str) -> str:
         path, duration_ms = render(request, ctx.settings.audio_dir)
     except SpeechError as exc:
         with db.transaction():
-            db.execute(
-                "UPDATE audio_assets SET status = 'failed', error = %s WHERE hash = %s",
+            tried = db.execute(
+                "UPDATE audio_assets SET failed_renders = failed_renders + 1, error = %s WHERE hash = %s "
+                "RETURNING failed_renders",
                 (str(exc), audio_hash),
-            )
+            ).fetchone()
+        if not exc.permanent and tried is not None and int(tried["failed_renders"]) < RENDER_TRIES:
+            bound.warning("render.try_again_later", error=str(exc), failed_renders=tried["failed_renders"])
+            return "pending"
+        with db.transaction():
+            db.execute("UPDATE audio_assets SET status = 'failed' WHERE hash = %s", (audio_hash,))
             # Calls waiting on this prompt cannot be dialed: finish them with the reason.
             db.execute(
                 """

@@ -141,11 +141,18 @@ class CampaignStore:
             if status is CampaignStatus.CANCELED:
                 cur = await conn.execute(
                     """
-                    UPDATE calls SET status = 'canceled', status_reason = %s,
-                           ended_at = now(), updated_at = now()
-                    WHERE campaign_id = %s AND status = 'queued'
+                    WITH canceled AS (
+                        UPDATE calls SET status = 'canceled', status_reason = %(reason)s,
+                               ended_at = now(), updated_at = now()
+                        WHERE campaign_id = %(id)s AND status = 'queued'
+                        RETURNING id
+                    )
+                    INSERT INTO call_events (call_id, at, type, data)
+                    SELECT id, now(), 'status',
+                           jsonb_build_object('status', 'canceled', 'reason', %(reason)s::text)
+                    FROM canceled
                     """,
-                    (CAMPAIGN_CANCELED, campaign_id),
+                    {"reason": CAMPAIGN_CANCELED, "id": campaign_id},
                 )
                 canceled = cur.rowcount
             return updated, canceled

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from orchestrator.domain.calling_hours import CallingWindow, never_opens, window
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
+from orchestrator.services.renders import enqueue_renders_stored
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +109,7 @@ class CallService:
                 code="idempotency-key-reused",
             )
         if result.render_needed:
-            await asyncio.to_thread(self._renders.enqueue_render, call.audio_key)
+            await enqueue_renders_stored(self._renders.enqueue_render, call.audio_key)
         if result.created:
             log.info("call.queued", call_id=str(call.id), trunk=trunk_name, audio_hash=call.audio_key)
         return result.call, result.created

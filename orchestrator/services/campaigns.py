@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowEr
 from orchestrator.domain.errors import ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
+from orchestrator.services.renders import enqueue_renders_stored
 
 log = structlog.get_logger(__name__)
 MAX_REPORTED_ERRORS = 100
@@ -154,7 +154,7 @@ class CampaignService:
         report.accepted = accepted
         report.duplicates = intake.staged - accepted
         if renders:
-            await asyncio.to_thread(self._renders.enqueue_renders, renders)
+            await enqueue_renders_stored(self._renders.enqueue_renders, renders)
         log.info(
             "campaign.intake",
             campaign_id=str(campaign_id),

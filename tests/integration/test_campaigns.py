@@ -194,6 +194,12 @@ async def test_cancel_cancels_undialed_calls(api: httpx.AsyncClient) -> None:
     assert body["status"] == "canceled" and body["canceled_calls"] == 5 and body["counts"] == {"canceled": 5}
     calls = await _all_calls(api, campaign)
     assert all(c["status"] == "canceled" and c["status_reason"] == "campaign canceled" for c in calls)
+    for call in calls:  # the event log says so too, as for every other end
+        events = (await api.get(f"/v1/calls/{call['id']}/events")).json()["events"]
+        assert [e["data"] for e in events if e["type"] == "status"][-1] == {
+            "status": "canceled",
+            "reason": "campaign canceled",
+        }
     again = await _upload(api, campaign, rows, "application/x-ndjson")
     assert again.status_code == 422 and again.json()["error"]["code"] == "campaign-canceled"
     resumed = await api.post(f"/v1/campaigns/{campaign}/resume")
