@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -92,6 +92,10 @@ class WorkQueues:
 
     def depths(self) -> dict[str, int]:
         return {self._render.name: self._render.count, self._events.name: self._events.count}
+
+    def worker_count(self) -> int:
+        """RQ workers registered (each heartbeats; a dead one drops out within minutes)."""
+        return int(Worker.count(connection=self.redis))
 
     def ping(self) -> bool:
         return bool(self.redis.ping())

@@ -138,6 +138,10 @@ async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
     return result
 
 
+DISPATCHER_SILENT_AFTER_S = 10.0
+"""A dispatcher heartbeats every 2 s: silent this long, it is stopped or stuck."""
+
+
 async def health(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
 
@@ -152,13 +156,29 @@ async def health(request: web.Request) -> web.Response:
             raise RuntimeError("no Asterisk node answers" if states else "no Asterisk node registered")
         return {"nodes": states}
 
+    async def dispatchers() -> dict[str, Any]:
+        count = await deps.store.live_dispatchers(DISPATCHER_SILENT_AFTER_S)
+        if count == 0:
+            raise RuntimeError(
+                f"no dispatcher has reported in {DISPATCHER_SILENT_AFTER_S:.0f} s: nothing is dialed"
+            )
+        return {"running": count}
+
+    async def workers() -> dict[str, Any]:
+        count = await asyncio.to_thread(deps.queues.worker_count)
+        if count == 0:
+            raise RuntimeError("no worker: prompts are not rendered, events not recorded")
+        return {"running": count}
+
     checks = dict(
         zip(
-            ("postgres", "redis", "asterisk"),
+            ("postgres", "redis", "asterisk", "dispatcher", "workers"),
             await asyncio.gather(
                 _timed(deps.store.ping),
                 _timed(lambda: asyncio.to_thread(deps.queues.ping)),
                 _timed(nodes),
+                _timed(dispatchers),
+                _timed(workers),
             ),
         )
     )

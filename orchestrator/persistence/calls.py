@@ -235,6 +235,17 @@ class CallStore:
         async with self._pool.connection() as conn:
             await conn.execute("SELECT 1")
 
+    async def live_dispatchers(self, silent_after_s: float) -> int:
+        """Dispatchers whose heartbeat is younger than `silent_after_s`."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM dispatchers "
+                "WHERE heartbeat_at > now() - make_interval(secs => %s)",
+                (silent_after_s,),
+            )
+            row = await cur.fetchone()
+            return int(row["n"]) if row else 0
+
     async def nodes_for_health(self) -> list[Row]:
         async with self._pool.connection() as conn:
             cur = await conn.execute("SELECT name, ami_host, ami_port, drained FROM nodes ORDER BY name")

@@ -64,3 +64,17 @@ def set_node_driver(name: str, driver: str) -> None:
         capture_output=True, text=True, timeout=60, env=stack_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def dispatcher_pid() -> int | None:
+    """The stack's dispatcher process (the Python one, not its supervising shell)."""
+    for pid in subprocess.run(
+        ["pgrep", "-f", "bin/sespcl dispatcher"], capture_output=True, text=True
+    ).stdout.split():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        if b"python" in cmdline[0]:
+            return int(pid)
+    return None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.integration.cli import dispatcher_pid
 from tests.integration.conftest import HeldPrompt, call_body, wait_final
 
 Db = psycopg.Connection[dict[str, Any]]
@@ -29,6 +33,29 @@ async def test_health_reports_each_dependency(api_url: str) -> None:
     checks = response.json()["checks"]
     assert checks["postgres"]["ok"] and checks["redis"]["ok"] and checks["asterisk"]["ok"]
     assert any(node["ok"] for node in checks["asterisk"]["nodes"].values())
+    assert checks["dispatcher"]["running"] >= 1 and checks["workers"]["running"] >= 1
+
+
+async def test_health_is_503_while_no_dispatcher_reports(api_url: str) -> None:
+    """Everything else answers, but nothing would be dialed: the dispatcher is frozen (SIGSTOP)
+    past its heartbeat; once it runs again, health comes back."""
+    pid = dispatcher_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(11)
+        async with httpx.AsyncClient(base_url=api_url) as anonymous:
+            frozen = await anonymous.get("/health")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert frozen.status_code == 503, frozen.text
+    dispatcher = frozen.json()["checks"]["dispatcher"]
+    assert not dispatcher["ok"] and "no dispatcher" in dispatcher["error"]
+    deadline = time.monotonic() + 15
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        while (await anonymous.get("/health")).status_code != 200:
+            assert time.monotonic() < deadline, "health did not come back"
+            await asyncio.sleep(0.5)
 
 
 async def test_metrics_need_auth_and_count_calls(api: httpx.AsyncClient, api_url: str) -> None:

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.cli import carrier_trunk, node_drivers, sespcl, stack_env
+from tests.integration.cli import carrier_trunk, dispatcher_pid, node_drivers, sespcl, stack_env
 from tests.integration.conftest import FINAL, call_body, switch_drivers, wait_events, wait_final
 from tests.integration.sipp import REPO, Carrier
 from tests.integration.tcp_cut import tcp_cut
@@ -115,19 +115,6 @@ def traced_trunk() -> Iterator[Carrier]:
         yield carrier
 
 
-def _dispatcher_pid_or_none() -> int | None:
-    for pid in subprocess.run(
-        ["pgrep", "-f", "bin/sespcl dispatcher"], capture_output=True, text=True
-    ).stdout.split():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        if b"python" in cmdline[0]:
-            return int(pid)
-    return None
-
-
 async def _submit(api: httpx.AsyncClient, count: int, trunk: str, text: str, first: int) -> list[str]:
     created = await asyncio.gather(
         *(
@@ -165,7 +152,7 @@ async def test_dispatcher_killed_mid_batch(api: httpx.AsyncClient, db: Db, trace
     ids: list[str] = []
     killed: list[int] = []
     for wave in range(2):
-        while (pid := _dispatcher_pid_or_none()) is None or pid in killed:
+        while (pid := dispatcher_pid()) is None or pid in killed:
             await asyncio.sleep(0.1)
         await asyncio.sleep(2)  # logged in to the nodes, orphans adopted
         wave_ids = await _submit(api, 100, "t-disp", text, 3000 + 100 * wave)
@@ -270,7 +257,7 @@ async def test_an_attempt_whose_claim_raised_after_its_commit_is_dialed_once(
     again, then dialed once."""
     later = call_body(to="+14155557100", trunk="t-disp", not_before="2099-01-01T00:00:00Z")
     call_id = (await api.post("/v1/calls", json=later)).json()["id"]
-    pid = _dispatcher_pid_or_none()
+    pid = dispatcher_pid()
     live = db.execute("SELECT id FROM dispatchers WHERE pid = %s", (pid,)).fetchone()
     assert live is not None, "the stack's dispatcher, alive and heartbeating"
     stray = uuid.uuid4()
