@@ -183,11 +183,13 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     )
     queues = work_queues(settings)
     # SimpleWorker runs jobs in this process: the database connection and the speech engine
-    # are reused, instead of a fork per job.
+    # are reused, instead of a fork per job. Event batches first: RQ takes from the first queue
+    # that has work, and a campaign of many distinct prompts must not hold the call log back
+    # (an event batch is a few milliseconds; a render is a second).
     worker = SimpleWorker(
         [
-            Queue(settings.queue_render, connection=queues.redis),
             Queue(settings.queue_events, connection=queues.redis),
+            Queue(settings.queue_render, connection=queues.redis),
         ],
         connection=queues.redis,
     )
