@@ -142,10 +142,15 @@ class CampaignStore:
                 cur = await conn.execute(
                     """
                     WITH canceled AS (
-                        UPDATE calls SET status = 'canceled', status_reason = %(reason)s,
+                        -- SKIP LOCKED: calls a claim holds now are left to it. It waits for this
+                        -- campaign row, then sees the cancel and ends them canceled itself;
+                        -- waiting for them here, as it waits for us, would be a deadlock.
+                        UPDATE calls c SET status = 'canceled', status_reason = %(reason)s,
                                ended_at = now(), updated_at = now()
-                        WHERE campaign_id = %(id)s AND status = 'queued'
-                        RETURNING id
+                        FROM (SELECT id FROM calls WHERE campaign_id = %(id)s AND status = 'queued'
+                              FOR UPDATE SKIP LOCKED) q
+                        WHERE c.id = q.id
+                        RETURNING c.id
                     )
                     INSERT INTO call_events (call_id, at, type, data)
                     SELECT id, now(), 'status',

@@ -457,10 +457,11 @@ class DispatchStore:
             candidates.sort(key=lambda r: (r["fair_rank"], r["not_before"], r["id"]))
             picked_rows = candidates[:wanted]
             picked = await self._hold_back(conn, picked_rows, now)
+            paused = await self._lock_campaigns(conn, {row["campaign_id"] for row in picked} - {None})
             stopped = await self._cancel_stopped(conn, [row["id"] for row in picked])
             rows = []
             for row in picked:
-                if row["id"] in stopped:
+                if row["id"] in stopped or row["campaign_id"] in paused:
                     continue
                 campaign = row["campaign_id"]
                 if campaign in campaign_budget:
@@ -590,6 +591,19 @@ class DispatchStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(_expire_sql(only_ids=False), {"reason": EXPIRED_REASON})
             return cur.rowcount
+
+    @staticmethod
+    async def _lock_campaigns(conn: Any, campaign_ids: set[UUID]) -> set[UUID]:
+        """Share-locks the picked calls' campaigns until the claim commits, and returns those
+        paused. A pause (or cancel) waits for a claim under way and then holds: once it has
+        answered, no claim starts another call of the campaign."""
+        if not campaign_ids:
+            return set()
+        cur = await conn.execute(
+            "SELECT id, status FROM campaigns WHERE id = ANY(%s) ORDER BY id FOR SHARE",
+            (sorted(campaign_ids),),
+        )
+        return {row["id"] for row in await cur.fetchall() if row["status"] == "paused"}
 
     @staticmethod
     async def _cancel_stopped(conn: Any, call_ids: list[UUID]) -> set[UUID]:

@@ -169,11 +169,12 @@ async def test_pause_stops_dialing_and_resume_continues(
         await asyncio.sleep(0.1)
     paused = await api.post(f"/v1/campaigns/{campaign}/pause")
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
-    paused_at = db.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+    # A claim under way when the pause came finished first (the pause waited for it): its calls
+    # are counted here. None starts after the pause has answered.
+    before = len(started())
     await asyncio.sleep(3)
-    late = [t for t in started() if (t - paused_at).total_seconds() > 1.0]
-    assert late == [], "no call may be dialed more than a second after the pause"
     dialed_while_paused = len(started())
+    assert dialed_while_paused == before, "a call was dialed after the pause had answered"
     assert dialed_while_paused < 10
     resumed = await api.post(f"/v1/campaigns/{campaign}/resume")
     assert resumed.json()["status"] == "active"
