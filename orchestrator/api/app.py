@@ -190,19 +190,20 @@ async def health(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    by_status, per_node, depths, pace = await asyncio.gather(
+    by_status, waiting, per_node, depths, pace = await asyncio.gather(
         deps.store.counts_by_status(),
+        deps.store.dialable_now(),
         deps.store.live_calls_per_node(),
         asyncio.to_thread(deps.queues.depths),
         deps.store.dial_pace(),
     )
-    waiting = by_status.get("queued", 0)
     return web.json_response(
         {
             "calls_by_status": by_status,
             "queue_depths": {"dialable": waiting, **depths},
             "live_calls_per_node": per_node,
-            # The backlog at the pace of the last minute: how long until the queue drains.
+            # The calls that could go now, at the pace of the last minute: how long until they
+            # have (calls held for later are in calls_by_status.queued, not here).
             "dial_pace_cps": round(pace, 2),
             "eta_s": round(waiting / pace) if pace else None,
         }

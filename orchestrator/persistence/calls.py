@@ -205,6 +205,19 @@ class CallStore:
             cur = await conn.execute("SELECT status, count(*) AS n FROM calls GROUP BY status")
             return {str(r["status"]): int(r["n"]) for r in await cur.fetchall()}
 
+    async def dialable_now(self) -> int:
+        """Queued calls that may be dialed now: not held until a later time (not_before, a
+        retry's backoff, a calling window) and not in a paused campaign. Only the queued part
+        of the table is read (the dialable index is partial on it)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM calls c LEFT JOIN campaigns k ON k.id = c.campaign_id "
+                "WHERE c.status = 'queued' AND c.not_before <= now() "
+                "AND (k.id IS NULL OR k.status = 'active')"
+            )
+            row = await cur.fetchone()
+            return int(row["n"]) if row else 0
+
     async def dial_pace(self) -> float:
         """Attempts started per second over the last minute."""
         async with self._pool.connection() as conn:

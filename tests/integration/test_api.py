@@ -65,6 +65,15 @@ async def test_metrics_need_auth_and_count_calls(api: httpx.AsyncClient, api_url
     assert set(body) >= {"calls_by_status", "queue_depths", "live_calls_per_node", "dial_pace_cps", "eta_s"}
     assert body["dial_pace_cps"] >= 0
     assert {"n1", "n2"} <= set(body["live_calls_per_node"])
+    # A call held until later is queued, but not dialable now: it is not in the backlog whose
+    # draining the ETA predicts.
+    held = await api.post("/v1/calls", json=call_body(not_before="2099-01-01T00:00:00Z"))
+    assert held.status_code == 202
+    try:
+        body = (await api.get("/api/metrics")).json()
+        assert body["calls_by_status"]["queued"] - body["queue_depths"]["dialable"] >= 1, body
+    finally:
+        await api.post(f"/v1/calls/{held.json()['id']}/cancel")
 
 
 async def test_v1_needs_the_key(api_url: str) -> None:
