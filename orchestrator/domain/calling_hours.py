@@ -76,6 +76,15 @@ def never_opens(now: datetime, zones: tuple[str, ...], window: CallingWindow) ->
     return _never_opens_on(now.date(), zones, window)
 
 
+def callee_zones(to: str, tz: str | None, window: CallingWindow, now: datetime) -> tuple[str, ...]:
+    """The zones a call's calling hours apply in: an explicit `tz`, else the number's own. A
+    ValueError, saying what to do, when the window is never open in all of them at once."""
+    zones = (tz,) if tz else zones_for_number(to)
+    if never_opens(now, zones, window):
+        raise ValueError(window_never_opens(window, zones))
+    return zones
+
+
 def window_never_opens(window: CallingWindow, zones: tuple[str, ...]) -> str:
     """The error for a window that `never_opens`."""
     shown = ", ".join(zones[:3]) + (f" and {len(zones) - 3} more" if len(zones) > 3 else "")

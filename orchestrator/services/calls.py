@@ -12,7 +12,7 @@ import structlog
 
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.call import NewCall
-from orchestrator.domain.calling_hours import CallingWindow, never_opens, window_never_opens, zones_for_number
+from orchestrator.domain.calling_hours import CallingWindow, callee_zones
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
@@ -77,12 +77,14 @@ class CallService:
         trunk_name = await choose_trunk(self._repo, trunk, field="trunk")
         voice_name = choose_voice(voice, self._default_voice, self._voices, field="tts.voice")
         speech = SpeechRequest(text=text, voice=voice_name, engine=self._engine)
-        # Calling hours apply in the callee's zone(s): an explicit tz, else the number's.
-        zones = ((tz,) if tz else zones_for_number(to)) if window is not None else None
-        if window is not None and zones is not None and never_opens(datetime.now(UTC), zones, window):
-            raise ValidationFailed(
-                window_never_opens(window, zones), field="calling_window", code="calling-window-never-opens"
-            )
+        zones = None
+        if window is not None:
+            try:
+                zones = callee_zones(to, tz, window, datetime.now(UTC))
+            except ValueError as exc:
+                raise ValidationFailed(
+                    str(exc), field="calling_window", code="calling-window-never-opens"
+                ) from exc
         call = NewCall(
             id=uuid.uuid4(),
             to=to,

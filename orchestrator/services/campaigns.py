@@ -11,7 +11,7 @@ from uuid import UUID
 import structlog
 
 from orchestrator.domain.audio import SpeechRequest
-from orchestrator.domain.calling_hours import CallingWindow, never_opens, window_never_opens, zones_for_number
+from orchestrator.domain.calling_hours import CallingWindow, callee_zones
 from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
 from orchestrator.domain.errors import ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
@@ -143,11 +143,10 @@ class CampaignService:
                     ).key()
                 zones = None
                 if window is not None:
-                    zones = (row.tz,) if row.tz else zones_for_number(row.to)
-                    if never_opens(now, zones, window):
-                        report.reject(
-                            line, RowError("tz" if row.tz else "to", window_never_opens(window, zones))
-                        )
+                    try:
+                        zones = callee_zones(row.to, row.tz, window, now)
+                    except ValueError as exc:
+                        report.reject(line, RowError("tz" if row.tz else "to", str(exc)))
                         continue
                 await intake.add(line, row, key, zones)
             accepted, renders = await intake.commit(self._engine, voice)

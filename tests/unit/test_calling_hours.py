@@ -4,6 +4,7 @@ import pytest
 
 from orchestrator.domain.calling_hours import (
     CallingWindow,
+    callee_zones,
     never_opens,
     next_opening,
     window_never_opens,
@@ -71,6 +72,9 @@ def test_a_window_narrower_than_the_zones_are_apart_never_opens() -> None:
     assert not never_opens(now, russia, CallingWindow.parse("00:00", "23:59"))
     assert not never_opens(now, ("America/New_York", "America/Los_Angeles"), office)
     assert "give the callee's zone as tz" in window_never_opens(office, russia)
+    with pytest.raises(ValueError, match="never open"):
+        callee_zones("+79123456789", None, office, now)
+    assert callee_zones("+79123456789", "Europe/Moscow", office, now) == ("Europe/Moscow",)
 
 
 @pytest.mark.parametrize(("start", "end"), [("9:00", "20:00"), ("09:00", "24:00"), ("10:00", "10:00")])
