@@ -457,8 +457,10 @@ class DispatchStore:
             candidates.sort(key=lambda r: (r["fair_rank"], r["not_before"], r["id"]))
             picked_rows = candidates[:wanted]
             picked = await self._hold_back(conn, picked_rows, now)
-            paused = await self._lock_campaigns(conn, {row["campaign_id"] for row in picked} - {None})
-            stopped = await self._cancel_stopped(conn, [row["id"] for row in picked])
+            statuses = await self._lock_campaigns(conn, {row["campaign_id"] for row in picked} - {None})
+            paused = {k for k, status in statuses.items() if status == "paused"}
+            canceled = [k for k, status in statuses.items() if status == "canceled"]
+            stopped = await self._cancel_stopped(conn, [row["id"] for row in picked], canceled)
             rows = []
             for row in picked:
                 if row["id"] in stopped or row["campaign_id"] in paused:
@@ -593,23 +595,24 @@ class DispatchStore:
             return cur.rowcount
 
     @staticmethod
-    async def _lock_campaigns(conn: Any, campaign_ids: set[UUID]) -> set[UUID]:
-        """Share-locks the picked calls' campaigns until the claim commits, and returns those
-        paused. A pause (or cancel) waits for a claim under way and then holds: once it has
+    async def _lock_campaigns(conn: Any, campaign_ids: set[UUID]) -> dict[UUID, str]:
+        """Share-locks the picked calls' campaigns until the claim commits, and returns their
+        status. A pause (or cancel) waits for a claim under way and then holds: once it has
         answered, no claim starts another call of the campaign."""
         if not campaign_ids:
-            return set()
+            return {}
         cur = await conn.execute(
             "SELECT id, status FROM campaigns WHERE id = ANY(%s) ORDER BY id FOR SHARE",
             (sorted(campaign_ids),),
         )
-        return {row["id"] for row in await cur.fetchall() if row["status"] == "paused"}
+        return {row["id"]: str(row["status"]) for row in await cur.fetchall()}
 
     @staticmethod
-    async def _cancel_stopped(conn: Any, call_ids: list[UUID]) -> set[UUID]:
+    async def _cancel_stopped(conn: Any, call_ids: list[UUID], canceled_campaigns: list[UUID]) -> set[UUID]:
         """Checked again just before dialing, and ended canceled with the reason: a number added
         to the do-not-call list since the call was accepted, a cancel asked for, or a campaign
-        canceled, while the call waited (for a retry, say)."""
+        canceled (`canceled_campaigns`, as `_lock_campaigns` read them), while the call waited
+        (for a retry, say)."""
         if not call_ids:
             return set()
         cur = await conn.execute(
@@ -617,11 +620,10 @@ class DispatchStore:
             WITH checked AS (
                 SELECT c.id, CASE
                     WHEN c.cancel_requested_at IS NOT NULL THEN %(by_request)s
-                    WHEN k.status = 'canceled' THEN %(campaign_canceled)s
+                    WHEN c.campaign_id = ANY(%(canceled_campaigns)s::uuid[]) THEN %(campaign_canceled)s
                     WHEN EXISTS (SELECT 1 FROM dnc d WHERE d.number = c.to_number) THEN %(dnc)s
                 END AS reason
-                FROM calls c LEFT JOIN campaigns k ON k.id = c.campaign_id
-                WHERE c.id = ANY(%(ids)s)
+                FROM calls c WHERE c.id = ANY(%(ids)s)
             ), stopped AS (
                 UPDATE calls c SET status = 'canceled', status_reason = x.reason, ended_at = now(),
                        updated_at = now()
@@ -634,6 +636,7 @@ class DispatchStore:
             """,
             {
                 "ids": call_ids,
+                "canceled_campaigns": canceled_campaigns,
                 "by_request": CANCELED_BY_REQUEST,
                 "campaign_canceled": CAMPAIGN_CANCELED,
                 "dnc": DNC_REASON,
