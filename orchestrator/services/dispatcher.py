@@ -25,6 +25,7 @@ from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, N
 from orchestrator.domain.records import Claim, NodeRow, StoredStatus
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.batches import OrderedBatches
+from orchestrator.services.outbox import EventOutbox, HeldBatch
 from orchestrator.services.periodic import every
 
 log = structlog.get_logger(__name__)
@@ -135,7 +136,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._ping_failures: dict[str, int] = {}
-        self._outbox: dict[str, list[dict[str, Any]]] = {}
+        self._outbox = EventOutbox()
         self._silent_since: dict[str, float] = {}
         self._declared_lost: set[str] = set()
         self._pacers: dict[str, NodePacer] = {}
@@ -169,6 +170,9 @@ class Dispatcher:
         finally:
             await self._store_what_is_left()
             await self._flush_events()
+            # Batches waiting out a failure go now: a stop must not wait a minute for them.
+            for held in self._outbox.due(float("inf")):
+                await self._send_batch(held)
             await self._store.retire()
             for node in self._nodes.values():
                 node.close()
@@ -697,21 +701,32 @@ class Dispatcher:
     async def _flush_events(self) -> None:
         while self._events:
             batch = self._events[: self._settings.events_batch_max]
-            job_id = await asyncio.to_thread(self._sink.enqueue_events, batch)
-            self._outbox[job_id] = batch
+            await self._send_batch(HeldBatch(batch))
             del self._events[: len(batch)]
+
+    async def _send_batch(self, held: HeldBatch) -> None:
+        self._outbox.sent(await asyncio.to_thread(self._sink.enqueue_events, held.events), held)
 
     async def _resend_lost_batches(self) -> None:
         """Redis only carries the batches: one whose job vanished (a flushed Redis, a worker
-        killed mid-job) is sent again. Event ids make a second recording a no-op."""
-        for job_id, batch in list(self._outbox.items()):
+        killed mid-job) or failed is sent again, later after each failure (EventOutbox). Event
+        ids make a second recording a no-op."""
+        for job_id in self._outbox.in_flight():
             state = await asyncio.to_thread(self._sink.batch_state, job_id)
             if state == "done":
-                del self._outbox[job_id]
+                self._outbox.recorded(job_id)
             elif state == "lost":
-                del self._outbox[job_id]
-                self._outbox[await asyncio.to_thread(self._sink.enqueue_events, batch)] = batch
-                log.warning("dispatch.events_resent", events=len(batch))
+                held = self._outbox.lost(job_id, time.monotonic())
+                if held is not None:
+                    log.warning(
+                        "dispatch.events_lost",
+                        events=len(held.events),
+                        failures=held.failures,
+                        resend_in_s=round(held.resend_at - time.monotonic(), 1),
+                    )
+        for held in self._outbox.due(time.monotonic()):
+            await self._send_batch(held)
+            log.info("dispatch.events_resent", events=len(held.events), failures=held.failures)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
