@@ -66,9 +66,11 @@ class CallStore:
                 (call.audio_key, engine, call.voice, call.text),
             )
             render_needed = await cur.fetchone() is not None
-            # A number on the do-not-call list is accepted, and ends canceled with the reason.
+            # A number on the do-not-call list is accepted, and ends canceled with the reason;
+            # like every final status, that one has its status event.
             cur = await conn.execute(
                 """
+                WITH created AS (
                 INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice,
                                    audio_hash, ring_timeout_s, metadata, idempotency_key,
                                    request_hash, not_before, expires_at, window_start, window_end,
@@ -83,6 +85,13 @@ class CallStore:
                        CASE WHEN d.number IS NULL THEN NULL ELSE now() END
                 FROM (SELECT 1) AS one LEFT JOIN dnc d ON d.number = %(to)s
                 RETURNING *
+                ), recorded AS (
+                    INSERT INTO call_events (call_id, at, type, data)
+                    SELECT id, ended_at, 'status',
+                           jsonb_build_object('status', status, 'reason', status_reason)
+                    FROM created WHERE status = 'canceled'
+                )
+                SELECT * FROM created
                 """,
                 {
                     "id": call.id,

@@ -298,6 +298,21 @@ class Intake:
             },
         )
         accepted = cur.rowcount
+        # The calls just canceled for the do-not-call list get their status event, as every
+        # final status does. `ended_at = now()` is this transaction's: a line whose call was
+        # already stored by an earlier upload is not recorded twice.
+        await conn.execute(
+            """
+            INSERT INTO call_events (call_id, at, type, data)
+            SELECT c.id, c.ended_at, 'status',
+                   jsonb_build_object('status', c.status, 'reason', c.status_reason)
+            FROM (SELECT DISTINCT s.to_number FROM intake_stage s JOIN dnc d ON d.number = s.to_number)
+                AS blocked
+            JOIN calls c ON c.campaign_id = %(campaign)s AND c.to_number = blocked.to_number
+            WHERE c.status = 'canceled' AND c.ended_at = now() AND c.status_reason = %(dnc_reason)s
+            """,
+            {"campaign": self._campaign["id"], "dnc_reason": DNC_REASON},
+        )
         await conn.commit()
         return accepted, renders
 

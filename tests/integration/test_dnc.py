@@ -19,7 +19,15 @@ def _fresh_number() -> str:
     return f"+1415{200 + uuid.uuid4().int % 800:03d}{uuid.uuid4().int % 10000:04d}"
 
 
-async def test_blocked_at_acceptance(api: httpx.AsyncClient) -> None:
+def _status_events(db: psycopg.Connection[dict[str, Any]], call_id: str) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT data FROM call_events WHERE call_id = %s AND type = 'status'", (call_id,)
+    ).fetchall()
+    db.commit()
+    return [r["data"] for r in rows]
+
+
+async def test_blocked_at_acceptance(api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]) -> None:
     number = _fresh_number()
     assert sespcl("dnc", "add", number, "--reason", "asked").returncode == 0
     try:
@@ -27,6 +35,7 @@ async def test_blocked_at_acceptance(api: httpx.AsyncClient) -> None:
         assert response.status_code == 202
         call = (await api.get(f"/v1/calls/{response.json()['id']}")).json()
         assert call["status"] == "canceled" and call["status_reason"] == REASON and call["attempts"] == []
+        assert _status_events(db, call["id"]) == [{"status": "canceled", "reason": REASON}]
         listed = json.loads(sespcl("dnc", "list", "--json", "--limit", "1000000").stdout)
         assert {"number": number, "reason": "asked"}.items() <= next(
             r for r in listed if r["number"] == number
@@ -35,23 +44,32 @@ async def test_blocked_at_acceptance(api: httpx.AsyncClient) -> None:
         assert sespcl("dnc", "remove", number).returncode == 0
 
 
-async def test_blocked_in_a_bulk_upload(api: httpx.AsyncClient) -> None:
+async def test_blocked_in_a_bulk_upload(
+    api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]
+) -> None:
     blocked, allowed = _fresh_number(), _fresh_number()
     assert sespcl("dnc", "add", blocked).returncode == 0
     try:
         campaign = (
             await api.post("/v1/campaigns", json={"name": "dnc", "defaults": {"tts": {"text": "Hi."}}})
         ).json()
-        rows = f"{json.dumps({'to': blocked})}\n{json.dumps({'to': allowed})}\n".encode()
-        report = await api.post(
-            f"/v1/campaigns/{campaign['id']}/calls",
-            content=rows,
-            headers={"Content-Type": "application/x-ndjson"},
+        # The blocked number twice in the upload, and again in a second upload: one call, one
+        # status event.
+        rows = (
+            f"{json.dumps({'to': blocked})}\n{json.dumps({'to': allowed})}\n{json.dumps({'to': blocked})}\n"
         )
-        assert report.json()["accepted"] == 2
+        for _ in range(2):
+            report = await api.post(
+                f"/v1/campaigns/{campaign['id']}/calls",
+                content=rows.encode(),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            assert report.status_code == 202, report.text
         calls = (await api.get("/v1/calls", params={"campaign": campaign["id"]})).json()["calls"]
         by_number = {c["to"]: c for c in calls}
         assert by_number[blocked]["status"] == "canceled" and by_number[blocked]["status_reason"] == REASON
+        assert len(calls) == 2
+        assert _status_events(db, by_number[blocked]["id"]) == [{"status": "canceled", "reason": REASON}]
         assert (await wait_final(api, by_number[allowed]["id"]))["status"] == "completed"
     finally:
         sespcl("dnc", "remove", blocked)
