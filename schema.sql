@@ -248,6 +248,78 @@ DROP INDEX IF EXISTS calls_queued_by_audio;
 CREATE INDEX IF NOT EXISTS calls_cancel_pending ON calls (id)
     WHERE cancel_requested_at IS NOT NULL AND status IN ('initiated', 'ringing', 'in-progress');
 
+-- Calls by campaign and status, for /metrics, /api/metrics and a campaign's progress: counting
+-- a table of millions at every scrape costs seconds. Triggers record each statement's change
+-- as delta rows, insert-only, so no row is locked by every writer (a million-row upload would
+-- stall the dispatcher's status writes); readers sum them; the dispatcher folds them together
+-- every minute (sespcl_fold_status_counts).
+CREATE TABLE IF NOT EXISTS call_status_counts (
+    campaign_id uuid,
+    status      text NOT NULL,
+    n           bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS call_status_counts_campaign ON call_status_counts (campaign_id);
+
+CREATE OR REPLACE FUNCTION sespcl_count_statuses() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO call_status_counts (campaign_id, status, n)
+        SELECT campaign_id, status, count(*) FROM new_calls GROUP BY campaign_id, status;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- Most updates keep the status: their -1 and +1 cancel out and nothing is written.
+        INSERT INTO call_status_counts (campaign_id, status, n)
+        SELECT campaign_id, status, sum(d) FROM (
+            SELECT campaign_id, status, -1 AS d FROM old_calls
+            UNION ALL SELECT campaign_id, status, 1 FROM new_calls
+        ) AS change GROUP BY campaign_id, status HAVING sum(d) <> 0;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO call_status_counts (campaign_id, status, n)
+        SELECT campaign_id, status, -count(*) FROM old_calls GROUP BY campaign_id, status;
+    ELSE  -- TRUNCATE
+        DELETE FROM call_status_counts;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Folds the deltas into one row per (campaign, status). Safe beside writers and another fold:
+-- it deletes only the rows it read, and a row another fold deleted first is skipped.
+CREATE OR REPLACE FUNCTION sespcl_fold_status_counts() RETURNS bigint LANGUAGE sql AS $$
+    WITH taken AS (DELETE FROM call_status_counts RETURNING campaign_id, status, n),
+    folded AS (
+        INSERT INTO call_status_counts (campaign_id, status, n)
+        SELECT campaign_id, status, sum(n) FROM taken GROUP BY campaign_id, status HAVING sum(n) <> 0
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM taken) - (SELECT count(*) FROM folded)
+$$;
+
+-- Installed once (again if one trigger is missing), with the counts of the calls already
+-- there; writers wait out the count.
+DO $$
+BEGIN
+    IF (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'calls'::regclass AND tgname IN
+        ('calls_count_inserted', 'calls_count_updated', 'calls_count_deleted', 'calls_count_truncated')) < 4
+    THEN
+        LOCK TABLE calls IN SHARE ROW EXCLUSIVE MODE;
+        DROP TRIGGER IF EXISTS calls_count_inserted ON calls;
+        DROP TRIGGER IF EXISTS calls_count_updated ON calls;
+        DROP TRIGGER IF EXISTS calls_count_deleted ON calls;
+        DROP TRIGGER IF EXISTS calls_count_truncated ON calls;
+        DELETE FROM call_status_counts;
+        INSERT INTO call_status_counts (campaign_id, status, n)
+        SELECT campaign_id, status, count(*) FROM calls GROUP BY campaign_id, status;
+        CREATE TRIGGER calls_count_inserted AFTER INSERT ON calls
+            REFERENCING NEW TABLE AS new_calls FOR EACH STATEMENT EXECUTE FUNCTION sespcl_count_statuses();
+        CREATE TRIGGER calls_count_updated AFTER UPDATE ON calls
+            REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
+            FOR EACH STATEMENT EXECUTE FUNCTION sespcl_count_statuses();
+        CREATE TRIGGER calls_count_deleted AFTER DELETE ON calls
+            REFERENCING OLD TABLE AS old_calls FOR EACH STATEMENT EXECUTE FUNCTION sespcl_count_statuses();
+        CREATE TRIGGER calls_count_truncated AFTER TRUNCATE ON calls
+            FOR EACH STATEMENT EXECUTE FUNCTION sespcl_count_statuses();
+    END IF;
+END $$;
+
 CREATE TABLE IF NOT EXISTS call_attempts (
     id                 uuid PRIMARY KEY,
     call_id            uuid NOT NULL REFERENCES calls (id),

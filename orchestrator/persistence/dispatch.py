@@ -594,6 +594,13 @@ class DispatchStore:
             cur = await conn.execute(_expire_sql(only_ids=False), {"reason": EXPIRED_REASON})
             return cur.rowcount
 
+    async def fold_status_counts(self) -> int:
+        """Folds the status-count deltas the triggers wrote; returns how many rows went."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT sespcl_fold_status_counts() AS gone")
+            row = await cur.fetchone()
+            return int(row["gone"]) if row else 0
+
     @staticmethod
     async def _lock_campaigns(conn: Any, campaign_ids: set[UUID]) -> dict[UUID, str]:
         """Share-locks the picked calls' campaigns until the claim commits, and returns their

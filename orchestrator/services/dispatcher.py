@@ -36,6 +36,8 @@ ORPHAN_AFTER_S = 8.0
 ADOPT_EVERY_S = 3.0
 EXPIRE_EVERY_S = 2.0
 OUTBOX_CHECK_S = 2.0
+FOLD_COUNTS_EVERY_S = 60.0
+"""The status-count deltas (a few rows per status write) are folded this often."""
 RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 RECONCILE_MIN_AGE_S = 5.0
@@ -164,6 +166,7 @@ class Dispatcher:
             self._every(RENDER_SWEEP_S, self._sweep_lost_renders),
             self._every(EXPIRE_EVERY_S, self._expire_due),
             self._every(OUTBOX_CHECK_S, self._resend_lost_batches),
+            self._every(FOLD_COUNTS_EVERY_S, self._store.fold_status_counts),
         ]
         try:
             await asyncio.gather(*loops)
