@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     """Largest request body /v1/calls accepts (413 above)."""
     max_bulk_bytes: int = 512 * 1024 * 1024
     """Largest bulk upload (/v1/campaigns/{id}/calls, /voice/bulk); it is streamed, not held."""
+    max_uploads: int = Field(default=4, ge=1, le=64)
+    """Bulk uploads each API process stores at once. Each holds a database connection of its
+    own while its body streams in, apart from the pool every other request uses; one more waits
+    a few seconds for its turn, then gets 503 `too-many-uploads`."""
 
     audio_dir: Path = Path("/var/lib/sespcl/audio")
     """Shared storage for rendered prompts; Asterisk nodes read the same path. The dialplan

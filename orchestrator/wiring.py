@@ -59,7 +59,12 @@ async def build_api(settings: Settings) -> web.Application:
         default_voice=settings.tts_default_voice,
         voices=available_voices,
     )
-    campaign_store = CampaignStore(pool)
+    # Uploads stream for a minute or more: they hold connections of their own, so that a few at
+    # once never leave /v1/calls and /health waiting for the pool.
+    upload_pool = await open_pool(
+        settings.database_url, name="sespcl-api-upload", max_size=settings.max_uploads, prepare=False
+    )
+    campaign_store = CampaignStore(pool, upload_pool)
     campaigns = CampaignService(
         campaign_store,
         store,
@@ -82,6 +87,7 @@ async def build_api(settings: Settings) -> web.Application:
     )
 
     async def close_pool(_: web.Application) -> None:
+        await upload_pool.close()
         await pool.close()
 
     app.on_cleanup.append(close_pool)

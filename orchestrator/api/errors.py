@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orchestrator.domain.errors import Conflict, NotFound, SespclError, Unavailable, ValidationFailed
+from orchestrator.domain.errors import Busy, Conflict, NotFound, SespclError, Unavailable, ValidationFailed
 
 _STATUS: dict[type[SespclError], int] = {
     ValidationFailed: 422,
@@ -28,4 +28,7 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 def from_domain(exc: SespclError) -> web.Response:
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
-    return error_response(status, exc.code, exc.message, exc.field)
+    response = error_response(status, exc.code, exc.message, exc.field)
+    if isinstance(exc, Busy):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response

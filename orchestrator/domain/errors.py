@@ -5,6 +5,7 @@ SespclError
 ├── NotFound                no such call / trunk / node
 ├── Conflict                idempotency key reused with another body, duplicate name, …
 └── Unavailable             a dependency (database, Redis, Asterisk) does not answer
+    └── Busy                at capacity now (too many uploads at once): try again shortly
 """
 
 from __future__ import annotations
@@ -35,3 +36,10 @@ class Conflict(SespclError):
 
 class Unavailable(SespclError):
     code = "unavailable"
+
+
+class Busy(Unavailable):
+    """Working at capacity: the same request later will be served."""
+
+    code = "busy"
+    retry_after_s = 5

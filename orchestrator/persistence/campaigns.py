@@ -12,10 +12,11 @@ from uuid import UUID
 
 from psycopg import AsyncConnection, AsyncCopy
 from psycopg.rows import DictRow
+from psycopg_pool import PoolTimeout
 
 from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.campaign import BulkRow, CampaignStatus
-from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.domain.errors import Busy, Conflict, NotFound, ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import CAMPAIGN_CANCELED, DNC_REASON
 from orchestrator.persistence.db import Pool
@@ -23,9 +24,16 @@ from orchestrator.persistence.db import Pool
 Row = dict[str, Any]
 
 
+UPLOAD_TURN_WAIT_S = 10.0
+"""How long an upload waits for one of the upload connections before 503 too-many-uploads."""
+
+
 class CampaignStore:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, upload_pool: Pool | None = None) -> None:
+        """`upload_pool`: the connections bulk uploads hold while they stream (the other
+        requests' pool when not given)."""
         self._pool = pool
+        self._upload_pool = upload_pool or pool
 
     async def create(
         self,
@@ -190,7 +198,7 @@ class CampaignStore:
         return page(rows, limit)
 
     def intake(self, campaign: Row) -> Intake:
-        return Intake(self._pool, campaign)
+        return Intake(self._upload_pool, campaign)
 
 
 class Intake:
@@ -206,7 +214,14 @@ class Intake:
         self.staged = 0
 
     async def __aenter__(self) -> Intake:
-        self._conn = await self._pool.getconn()
+        try:
+            self._conn = await self._pool.getconn(timeout=UPLOAD_TURN_WAIT_S)
+        except PoolTimeout as exc:
+            raise Busy(
+                f"{self._pool.max_size} uploads are being stored already; nothing was stored, "
+                "send it again shortly",
+                code="too-many-uploads",
+            ) from exc
         await self._conn.execute(
             """
             CREATE TEMP TABLE IF NOT EXISTS intake_stage (

@@ -8,6 +8,7 @@ import json
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -340,3 +341,55 @@ async def test_a_big_campaign_does_not_starve_a_small_one(api: httpx.AsyncClient
         order = sorted(finals, key=lambda c: c["attempts"][0]["started_at"])
         small_positions = [i for i, c in enumerate(order) if c["id"] in {x["id"] for x in calls[40:]}]
         assert max(small_positions) < 12, f"small campaign dialed at positions {small_positions}"
+
+
+async def test_uploads_beyond_the_limit_wait_then_get_503_and_never_starve_other_requests(
+    api: httpx.AsyncClient,
+) -> None:
+    """SESPCL_MAX_UPLOADS (4 on the test stack) slow uploads hold their own connections; a fifth
+    is refused with 503 and Retry-After once it waited its turn, while single calls and the
+    campaign reads are served as usual; the four then finish and store everything."""
+    campaign = (await _campaign(api))["id"]
+    await api.post(f"/v1/campaigns/{campaign}/pause")
+    numbers = _numbers(8)
+    release = asyncio.Event()
+
+    async def slow_body(number: str) -> AsyncIterator[bytes]:
+        yield (json.dumps({"to": number, "name": "R", "day": "Monday"}) + "\n").encode()
+        await release.wait()
+
+    def upload(number: str) -> Awaitable[httpx.Response]:
+        return api.post(
+            f"/v1/campaigns/{campaign}/calls",
+            content=slow_body(number),
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=60,
+        )
+
+    holding = [asyncio.ensure_future(upload(n)) for n in numbers[:4]]
+    await asyncio.sleep(1.0)
+    try:
+        started = time.monotonic()
+        single = await api.post(
+            "/v1/calls", json={"to": numbers[7], "tts": {"text": "Hi."}, "not_before": "2099-01-01T00:00:00Z"}
+        )
+        assert single.status_code == 202 and time.monotonic() - started < 5, single.text
+        assert (await api.get(f"/v1/campaigns/{campaign}")).status_code == 200
+        # A whole body: a client sends it all before it reads the answer.
+        refused = await api.post(
+            f"/v1/campaigns/{campaign}/calls",
+            content=(json.dumps({"to": numbers[4], "name": "R", "day": "Monday"}) + "\n").encode(),
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=60,
+        )
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "too-many-uploads"
+        assert int(refused.headers["Retry-After"]) > 0
+        await api.post(f"/v1/calls/{single.json()['id']}/cancel")
+    finally:
+        release.set()
+    finished = await asyncio.gather(*holding)
+    assert [r.status_code for r in finished] == [202] * 4, [r.text for r in finished]
+    assert (await api.get(f"/v1/campaigns/{campaign}")).json()["total"] == 4
+    assert (await upload(numbers[5])).status_code == 202, "a slot is free again"
+    await api.post(f"/v1/campaigns/{campaign}/cancel")
