@@ -22,6 +22,7 @@ from orchestrator.persistence.calls import (
     TRUNK_REMOVED,
 )
 from orchestrator.persistence.db import Pool
+from orchestrator.persistence.events import record_events_async
 
 Row = dict[str, Any]
 
@@ -593,6 +594,11 @@ class DispatchStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(_expire_sql(only_ids=False), {"reason": EXPIRED_REASON})
             return cur.rowcount
+
+    async def record_events(self, batch: list[dict[str, Any]]) -> int:
+        """Stores a batch of events here, as the event worker would (when Redis is down)."""
+        async with self._pool.connection() as conn:
+            return await record_events_async(conn, batch)
 
     async def fold_status_counts(self) -> int:
         """Folds the status-count deltas the triggers wrote; returns how many rows went."""

@@ -708,7 +708,19 @@ class Dispatcher:
             del self._events[: len(batch)]
 
     async def _send_batch(self, held: HeldBatch) -> None:
-        self._outbox.sent(await asyncio.to_thread(self._sink.enqueue_events, held.events), held)
+        """To a worker through Redis; if Redis does not take it, stored here directly (the
+        events must not pile up in this process's memory while Redis is down); if PostgreSQL
+        refuses too, held and tried again later."""
+        try:
+            self._outbox.sent(await asyncio.to_thread(self._sink.enqueue_events, held.events), held)
+            return
+        except Exception as exc:
+            log.warning("dispatch.events_queue_down", events=len(held.events), error=str(exc))
+        try:
+            await self._store.record_events(held.events)
+        except Exception as exc:
+            log.warning("dispatch.events_not_stored", events=len(held.events), error=str(exc))
+            self._outbox.hold(held, time.monotonic())
 
     async def _resend_lost_batches(self) -> None:
         """Redis only carries the batches: one whose job vanished (a flushed Redis, a worker

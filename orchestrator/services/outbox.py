@@ -46,6 +46,11 @@ class EventOutbox:
     def recorded(self, job_id: str) -> None:
         self._in_flight.pop(job_id, None)
 
+    def hold(self, batch: HeldBatch, now: float) -> None:
+        """A batch that could not be sent at all: it waits, as a lost one does."""
+        failures = batch.failures + 1
+        self._waiting.append(HeldBatch(batch.events, failures, now + resend_delay(failures)))
+
     def lost(self, job_id: str, now: float) -> HeldBatch | None:
         """The job is gone or failed: its batch (or its halves) waits for its next sending.
         Returns the batch, with its failure count, or None if it was not held."""

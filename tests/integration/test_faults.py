@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -342,6 +343,51 @@ async def test_two_dispatchers_never_share_a_call(
             break
         await asyncio.sleep(0.5)
     assert len(hangups) == 200 and all(h["n"] == 1 for h in hangups), "each event recorded once"
+
+
+async def test_a_dispatcher_cut_off_from_redis_stores_its_events_itself(
+    api: httpx.AsyncClient, db: Db, traced_trunk: Carrier
+) -> None:
+    """A second dispatcher whose link to Redis goes down after it started: the calls it dials
+    have their events recorded all the same (it stores them itself), none kept only in its
+    memory, including those it holds when it is stopped."""
+    redis = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tcp_cut(("127.0.0.1", port), (redis.hostname or "127.0.0.1", redis.port or 6379)) as link:
+        env = stack_env() | {"REDIS_URL": redis._replace(netloc=f"127.0.0.1:{port}").geturl()}
+        second = subprocess.Popen(
+            [str(REPO / ".venv/bin/sespcl"), "dispatcher"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await asyncio.sleep(3)  # started (it checks Redis at start) and logged in to the nodes
+            link.cut("reset")
+            ids = await _submit(api, 60, "t-disp", f"Redis cut {uuid.uuid4().hex[:6]}.", 4300)
+            finals = [await wait_final(api, i, timeout=120) for i in ids]
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
+        assert {c["status"] for c in finals} == {"completed"}
+        owners = db.execute(
+            "SELECT count(DISTINCT owner) AS n FROM call_attempts WHERE call_id = ANY(%s)", (ids,)
+        ).fetchone()
+        assert owners is not None and owners["n"] == 2, "both dispatchers dialed: the cut one was exercised"
+        deadline = time.monotonic() + 20
+        while True:  # still cut: the second dispatcher's events cannot have gone through Redis
+            hangups = db.execute(
+                "SELECT attempt_id, count(*) AS n FROM call_events WHERE call_id = ANY(%s) "
+                "AND type IN ('ami.Hangup', 'ari.Hangup') GROUP BY attempt_id",
+                (ids,),
+            ).fetchall()
+            db.commit()
+            if len(hangups) >= 60 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert len(hangups) == 60 and all(h["n"] == 1 for h in hangups), len(hangups)
 
 
 def _worker_pids() -> list[int]:

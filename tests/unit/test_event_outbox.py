@@ -73,3 +73,12 @@ def test_a_single_poisoned_event_is_kept_not_dropped() -> None:
 
 def test_an_unknown_job_is_ignored() -> None:
     assert EventOutbox().lost("nobody", now=0.0) is None
+
+
+def test_a_batch_that_could_not_be_sent_waits_like_a_lost_one() -> None:
+    outbox = EventOutbox()
+    outbox.hold(HeldBatch(_events(2)), now=10.0)
+    assert outbox.in_flight() == [] and outbox.events_held() == 2
+    assert outbox.due(now=11.9) == []
+    (again,) = outbox.due(now=12.0)
+    assert again.failures == 1 and again.events == _events(2)
