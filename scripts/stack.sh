@@ -179,7 +179,8 @@ stop_process() {
 wait_healthy() {
     local body=""
     for _ in $(seq "$HEALTH_TIMEOUT"); do
-        if body="$(curl -fsS -m 3 "$SESPCL_API_URL/health" 2>/dev/null)"; then
+        # 200 is enough to take calls; the stack is up once the dispatcher and workers report too.
+        if body="$(curl -fsS -m 3 "$SESPCL_API_URL/health" 2>/dev/null)" && [[ $body == *'"status": "ok"'* ]]; then
             return 0
         fi
         sleep 1

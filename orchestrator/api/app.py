@@ -142,6 +142,10 @@ DISPATCHER_SILENT_AFTER_S = 10.0
 """A dispatcher heartbeats every 2 s: silent this long, it is stopped or stuck."""
 
 
+SERVING_NEEDS = ("postgres", "redis", "asterisk")
+"""The checks /health answers 503 for (issue 2); the others only make it "degraded"."""
+
+
 async def health(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
 
@@ -182,10 +186,16 @@ async def health(request: web.Request) -> web.Response:
             ),
         )
     )
-    ok = all(c["ok"] for c in checks.values())
-    return web.json_response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-    )
+    # The status code is the contract's: PostgreSQL, Redis and a node (what taking calls needs;
+    # a load balancer must not pull an API that can take them). A silent dispatcher or no
+    # worker is reported, as "degraded": calls are taken but wait.
+    serving = all(checks[name]["ok"] for name in SERVING_NEEDS)
+    degraded = sorted(name for name, check in checks.items() if not check["ok"] and name not in SERVING_NEEDS)
+    status = "unavailable" if not serving else "degraded" if degraded else "ok"
+    body: dict[str, Any] = {"status": status, "checks": checks}
+    if degraded:
+        body["degraded"] = degraded
+    return web.json_response(body, status=200 if serving else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
