@@ -310,10 +310,19 @@ async def _settle(db: psycopg.Connection) -> None:
 
 
 async def _hold_ramp(
-    client: httpx.AsyncClient, db: psycopg.Connection, secret: str, holds: list[int], rate: float
+    client: httpx.AsyncClient,
+    db: psycopg.Connection,
+    secret: str,
+    holds: list[int],
+    rate: float,
+    meter: CpuMeter,
 ) -> None:
     """Ever more long calls up at once, both ways, until the bare loop fails (or the list ends).
-    Node n1's channel limit is lifted for this part, so it is Asterisk that limits, not us."""
+    Node n1's channel limit is lifted for this part, so it is Asterisk that limits, not us.
+
+    The CPU per call is printed here too: the short calls above are the worst case for the
+    orchestrator's share (its cost is per call, Asterisk's grows with the call's length); a
+    real notice lasts tens of seconds, like these."""
     # ~45 s of speech: at `rate` calls/s, `count` calls are all up at once when count/rate < 45.
     long_text = "This call is held open to measure how many calls a node carries at once. " * 11
     long_audio = await _render(client, db, long_text)
@@ -323,15 +332,23 @@ async def _hold_ramp(
     db.commit()
     await asyncio.sleep(2.5)  # the dispatcher re-reads nodes every 2 s
     best = {"bare": 0, "e2e": 0}
-    print(f"\n{'held calls':>10} | {'bare peak':>9} {'failed':>6} | {'e2e peak':>8} {'failed':>6}")
+    print(
+        f"\n{'held calls':>10} | {'bare peak':>9} {'failed':>6} | {'e2e peak':>8} {'failed':>6} | "
+        f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20} {'orch/Asterisk':>13}"
+    )
     try:
         for count in holds:
             bare_peak, bare_failed = await bare_hold(secret, long_audio, count, rate)
             await _settle(db)
+            meter.start()
             e2e_peak, e2e_failed = await e2e_hold(client, db, long_text, count, rate)
             await _settle(db)
+            per_call = {name: s / max(count - e2e_failed, 1) * 1e3 for name, s in meter.stop().items()}
+            orch = per_call["api"] + per_call["dispatcher"] + per_call["workers"]
             print(
-                f"{count:10d} | {bare_peak:9d} {bare_failed:6d} | {e2e_peak:8d} {e2e_failed:6d}", flush=True
+                f"{count:10d} | {bare_peak:9d} {bare_failed:6d} | {e2e_peak:8d} {e2e_failed:6d} | "
+                f"{orch:16.1f} {per_call['asterisk']:20.1f} {orch / max(per_call['asterisk'], 1e-9):13.2f}",
+                flush=True,
             )
             if not bare_failed:
                 best["bare"] = max(best["bare"], bare_peak)
@@ -409,7 +426,7 @@ async def main() -> None:
         _print_breakdown(breakdowns)
         holds = [int(n) for n in args.hold.split(",") if n.strip()]
         if holds:
-            await _hold_ramp(client, db, secret, holds, args.hold_rate)
+            await _hold_ramp(client, db, secret, holds, args.hold_rate, meter)
     finally:
         subprocess.run([sespcl, "nodes", "undrain", "n2"], check=True, capture_output=True)
         await client.aclose()

@@ -33,7 +33,12 @@ class ApiClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiClientError(0, {"error": {"message": f"API not reachable: {exc}"}}) from exc
-        body = response.json() if response.content else None
+        try:
+            body = response.json() if response.content else None
+        except ValueError as exc:  # not our API answering (a proxy's page, another service)
+            raise ApiClientError(
+                response.status_code, {"error": {"message": f"not an API answer: {response.text[:200]!r}"}}
+            ) from exc
         if response.status_code >= 400:
             raise ApiClientError(response.status_code, body)
         return body

@@ -9,7 +9,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _AUDIO_DIR = re.compile(r"/[a-z0-9_.-]+(/[a-z0-9_.-]+)*")
@@ -91,6 +91,17 @@ class Settings(BaseSettings):
         if not _AUDIO_DIR.fullmatch(str(value)) or ".." in str(value):
             raise ValueError(f"{value} must be an absolute path of characters [/a-z0-9_.-] without '..'")
         return value
+
+
+def settings_error(exc: ValidationError) -> str:
+    """A settings ValidationError as one line naming the environment variables."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    parts = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        env = name if name.isupper() else f"{prefix}{name}".upper()
+        parts.append(f"{env}: {error['msg']}")
+    return "invalid setting " + "; ".join(parts)
 
 
 @lru_cache(maxsize=1)

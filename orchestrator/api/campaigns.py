@@ -128,13 +128,12 @@ async def voice_bulk(request: web.Request) -> web.Response:
             body["defaults"][key] = query[key]
     if "voice" in query:
         body["defaults"]["tts"]["voice"] = query["voice"]
-    try:
-        if "ring_timeout_s" in query:
-            body["defaults"]["ring_timeout_s"] = int(query["ring_timeout_s"])
-        if "cps" in query:
-            body["cps"] = float(query["cps"])
-    except ValueError as exc:
-        raise ApiError(422, "invalid-field", f"not a number: {exc}") from exc
+    for key, target, kind in (("ring_timeout_s", body["defaults"], int), ("cps", body, float)):
+        if key in query:
+            try:
+                target[key] = kind(query[key])
+            except ValueError as exc:
+                raise ApiError(422, "invalid-field", f"{key}: not a number: {query[key]!r}", key) from exc
     try:
         parsed = CampaignIn.model_validate(body)
     except ValidationError as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from pydantic import ValidationError
 
 from orchestrator.cli.calls import calls
 from orchestrator.cli.demo import demo
@@ -10,9 +13,20 @@ from orchestrator.cli.dnc import dnc
 from orchestrator.cli.nodes import nodes
 from orchestrator.cli.services import db, dispatcher, serve, worker
 from orchestrator.cli.trunks import trunks
+from orchestrator.config import settings_error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every command: a setting that does not validate is one line and exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            raise click.ClickException(settings_error(exc)) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sespclswitch", message="%(version)s")
 def main() -> None:
     """SESPCLSwitch: outbound voice calls through your own SIP carriers and Asterisk farm."""

@@ -45,7 +45,7 @@ def calls_submit(to: str, text: str, trunk: str | None, from_: str | None, wait:
 
 
 @calls.command("show")
-@click.argument("call_id")
+@click.argument("call_id", type=click.UUID)
 @click.option("--json", "as_json", is_flag=True)
 def calls_show(call_id: str, as_json: bool) -> None:
     """Show one call and its attempts."""

@@ -95,6 +95,10 @@ def dnc_import(file: Path, reason: str | None) -> None:
                     ) from exc
         except UnicodeDecodeError as exc:
             raise click.ClickException(f"{file}: not UTF-8 text ({exc.reason}); nothing imported") from exc
+        except csv.Error as exc:
+            raise click.ClickException(
+                f"{file}: not a list of numbers or a CSV file ({exc}); nothing imported"
+            ) from exc
     with database() as conn, conn.transaction():
         conn.execute("CREATE TEMP TABLE dnc_import (number text) ON COMMIT DROP")
         with conn.cursor() as cur, cur.copy("COPY dnc_import (number) FROM STDIN") as copy:

@@ -9,7 +9,7 @@ import click
 
 from orchestrator.cli.output import database, emit
 from orchestrator.config import get_settings
-from orchestrator.domain.trunk import check_host
+from orchestrator.domain.trunk import MAX_CHANNELS_LIMIT, check_host
 
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 AMI_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -87,8 +87,8 @@ def nodes_add(
     if driver == "ari" and (ari_url is None or ari_secret is None):
         raise click.ClickException(f"--driver ari needs --ari-url and the ARI password in ${ari_secret_env}")
     channels = get_settings().node_max_channels_default if max_channels is None else max_channels
-    if channels < 1:
-        raise click.ClickException("invalid --max-channels: must be at least 1")
+    if not 1 <= channels <= MAX_CHANNELS_LIMIT:
+        raise click.ClickException(f"invalid --max-channels: must be 1 to {MAX_CHANNELS_LIMIT}")
     secret = os.environ.get(ami_secret_env)
     if not secret:
         raise click.ClickException(f"environment variable {ami_secret_env} is not set or empty")

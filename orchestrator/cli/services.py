@@ -39,8 +39,14 @@ def serve() -> None:
     from orchestrator.wiring import serve as run
 
     _setup()
+    settings = get_settings()
     with _one_line_errors():
-        run(get_settings())
+        try:
+            run(settings)
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            raise click.ClickException(
+                f"cannot serve on {settings.api_host}:{settings.api_port}: {exc.strerror or exc}"
+            ) from exc
 
 
 @click.command()

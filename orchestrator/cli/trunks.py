@@ -60,7 +60,10 @@ def _password(password_env: str | None, password_stdin: bool) -> str | None:
             raise click.ClickException(f"environment variable {password_env} is not set or empty")
         return value
     if password_stdin:
-        value = sys.stdin.readline().rstrip("\r\n")
+        if sys.stdin.isatty():  # typed, not piped: never echoed
+            value = click.prompt("Password", hide_input=True, default="", show_default=False)
+        else:
+            value = sys.stdin.readline().rstrip("\r\n")
         if not value:
             raise click.ClickException("no password on standard input")
         return value

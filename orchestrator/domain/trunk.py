@@ -26,12 +26,17 @@ class Transport(str, Enum):
     TLS = "tls"
 
 
+MAX_CHANNELS_LIMIT = 100_000
+"""The most channels a trunk or a node may be given (far above any one Asterisk's capacity)."""
+
+
 def check_host(value: str) -> str:
     """An IP address or a DNS name; nothing that could carry a URI parameter or a header."""
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        if _HOSTNAME.fullmatch(value):
+        # A name's last label is never all digits (RFC 1123): 999.999.999.999 is a bad address.
+        if _HOSTNAME.fullmatch(value) and not value.rstrip(".").rsplit(".", 1)[-1].isdigit():
             return value.lower()
     else:
         # An IPv6 scope id (after "%") may hold any character at all: ];, spaces, newlines.
@@ -56,7 +61,7 @@ class TrunkSpec(BaseModel):
     from_domain: str | None = None
     caller_id: str | None = None
     codecs: tuple[str, ...] = ("ulaw", "alaw")
-    max_channels: int | None = Field(default=None, ge=1, le=100_000)
+    max_channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS_LIMIT)
     cps: float | None = Field(default=None, gt=0, le=10_000)
     is_default: bool = False
 

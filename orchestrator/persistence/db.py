@@ -46,6 +46,8 @@ def connect(url: str, name: str = "sespcl-cli") -> psycopg.Connection[DictRow]:
         return psycopg.connect(url, row_factory=dict_row, autocommit=False, application_name=name)
     except psycopg.OperationalError as exc:
         raise Unavailable(f"PostgreSQL does not answer at {_redact(url)}: {exc}") from exc
+    except psycopg.Error as exc:  # e.g. a DATABASE_URL that is not a connection string
+        raise Unavailable(f"cannot connect to PostgreSQL with {_redact(url)}: {exc}") from exc
 
 
 def migrate(url: str, schema_path: Path = SCHEMA_PATH, attempts: int = 8) -> None:

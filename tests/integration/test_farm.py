@@ -226,6 +226,20 @@ def test_password_is_never_shown(carriers: dict[str, Carrier]) -> None:
             "already exists",
         ),
         (("nodes", "drain", "nosuch"), {}, "no node"),
+        (("trunks", "add", "t-bad", "--host", "999.999.999.999"), {}, "--host"),
+        (
+            ("nodes", "add", "n9", "--ami-host", "127.0.10.9", "--max-channels", "99999999999"),
+            {"SESPCL_AMI_SECRET": "x" * 16},
+            "--max-channels",
+        ),
+        (("calls", "show", "../../health"), {}, "not a valid UUID"),
+        (("trunks", "list"), {"SESPCL_MAX_UPLOADS": "999"}, "SESPCL_MAX_UPLOADS"),
+        (("trunks", "list"), {"DATABASE_URL": "notaurl"}, "cannot connect to PostgreSQL"),
+        (
+            ("calls", "show", "0195b6b2-0000-7000-8000-000000000000"),
+            {"SESPCL_API_URL": "http://127.0.0.1:1"},
+            "not reachable",
+        ),
     ],
 )
 def test_bad_cli_input_changes_nothing(

@@ -117,3 +117,25 @@ def test_hosts_with_an_ipv6_scope_id_are_refused() -> None:
         with pytest.raises(ValueError):
             check_host(bad)
     assert check_host("FE80::1") == "fe80::1" and check_host("Sip.Example.com") == "sip.example.com"
+
+
+def test_a_dotted_quad_that_is_no_address_is_not_taken_for_a_name() -> None:
+    from orchestrator.domain.trunk import check_host
+
+    for bad in ("999.999.999.999", "1.2.3.4.5", "10.0.0.256", "example.123"):
+        with pytest.raises(ValueError):
+            check_host(bad)
+    assert check_host("sip1.carrier-2.example") == "sip1.carrier-2.example"
+    assert check_host("10.0.0.25") == "10.0.0.25"
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable() -> None:
+    from pydantic import ValidationError
+
+    from orchestrator.config import Settings, settings_error
+
+    with pytest.raises(ValidationError) as info:
+        Settings(max_uploads=0, max_call_s=0)
+    text = settings_error(info.value)
+    assert "\n" not in text
+    assert "SESPCL_MAX_UPLOADS" in text and "SESPCL_MAX_CALL_S" in text
