@@ -314,6 +314,14 @@ async def test_bad_campaign_requests(api: httpx.AsyncClient) -> None:
     for body, field in cases:
         response = await api.post("/v1/campaigns", json=body)
         assert response.status_code == 422 and response.json()["error"]["field"] == field, response.text
+    for key in ("ring_timeout_s", "cps"):
+        response = await api.post(
+            "/voice/bulk",
+            params={"text": "Hi.", key: "abc"},
+            content=b"to\n",
+            headers={"Content-Type": "text/csv"},
+        )
+        assert response.status_code == 422 and response.json()["error"]["field"] == key, response.text
     missing = await api.get(f"/v1/campaigns/{uuid.uuid4()}")
     assert missing.status_code == 404
     listed = (await api.get("/v1/campaigns", params={"limit": "500"})).json()
