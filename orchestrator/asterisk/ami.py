@@ -15,7 +15,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from orchestrator.domain.dialing import OUTBOUND_CONTEXT, OriginateOutcome, OriginateRequest
+from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,14 @@ EVENTS_WANTED = frozenset(
 )
 
 
+HANGUP_TIMEOUT_S = 10.0
+
+
 class AmiError(Exception):
+    pass
+
+
+class AmiNotConnected(AmiError, NodeNotConnected):
     pass
 
 
@@ -218,7 +225,7 @@ class AmiNode:
 
     def _live(self) -> Manager:
         if self._manager is None or not self.up:
-            raise AmiError(f"node {self.name} is not connected")
+            raise AmiNotConnected(f"node {self.name} is not connected")
         return self._manager
 
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
@@ -240,10 +247,14 @@ class AmiNode:
         # No OriginateResponse: Asterisk refused the action itself (permission, bad channel...).
         return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
 
-    async def hangup(self, channel: str, cause: int = 16) -> None:
-        await self._live().send_action(
-            {"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}
-        )
+    async def hangup(self, channel: str, cause: int = 16, timeout: float = HANGUP_TIMEOUT_S) -> None:
+        """By channel name or Uniqueid (Asterisk looks up either). Bounded: a Hangup is
+        forgotten by panoramisk when the link drops, and its reply would never come."""
+        action = {"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}
+        try:
+            await asyncio.wait_for(self._live().send_action(action), timeout)
+        except TimeoutError as exc:
+            raise AmiError(f"no reply to Hangup from {self.name} within {timeout:.0f} s") from exc
 
     async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
         """Every channel the node has now (CoreShowChannels): Uniqueid → state ("Up", "Ringing"…)."""

@@ -36,7 +36,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from orchestrator.domain.dialing import OUTBOUND_CONTEXT, OriginateOutcome, OriginateRequest
+from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
 from orchestrator.domain.outcome import (
     REASON_ANSWERED,
     REASON_BUSY,
@@ -79,6 +79,10 @@ _CONGESTION_CAUSES = frozenset({34, 38, 41, 42})
 
 
 class AriError(Exception):
+    pass
+
+
+class AriNotConnected(AriError, NodeNotConnected):
     pass
 
 
@@ -488,7 +492,7 @@ class AriNode:
 
     def _live(self) -> aiohttp.ClientSession:
         if self._session is None or not self.up:
-            raise AriError(f"node {self.name} is not connected")
+            raise AriNotConnected(f"node {self.name} is not connected")
         return self._session
 
     async def _request(
@@ -513,7 +517,10 @@ class AriNode:
             if response.status >= 300:
                 raise await _refusal(response)
             body = await response.read()
-        return json.loads(body) if body.strip() else None
+        try:
+            return json.loads(body) if body.strip() else None
+        except ValueError as exc:  # not Asterisk answering (a proxy's page, say)
+            raise AriError(f"{self.name}: a reply that is not JSON from {method} {url}") from exc
 
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
         """Create the channel (id = attempt id) into the outbound dialplan, then wait until it is

@@ -34,6 +34,11 @@ class OriginateRequest:
         }
 
 
+class NodeNotConnected(Exception):
+    """Raised by a driver before anything was sent: the node's link is down. An Originate
+    refused so was never dialed, and goes back to the queue rather than count as failed."""
+
+
 @dataclass(frozen=True)
 class OriginateOutcome:
     success: bool

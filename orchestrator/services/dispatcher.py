@@ -19,7 +19,7 @@ import structlog
 
 from orchestrator.domain.attempt import AttemptState, Transition
 from orchestrator.domain.call import CallStatus
-from orchestrator.domain.dialing import OriginateRequest
+from orchestrator.domain.dialing import NodeNotConnected, OriginateRequest
 from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, TokenBucket, plan_nodes, total_room
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import Claim, NodeRow, StoredStatus
@@ -44,6 +44,8 @@ RECONCILE_MIN_AGE_S = 5.0
 """Younger attempts may not have a channel yet (Originate in flight)."""
 RING_END_MARGIN_S = 5.0
 """A lost node's unanswered call is retried no sooner than its ring timeout plus this."""
+CHANNEL_EXPECTED_AFTER_S = 3.0
+"""A canceled attempt with no channel seen this long after its Originate is hung up by its id."""
 STRAY_AFTER_S = 10.0
 """An attempt of ours still not marked sent this long after its claim was never followed: a
 claim marks its attempts within milliseconds, or fails and keeps them in `_unsent`."""
@@ -145,6 +147,7 @@ class Dispatcher:
         self._unacked: dict[str, tuple[str, float]] = {}
         """Originates sent with no sign from the node yet: attempt → (node, monotonic sent)."""
         self._reconciling: set[str] = set()
+        self._reconcile_again: set[str] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -265,13 +268,22 @@ class Dispatcher:
         """After (re)connecting: attempts this dispatcher follows on the node whose channel is
         gone ended while nobody listened. Settle them instead of waiting for their bounds."""
         node = self._nodes.get(name)
-        if node is None or name in self._reconciling:
+        if node is None:
+            return
+        if name in self._reconciling:
+            # A pass is under way, but its channel list may predate this (re)connection: one
+            # more pass follows it.
+            self._reconcile_again.add(name)
             return
         self._reconciling.add(name)
         try:
             await self._reconcile_now(name, node)
+            while name in self._reconcile_again and not self._stopping.is_set():
+                self._reconcile_again.discard(name)
+                await self._reconcile_now(name, node)
         finally:
             self._reconciling.discard(name)
+            self._reconcile_again.discard(name)
 
     async def _reconcile_after(self, name: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
@@ -468,6 +480,14 @@ class Dispatcher:
         bound.info("dispatch.originate", to=claim.to, trunk=claim.trunk)
         try:
             outcome = await node.originate(request, wait_s=claim.ring_timeout_s + 15)
+        except NodeNotConnected as exc:
+            # Refused before anything left: never dialed, so back to the queue, not failed.
+            bound.warning("dispatch.originate_not_sent", error=str(exc))
+            self._unacked.pop(key, None)
+            self._attempts.pop(key, None)
+            self._started.pop(key, None)
+            self._unsent.add(claim.attempt_id)
+            return
         except Exception as exc:
             self._unacknowledged(key)
             bound.warning("dispatch.originate_error", error=str(exc))
@@ -573,22 +593,35 @@ class Dispatcher:
 
     async def _hang_up_canceled(self) -> None:
         wanted = set(await self._store.cancel_requests())
+        now = time.monotonic()
+        hangups = []
         for key, state in list(self._attempts.items()):
             if state.call_id not in wanted:
                 continue
             state.cancel_requested = True
-            if key in self._hangups_sent or state.channel is None:
+            if key in self._hangups_sent:
+                continue
+            # The channel's id is the attempt's: it can be hung up even if its first event was
+            # missed (a link that dropped just then), once its Originate has had time to land.
+            started = self._started.get(key, (now, 0))[0]
+            if state.channel is None and now - started < CHANNEL_EXPECTED_AFTER_S:
                 continue
             node = self._nodes.get(state.node)
             if node is None or not node.up:
                 continue
             self._hangups_sent.add(key)
-            log.info("dispatch.cancel_hangup", call_id=str(state.call_id), attempt_id=key)
-            try:
-                await node.hangup(state.channel)
-            except Exception as exc:
-                self._hangups_sent.discard(key)
-                log.warning("dispatch.hangup_failed", call_id=str(state.call_id), error=str(exc))
+            hangups.append(self._hang_up(node, key, state))
+        # At once, each bounded: one node that does not answer holds back no other cancel.
+        await asyncio.gather(*hangups)
+
+    async def _hang_up(self, node: DialNode, key: str, state: AttemptState) -> None:
+        bound = log.bind(call_id=str(state.call_id), attempt_id=key, node=state.node)
+        bound.info("dispatch.cancel_hangup")
+        try:
+            await node.hangup(state.channel or key)
+        except Exception as exc:
+            self._hangups_sent.discard(key)
+            bound.warning("dispatch.hangup_failed", error=str(exc))
 
     async def _sweep_overdue(self) -> None:
         """No attempt stays live past ring timeout + max call length + grace."""

@@ -1,0 +1,141 @@
+"""The dispatcher's answer to a node link that fails at the wrong moment, with fake ports (the
+real thing is in tests/integration/test_faults.py): an Originate refused before it was sent goes
+back to the queue, and a cancel sent to a node that never answers holds back no other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.domain.attempt import AttemptState
+from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.records import Claim
+from orchestrator.services.dispatcher import CHANNEL_EXPECTED_AFTER_S, Dispatcher, DispatchSettings
+
+
+class FakeNode:
+    driver = "ami"
+    version = None
+
+    def __init__(self, name: str, *, connected: bool = True, hangup_hangs: bool = False) -> None:
+        self.name = name
+        self._connected = connected
+        self._hangup_hangs = hangup_hangs
+        self.hung_up: list[str] = []
+
+    @property
+    def up(self) -> bool:
+        return True
+
+    async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
+        if not self._connected:
+            raise NodeNotConnected(f"node {self.name} is not connected")
+        return OriginateOutcome(True, 4)
+
+    async def hangup(self, channel: str, cause: int = 16) -> None:
+        if self._hangup_hangs:
+            await asyncio.sleep(3600)
+        self.hung_up.append(channel)
+
+
+class FakeStore:
+    def __init__(self, cancel: list[uuid.UUID]) -> None:
+        self._cancel = cancel
+
+    async def cancel_requests(self) -> list[uuid.UUID]:
+        return self._cancel
+
+
+def _dispatcher(store: Any = None) -> Dispatcher:
+    settings = DispatchSettings(
+        poll_s=0.2,
+        batch=50,
+        cps=100,
+        max_call_s=600,
+        finalize_grace_s=30,
+        originate_failure_wait_s=0.0,
+        events_flush_s=1.0,
+        events_batch_max=1000,
+    )
+
+    async def reachable(_: Any) -> bool:
+        return True
+
+    return Dispatcher(store, lambda *a: None, None, settings, reachable)  # type: ignore[arg-type]
+
+
+def _claim(node: str) -> Claim:
+    return Claim(
+        call_id=uuid.uuid4(),
+        attempt_id=uuid.uuid4(),
+        attempt_number=1,
+        node=node,
+        to="+14155550100",
+        from_=None,
+        trunk="demo",
+        audio_path="/var/lib/sespcl/audio/x",
+        ring_timeout_s=30,
+        claimed_at=datetime.now(UTC),
+    )
+
+
+async def test_an_originate_refused_before_it_was_sent_is_queued_again_not_failed() -> None:
+    dispatcher = _dispatcher()
+    claim = _claim("n1")
+    key = str(claim.attempt_id)
+    dispatcher._nodes["n1"] = FakeNode("n1", connected=False)  # type: ignore[assignment]
+    dispatcher._attempts[key] = AttemptState(claim.attempt_id, claim.call_id, "n1")
+    dispatcher._started[key] = (time.monotonic(), 30)
+    await dispatcher._originate(claim)
+    assert claim.attempt_id in dispatcher._unsent, "handed to the requeue, which puts it back"
+    assert key not in dispatcher._attempts and key not in dispatcher._started
+    assert len(dispatcher._transitions) == 0, "no status stored for it: it was never dialed"
+
+
+async def test_a_cancel_to_a_node_that_never_answers_holds_back_no_other() -> None:
+    stuck, fine = _claim("n1"), _claim("n2")
+    dispatcher = _dispatcher(FakeStore([stuck.call_id, fine.call_id]))
+    nodes = {"n1": FakeNode("n1", hangup_hangs=True), "n2": FakeNode("n2")}
+    dispatcher._nodes.update(nodes)  # type: ignore[arg-type]
+    old = time.monotonic() - CHANNEL_EXPECTED_AFTER_S - 1
+    for claim in (stuck, fine):
+        key = str(claim.attempt_id)
+        dispatcher._attempts[key] = AttemptState(claim.attempt_id, claim.call_id, claim.node)
+        dispatcher._started[key] = (old, 30)
+    task = asyncio.ensure_future(dispatcher._hang_up_canceled())
+    await asyncio.sleep(0.1)
+    # n2's attempt never had its channel seen (its first event was missed): hung up by its id.
+    assert nodes["n2"].hung_up == [str(fine.attempt_id)]
+    task.cancel()
+
+
+async def test_a_young_attempt_without_a_channel_is_not_hung_up_yet() -> None:
+    claim = _claim("n1")
+    dispatcher = _dispatcher(FakeStore([claim.call_id]))
+    node = FakeNode("n1")
+    dispatcher._nodes["n1"] = node  # type: ignore[assignment]
+    key = str(claim.attempt_id)
+    dispatcher._attempts[key] = AttemptState(claim.attempt_id, claim.call_id, "n1")
+    dispatcher._started[key] = (time.monotonic(), 30)
+    await dispatcher._hang_up_canceled()
+    assert node.hung_up == [] and dispatcher._attempts[key].cancel_requested
+
+
+async def test_an_ami_hangup_whose_reply_never_comes_gives_up() -> None:
+    """panoramisk forgets a Hangup when the link drops: its reply would never come."""
+    import pytest
+
+    from orchestrator.asterisk.ami import AmiError, AmiNode
+
+    class SilentManager:
+        def send_action(self, action: dict[str, Any]) -> asyncio.Future[Any]:
+            return asyncio.get_running_loop().create_future()
+
+    node = AmiNode("n1", host="127.0.0.1", port=5038, username="u", secret="s", on_event=lambda *a: None)
+    node._manager = SilentManager()  # type: ignore[assignment]
+    node._logged_in.set()
+    with pytest.raises(AmiError, match="no reply to Hangup"):
+        await node.hangup("PJSIP/x-1", timeout=0.05)
