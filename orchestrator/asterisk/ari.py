@@ -309,6 +309,9 @@ class AriNode:
         self._pending: dict[str, asyncio.Future[OriginateOutcome]] = {}
         self._posted: set[str] = set()
         self._tasks: set[asyncio.Future[None]] = set()
+        self._connections = 0
+        """Event WebSockets opened so far: an Originate whose POST spans a new one may have
+        had its events go by on neither."""
 
     @property
     def up(self) -> bool:
@@ -386,14 +389,13 @@ class AriNode:
         self._ws = ws
         try:
             await self._prepare()
+            self._connections += 1
             self._connected.set()
             log.info("ari.up", node=self.name, version=self.version, app=self._app)
             if self._on_state:
                 self._on_state(self.name, True)
             if self._posted:
-                task = asyncio.ensure_future(self._resync_pending())
-                self._tasks.add(task)  # a strong reference until it is done
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._resync_pending())
             async for message in ws:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     self._handle(message.data)
@@ -461,26 +463,34 @@ class AriNode:
             # One bad event must not end the stream of every other call.
             log.exception("ari.on_event_failed", node=self.name, event=name)
 
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._tasks.discard)
+
     async def _resync_pending(self) -> None:
         """After a reconnection: settle originates whose answer or end went by unseen."""
         for channel_id in list(self._posted):
-            waiter = self._pending.get(channel_id)
-            if waiter is None or waiter.done():
-                continue
-            try:
-                channel = await self._request("GET", "channels", channel_id)
-            except AriRefused as exc:
-                if exc.status == 404 and not waiter.done():
-                    # Ended while unseen: answered and completed, or not answered at all. Not a
-                    # failure to guess; the caller reads the outcome from the node's CDR.
-                    waiter.set_exception(
-                        AriError(f"channel {channel_id} ended on {self.name} while events were not received")
-                    )
-                continue
-            except (AriError, aiohttp.ClientError, TimeoutError):
-                continue
-            if isinstance(channel, dict) and channel.get("state") == "Up" and not waiter.done():
-                waiter.set_result(OriginateOutcome(True, REASON_ANSWERED))
+            await self._resync_one(channel_id)
+
+    async def _resync_one(self, channel_id: str) -> None:
+        waiter = self._pending.get(channel_id)
+        if waiter is None or waiter.done():
+            return
+        try:
+            channel = await self._request("GET", "channels", channel_id)
+        except AriRefused as exc:
+            if exc.status == 404 and not waiter.done():
+                # Ended while unseen: answered and completed, or not answered at all. Not a
+                # failure to guess; the caller reads the outcome from the node's CDR.
+                waiter.set_exception(
+                    AriError(f"channel {channel_id} ended on {self.name} while events were not received")
+                )
+            return
+        except (AriError, aiohttp.ClientError, TimeoutError):
+            return
+        if isinstance(channel, dict) and channel.get("state") == "Up" and not waiter.done():
+            waiter.set_result(OriginateOutcome(True, REASON_ANSWERED))
 
     def _fail_pending(self, exc: Exception) -> None:
         for waiter in self._pending.values():
@@ -533,6 +543,7 @@ class AriNode:
         # Registered before the POST: the channel's first events can beat the HTTP reply.
         waiter: asyncio.Future[OriginateOutcome] = asyncio.get_running_loop().create_future()
         self._pending[channel_id] = waiter
+        connection = self._connections
         try:
             async with asyncio.timeout(wait_s):
                 async with session.post(
@@ -545,6 +556,9 @@ class AriNode:
                         # Refused outright (e.g. "Allocation failed": unknown endpoint): no channel.
                         return OriginateOutcome(False, REASON_FAILURE, str(await _refusal(response)))
                 self._posted.add(channel_id)
+                if self._connections != connection:
+                    # Reconnected while the POST was out: the resync did not know of it.
+                    self._spawn(self._resync_one(channel_id))
                 return await waiter
         except TimeoutError as exc:
             raise AriError(f"no answer or hangup from {self.name} within {wait_s:.0f} s") from exc
