@@ -73,7 +73,8 @@ _STATE_NUMBERS = {
 }
 # Dial statuses that are not final: AMI reports them as DialState, the others as DialEnd.
 _DIAL_PROGRESS = frozenset({"RINGING", "PROCEEDING", "PROGRESS"})
-# Q.850 causes → the OriginateResponse reason AMI would have given.
+# Q.850 causes → an OriginateResponse reason in AMI's codes. AMI itself is vaguer (Reason 0 for
+# busy and 503, docs/asterisk.md); the outcome comes from the cause, as with AMI's Hangup.
 _CAUSE_REASONS = {17: REASON_BUSY, 18: REASON_RING_TIMEOUT, 19: REASON_RING_TIMEOUT}
 _CONGESTION_CAUSES = frozenset({34, 38, 41, 42})
 
@@ -136,7 +137,7 @@ def basic_auth(username: str, password: str) -> str:
 
 
 def reason_for_cause(cause: int) -> int:
-    """The OriginateResponse `Reason` AMI gives for a call that ended with this Q.850 cause."""
+    """An OriginateResponse `Reason` (AMI's codes) for a call that ended with this Q.850 cause."""
     if cause in _CONGESTION_CAUSES:
         return REASON_CONGESTION
     return _CAUSE_REASONS.get(cause, REASON_FAILURE)
@@ -534,7 +535,7 @@ class AriNode:
 
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
         """Create the channel (id = attempt id) into the outbound dialplan, then wait until it is
-        answered (success, reason 4) or ends (failure, the reason AMI would give for its cause)."""
+        answered (success, reason 4) or ends (failure, a reason in AMI's codes for its cause)."""
         query, body = originate_params(request)
         channel_id = ari_value(request.attempt_id)
         session = self._live()
