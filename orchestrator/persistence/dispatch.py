@@ -63,13 +63,15 @@ _REQUEUE_STRAY_SQL = _REQUEUE_TEMPLATE.format(
 
 # Per trunk, in one round trip: its live attempts, those started inside its cps window (a NULL
 # window: no cps), and whether it has anything to dial. A claim then queries only the trunks
-# with work, not every trunk of the farm on every poll.
+# with work, not every trunk of the farm on every poll. The window is measured from
+# statement_timestamp(), not clock_timestamp(): a volatile bound cannot be an index condition,
+# and the count then read every attempt the trunk ever made, at every poll.
 _TRUNK_LOAD_SQL = """
     SELECT t.name,
         (SELECT count(*) FROM call_attempts a WHERE a.ended_at IS NULL AND a.trunk = t.name) AS live,
         CASE WHEN t.window_s IS NULL THEN 0 ELSE
             (SELECT count(*) FROM call_attempts a WHERE a.trunk = t.name
-             AND a.started_at > clock_timestamp() - make_interval(secs => t.window_s)) END AS recent,
+             AND a.started_at > statement_timestamp() - make_interval(secs => t.window_s)) END AS recent,
         EXISTS (SELECT 1 FROM calls c WHERE c.status = 'queued' AND c.trunk = t.name
                 AND c.campaign_id IS NULL AND c.not_before <= now()) AS singles,
         EXISTS (SELECT 1 FROM calls c WHERE c.status = 'queued' AND c.trunk = t.name
@@ -682,7 +684,7 @@ class DispatchStore:
             cur2 = await conn.execute(
                 """
                 SELECT count(*) AS n FROM call_attempts a JOIN calls c ON c.id = a.call_id
-                WHERE a.started_at > clock_timestamp() - make_interval(secs => %s) AND c.campaign_id = %s
+                WHERE a.started_at > statement_timestamp() - make_interval(secs => %s) AND c.campaign_id = %s
                 """,
                 (cps_window_s(row["cps"]), row["id"]),
             )

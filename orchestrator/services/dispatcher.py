@@ -759,6 +759,11 @@ class Dispatcher:
         """Redis only carries the batches: one whose job vanished (a flushed Redis, a worker
         killed mid-job) or failed is sent again, later after each failure (EventOutbox). Event
         ids make a second recording a no-op."""
+        # First the batches due again: they reach PostgreSQL even while Redis is down, when
+        # the jobs in flight cannot be looked up.
+        for waiting in self._outbox.due(time.monotonic()):
+            await self._send_batch(waiting)
+            log.info("dispatch.events_resent", events=len(waiting.events), failures=waiting.failures)
         for job_id in self._outbox.in_flight():
             state = await asyncio.to_thread(self._sink.batch_state, job_id)
             if state == "done":
@@ -772,9 +777,6 @@ class Dispatcher:
                         failures=held.failures,
                         resend_in_s=round(held.resend_at - time.monotonic(), 1),
                     )
-        for held in self._outbox.due(time.monotonic()):
-            await self._send_batch(held)
-            log.info("dispatch.events_resent", events=len(held.events), failures=held.failures)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
