@@ -28,6 +28,7 @@ EVENTS_WANTED = frozenset(
 
 
 HANGUP_TIMEOUT_S = 10.0
+"""The longest a Hangup waits for its reply (panoramisk drops a pending one with its link)."""
 
 
 class AmiError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from uuid import UUID
 
 import click
 
@@ -47,10 +48,10 @@ def calls_submit(to: str, text: str, trunk: str | None, from_: str | None, wait:
 @calls.command("show")
 @click.argument("call_id", type=click.UUID)
 @click.option("--json", "as_json", is_flag=True)
-def calls_show(call_id: str, as_json: bool) -> None:
+def calls_show(call_id: UUID, as_json: bool) -> None:
     """Show one call and its attempts."""
     try:
-        call = ApiClient().get(call_id)
+        call = ApiClient().get(str(call_id))
     except ApiClientError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
