@@ -139,3 +139,46 @@ async def test_an_ami_hangup_whose_reply_never_comes_gives_up() -> None:
     node._logged_in.set()
     with pytest.raises(AmiError, match="no reply to Hangup"):
         await node.hangup("PJSIP/x-1", timeout=0.05)
+
+
+async def test_a_reconnect_during_a_reconcile_pass_gets_a_pass_of_its_own() -> None:
+    """Link back (pass 1 lists the channels), the call ends unseen while the link is down again,
+    link back during pass 1: a second pass sees the channel gone and settles it from the CDR,
+    rather than leave it to the overdue sweep (which would end an answered call failed)."""
+    from orchestrator.domain.call import CallStatus
+
+    class Store:
+        async def mark_node(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        async def cdr_dispositions(self, keys: list[str]) -> dict[str, str]:
+            return {key: "ANSWERED" for key in keys}
+
+    class ListingNode:
+        driver = "ari"
+        version = None
+        up = True
+
+        def __init__(self) -> None:
+            self.channels: dict[str, str] = {}
+
+        async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
+            return dict(self.channels)
+
+    dispatcher = _dispatcher(Store())
+    node = ListingNode()
+    dispatcher._nodes["n1"] = node  # type: ignore[assignment]
+    claim = _claim("n1")
+    key = str(claim.attempt_id)
+    dispatcher._attempts[key] = AttemptState(
+        claim.attempt_id, claim.call_id, "n1", status=CallStatus.IN_PROGRESS, answered=True
+    )
+    dispatcher._started[key] = (time.monotonic() - 30, 30)
+    node.channels[key] = "Up"
+    dispatcher._on_node_state("n1", True)  # pass 1 lists the channels 1 s from now
+    await asyncio.sleep(1.3)
+    del node.channels[key]  # hung up while nobody listened
+    dispatcher._on_node_state("n1", False)
+    dispatcher._on_node_state("n1", True)  # during pass 1
+    await asyncio.sleep(6.5)
+    assert [t.status for t in dispatcher._transitions.drain()] == [CallStatus.COMPLETED]
