@@ -200,18 +200,20 @@ up() {
     export SESPCL_ASTERISK_DB_HOST="$(db_field host 127.0.0.1)" SESPCL_ASTERISK_DB_PORT="$(db_field port 5432)"
     export SESPCL_ASTERISK_DB_NAME="$(db_field dbname sespcl)" SESPCL_ASTERISK_DB_USER="$(db_field user postgres)"
     export SESPCL_ASTERISK_DB_PASSWORD="$(db_field password '')"
-    local n addr
+    local n addr spec name scenario
+    # Carriers first: a node that qualifies a trunk (SIP OPTIONS, every 60 s) before its carrier
+    # answers marks the contact unreachable, and refuses calls to it until the next qualify
+    # ("Could not create dialog to invalid URI"), seen as calls failing in a run's first minute.
+    for spec in "${CARRIERS[@]}"; do
+        read -r name addr scenario <<<"$spec"
+        bash "$REPO/scripts/carrier.sh" start "$name" "$addr" 5060 "$scenario"
+    done
     for ((n = 1; n <= NODE_COUNT; n++)); do
         addr="$(node_address "$n")"
         # shellcheck disable=SC2046
         bash "$REPO/scripts/asterisk-node.sh" start "n$n" "$addr" $(node_rtp "$n")
         "$VENV/bin/sespcl" nodes add "n$n" --ami-host "$addr" --ari-url "http://$addr:8088/ari" \
             --driver "$(node_driver "$n")" --replace >/dev/null
-    done
-    local spec name scenario
-    for spec in "${CARRIERS[@]}"; do
-        read -r name addr scenario <<<"$spec"
-        bash "$REPO/scripts/carrier.sh" start "$name" "$addr" 5060 "$scenario"
     done
     for spec in "${TRUNKS[@]}"; do
         read -r name addr <<<"$spec"
