@@ -2,8 +2,9 @@
 Asterisk → SIPp) against a bare AMI Originate loop on the same Asterisk node and SIPp carrier,
 at a ramp of offered rates, in one run; then the most long calls held at once, both ways.
 
-Prints, per offered rate: answered calls/s for both and their ratio, Originate→answer p50/p99 for
-both, calls that failed, and the CPU seconds the orchestrator's processes (API, dispatcher,
+Prints, per offered rate: answered calls/s for both and their ratio, Originate→answer p50/p99
+for both (and claim→answer for end to end, which adds the dispatcher's own spacing of a poll's
+sends), calls that failed, and the CPU seconds the orchestrator's processes (API, dispatcher,
 workers) and Asterisk spent per answered call. The bare loop has no pacing: past the node's clean
 maximum it shows where Asterisk starts to fail (latency in seconds, throughput falling); the end
 to end path paces the node itself (AIMD) and should hold near that maximum.
@@ -222,6 +223,26 @@ async def end_to_end(
     return answered / span, [float(r[0]) for r in rows_], answered, campaign
 
 
+async def originate_to_answer(db: psycopg.Connection, campaign: str, answered: int) -> list[float]:
+    """Originate → answer of a run's answered calls, as the bare loop measures it: from the
+    moment the dispatcher sent each Originate (its `dispatch.claimed` event says when), read once
+    the workers have stored those events."""
+    query = (
+        "SELECT extract(epoch FROM a.answered_at - (e.data->>'sent_at')::timestamptz) "
+        "FROM call_attempts a JOIN calls c ON c.id = a.call_id "
+        "JOIN call_events e ON e.attempt_id = a.id AND e.type = 'dispatch.claimed' "
+        "WHERE c.campaign_id = %s AND a.answered_at IS NOT NULL AND e.data ? 'sent_at'"
+    )
+    rows: list[tuple[float]] = []
+    for _ in range(150):
+        rows = db.execute(query, (campaign,)).fetchall()
+        db.commit()
+        if len(rows) >= answered:
+            break
+        await asyncio.sleep(0.2)
+    return [float(r[0]) for r in rows]
+
+
 def _peak_concurrent(spans: list[tuple[float, float]]) -> int:
     edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
     live = peak = 0
@@ -396,7 +417,8 @@ async def main() -> None:
     meter = CpuMeter(db, int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text()))
     print(
         f"{'offered/s':>9} {'calls':>5} | {'bare ans/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
-        f"{'e2e ans/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | {'ratio':>5} | "
+        f"{'e2e ans/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
+        f"{'orig p50':>8} {'orig p99':>8} | {'ratio':>5} | "
         f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20}"
     )
     breakdowns: list[tuple[float, dict[str, float]]] = []
@@ -406,9 +428,10 @@ async def main() -> None:
             bare_rate, bare_lat, bare_ok = await bare_loop(secret, audio, rate, count)
             await _settle(db)
             meter.start()
-            e2e_rate, e2e_lat, answered, _ = await end_to_end(client, db, rate, count)
+            e2e_rate, e2e_lat, answered, campaign = await end_to_end(client, db, rate, count)
             await _settle(db)  # every call ended and its events stored: all of its cost is in
             per_call = {name: s / max(answered, 1) * 1e3 for name, s in meter.stop().items()}
+            sent_lat = await originate_to_answer(db, campaign, answered)
             breakdowns.append((rate, per_call))
             orch = per_call["api"] + per_call["dispatcher"] + per_call["workers"]
             print(
@@ -416,12 +439,14 @@ async def main() -> None:
                 f"{_pct(bare_lat, 0.99) * 1e3:7.0f} {count - bare_ok:4d} | "
                 f"{e2e_rate:9.1f} {_pct(e2e_lat, 0.5) * 1e3:7.0f} {_pct(e2e_lat, 0.99) * 1e3:7.0f} "
                 f"{count - answered:4d} | "
+                f"{_pct(sent_lat, 0.5) * 1e3:8.0f} {_pct(sent_lat, 0.99) * 1e3:8.0f} | "
                 f"{e2e_rate / bare_rate:5.2f} | {orch:16.1f} {per_call['asterisk']:20.1f}",
                 flush=True,
             )
         print(
             "\nanswered calls/s: answered calls / (first Originate or upload → last answer), the same for"
-            "\nboth paths; p50/p99: Originate (bare) or claim (end to end) → answer; fail: not answered."
+            "\nboth paths; p50/p99: Originate (bare) or claim (end to end) → answer; orig p50/p99: end to"
+            "\nend's Originate → answer, the bare loop's measure; fail: not answered."
         )
         _print_breakdown(breakdowns)
         holds = [int(n) for n in args.hold.split(",") if n.strip()]

@@ -52,6 +52,11 @@ claim marks its attempts within milliseconds, or fails and keeps them in `_unsen
 APPLY_GATHER_S = 0.05
 """Transitions wait this long to be stored together: at a few hundred calls a second, one
 transaction per transition or two cost more than all the statements in it."""
+SEND_GROUPS = 4
+"""A poll's claims go to Asterisk in this many groups, spread over the poll."""
+SEND_SPREAD = 0.75
+"""The groups' sends span this share of the poll interval, so the last group is out well before
+the next poll plans from the pacers' budgets."""
 PING_TIMEOUT_S = 1.5
 PING_FAILURES_DOWN = 2
 """Two missed pings a second apart: a hung node is out of the plan within about 3 s."""
@@ -158,7 +163,14 @@ class Dispatcher:
         loops = [
             self._every(HEARTBEAT_S, self._heartbeat),
             self._every(ADOPT_EVERY_S, self._adopt_orphans),
-            self._every(self._settings.poll_s, self._claim_and_dial),
+            every(
+                self._settings.poll_s,
+                self._claim_and_dial,
+                self._stopping,
+                failure_event="dispatcher.step_failed",
+                from_start=True,
+                step="_claim_and_dial",
+            ),
             self._apply_loop(),
             self._every(self._settings.events_flush_s, self._flush_events),
             self._every(0.5, self._hang_up_canceled),
@@ -175,6 +187,11 @@ class Dispatcher:
             await asyncio.gather(*loops)
         finally:
             await self._store_what_is_left()
+            if self._unsent:
+                try:  # claims a stop kept from being sent; else the next dispatcher's adoption does it
+                    await self._requeue_own_unsent()
+                except Exception:
+                    log.exception("dispatcher.requeue_failed", count=len(self._unsent), stopping=True)
             await self._flush_events()
             # Batches waiting out a failure go now: a stop must not wait a minute for them.
             for held in self._outbox.due(float("inf")):
@@ -428,6 +445,24 @@ class Dispatcher:
         claims = await self._store.claim(plan)
         if not claims:
             return
+        self._bucket.take(len(claims), time.monotonic())
+        # Asterisk queues what it is sent at once: a poll's claims sent together make the last of
+        # them wait for the rest (about 0.2 s for 24 at 120 calls/s). They go in a few groups
+        # spread over the poll instead, as a steady stream.
+        groups = min(SEND_GROUPS, len(claims))
+        spacing_s = self._settings.poll_s * SEND_SPREAD / groups
+        started = time.monotonic()
+        for n in range(groups):
+            group = claims[n::groups]
+            if n:
+                await asyncio.sleep(max(0.0, started + n * spacing_s - time.monotonic()))
+            if self._stopping.is_set():
+                # Never marked sent: known unsent, back to the queue.
+                self._unsent.update(c.attempt_id for c in group)
+                continue
+            await self._send_group(group)
+
+    async def _send_group(self, claims: list[Claim]) -> None:
         # Marked "sent" in one statement just before the Originates go: if this process dies
         # first, the dispatcher that adopts these attempts knows they were never dialed.
         try:
@@ -436,10 +471,11 @@ class Dispatcher:
             log.exception("dispatch.mark_sending_failed", count=len(claims))
             self._unsent.update(c.attempt_id for c in claims)
             return
-        claims = [c for c in claims if c.attempt_id in mine]
         now = time.monotonic()
-        self._bucket.take(len(claims), now)
+        sent_at = _now().isoformat()
         for claim in claims:
+            if claim.attempt_id not in mine:
+                continue
             key = str(claim.attempt_id)
             if claim.node in self._pacers:
                 self._pacers[claim.node].on_sent(1, now)
@@ -447,13 +483,18 @@ class Dispatcher:
             self._attempts[key] = AttemptState(
                 claim.attempt_id, claim.call_id, claim.node, number=claim.attempt_number, retry=claim.retry
             )
-            self._started[key] = (time.monotonic(), claim.ring_timeout_s)
+            self._started[key] = (now, claim.ring_timeout_s)
             self._record(
                 claim.call_id,
                 claim.attempt_id,
                 claim.claimed_at,
                 "dispatch.claimed",
-                {"node": claim.node, "attempt": claim.attempt_number, "trunk": claim.trunk},
+                {
+                    "node": claim.node,
+                    "attempt": claim.attempt_number,
+                    "trunk": claim.trunk,
+                    "sent_at": sent_at,  # when its Originate left: claim → Originate → answer
+                },
             )
             self._spawn(self._originate(claim))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,16 +19,21 @@ async def every(
     /,  # positional only: `log_fields` may well hold a "step"
     *,
     failure_event: str,
+    from_start: bool = False,
     **log_fields: Any,
 ) -> None:
     """`step()`, then wait `interval_s` (cut short by `stopping`), until `stopping` is set. An
-    exception is logged as `failure_event` with its traceback and the loop goes on."""
+    exception is logged as `failure_event` with its traceback and the loop goes on.
+    `from_start`: the interval counts from the step's start, so a step that spends part of it
+    (spreading work over the interval) still runs once per interval."""
     while not stopping.is_set():
+        started = time.monotonic()
         try:
             await step()
         except Exception:
             log.exception(failure_event, **log_fields)
+        wait_s = interval_s - (time.monotonic() - started) if from_start else interval_s
         try:
-            await asyncio.wait_for(stopping.wait(), interval_s)
+            await asyncio.wait_for(stopping.wait(), max(0.0, wait_s))
         except TimeoutError:
             pass
