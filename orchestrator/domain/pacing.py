@@ -115,9 +115,15 @@ class PacerSettings:
     back to it per interval (at least `increase`), as BIC/CUBIC do: a cut for a passing spike
     (the machine busy for a moment) costs seconds, not the tens additive growth would take. Past
     that rate growth is additive again, probing carefully where the node was last overloaded."""
-    slow_start: float = 1.5
+    hold_above: float = 0.5
+    """Between this share of the target and the target the rate holds, neither grown nor cut:
+    latency has started to rise, so the node is near its capacity, and probing further only
+    deepens the queue that the next cut must drain (a sawtooth whose peaks are the p99)."""
+    slow_start: float = 1.2
     """Until the node first shows latency (half the target) the rate grows by this factor per
-    interval instead, so a node nears its capacity in seconds (20 -> 100/s in 2 s), not tens."""
+    interval instead, so a node nears its capacity in seconds (20 -> 100/s in 4.5 s), not tens.
+    Gently: the latency that ends it shows an interval or two late, and 1.5 overshot a node
+    whose Originates are sent as a steady stream by half its capacity again."""
     decrease: float = 0.8
     """Multiplicative decrease for a latency just over the target. AIMD averages about
     (1 + decrease) / 2 of the rate where it backs off, so 0.8 keeps ~0.9 of capacity where TCP's
@@ -130,7 +136,8 @@ class PacerSettings:
     more, so an idle node does not get a large burst."""
     busy_fraction: float = 0.75
     """The rate only grows if the node was sent at least this share of its budget in the interval:
-    a node that was not pushed has not shown that it can take more."""
+    a node that was not pushed has not shown that it can take more. Below it the rate drifts back
+    towards what was used (divided by this share), never under `initial_rate`."""
     inflight_factor: float = 2.0
     """Most originates in flight (sent, not yet acknowledged) = rate x target latency x this: twice
     what a node keeping up would have (Little's law), so a stalled node is not fed more."""
@@ -150,6 +157,8 @@ class PacerSettings:
             raise ValueError("need 0 < latency_quantile <= 1 and 0 < deepest_decrease <= decrease < 1")
         if not 0 <= self.recovery <= 1:
             raise ValueError("need 0 <= recovery <= 1")
+        if not 0 < self.hold_above <= 1:
+            raise ValueError("need 0 < hold_above <= 1")
         if self.increase < 0 or self.slow_start < 1 or self.inflight_factor <= 0 or self.min_inflight < 1:
             raise ValueError("increase >= 0, slow_start >= 1, inflight_factor > 0, min_inflight >= 1")
 
@@ -315,18 +324,27 @@ class NodePacer:
             self._hold_until = now + min(fresh_signal, 4 * s.interval_s)
             self._slow_start = False
             self._decreases += 1
-        elif signal <= s.target_latency_s and self._sent_in_window >= s.busy_fraction * self._rate * window:
+        elif self._sent_in_window < s.busy_fraction * self._rate * window:
+            # Not pushed: nothing showed the node can take this pace now (it may have been set
+            # before an idle spell, or during a burst). Left as it is, the next rush would be sent
+            # at it unchecked; it drifts halfway back to what was used instead, each interval, as
+            # TCP validates an idle window (RFC 7661), and the next rush probes up from there.
+            used = self._sent_in_window / window / s.busy_fraction
+            floor = min(s.initial_rate, self._rate)
+            self._rate = max(floor, used, (self._rate + used) / 2)
+        else:
             if signal > s.target_latency_s / 2:
                 self._slow_start = False  # latency has started to rise: close to capacity (HyStart)
-            if self._slow_start:
-                grown = self._rate * s.slow_start
-            elif self._rate < self._cut_from:
-                step = max(s.increase, (self._cut_from - self._rate) * s.recovery)
-                grown = min(self._cut_from, self._rate + step)
-            else:
-                grown = self._rate + s.increase
-            self._rate = min(s.max_rate, grown)
-            self._increases += 1
+            if signal <= s.target_latency_s * s.hold_above:
+                if self._slow_start:
+                    grown = self._rate * s.slow_start
+                elif self._rate < self._cut_from:
+                    step = max(s.increase, (self._cut_from - self._rate) * s.recovery)
+                    grown = min(self._cut_from, self._rate + step)
+                else:
+                    grown = self._rate + s.increase
+                self._rate = min(s.max_rate, grown)
+                self._increases += 1
         self._tokens = min(self._tokens, self._depth())
         self._window_start = now
         self._sent_in_window = 0

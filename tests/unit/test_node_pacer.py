@@ -15,22 +15,32 @@ from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, plan_
 AIMD = PacerSettings(initial_rate=20.0, slow_start=1.0, burst_s=1.0, interval_s=0.5, increase=5.0)
 
 
-def _busy_interval(pacer: NodePacer, start: float, latency_s: float, *, step: float = 0.05) -> float:
+def _busy_interval(
+    pacer: NodePacer,
+    start: float,
+    latency_s: float,
+    *,
+    step: float = 0.05,
+    carried: list[tuple[float, float]] | None = None,
+) -> float:
     """Drive one interval from `start`: send what the pacer allows every `step`, each answered after
-    `latency_s`; returns the time the interval ended (the next call there adjusts the rate)."""
-    pending: list[float] = []
+    `latency_s`; returns the time the interval ended (the next call there adjusts the rate).
+    `carried`: (due, latency) of answers due after the end, kept for the next interval; without
+    it they are dropped."""
+    pending = carried if carried is not None else []
     now = start
     end = start + pacer.settings.interval_s
     while now < end - 1e-9:
-        while pending and pending[0] <= now:
-            pacer.on_response(latency_s, pending.pop(0))
+        while pending and pending[0][0] <= now:
+            due, latency = pending.pop(0)
+            pacer.on_response(latency, due)
         count = pacer.allowance(now)
         pacer.on_sent(count, now)
-        pending.extend([now + latency_s] * count)
+        pending.extend([(now + latency_s, latency_s)] * count)
         now = round(now + step, 9)
-    for at in pending:
-        if at < end:
-            pacer.on_response(latency_s, at)
+    while pending and pending[0][0] < end:
+        due, latency = pending.pop(0)
+        pacer.on_response(latency, due)
     return end
 
 
@@ -51,11 +61,56 @@ def test_slow_start_grows_multiplicatively_until_latency_rises() -> None:
     now = _busy_interval(pacer, 0.0, latency_s=0.01)
     pacer.allowance(now)
     assert pacer.rate == pytest.approx(30.0)
-    # Latency over half the target (but under it): still grows, additively from now on.
-    now = _busy_interval(pacer, now, latency_s=0.2)
+    # Latency over half the target (but under it): slow start ends, and the rate holds.
+    carried: list[tuple[float, float]] = []
+    now = _busy_interval(pacer, now, latency_s=0.2, carried=carried)
     pacer.allowance(now)
-    assert pacer.rate == pytest.approx(35.0)
+    assert pacer.rate == pytest.approx(30.0)
     assert pacer.state(now).slow_start is False
+    # Fast again (once the slow answers are in): it grows additively from now on.
+    for _ in range(2):
+        now = _busy_interval(pacer, now, latency_s=0.01, carried=carried)
+        pacer.allowance(now)
+    assert pacer.rate == pytest.approx(35.0)
+
+
+def test_latency_between_half_the_target_and_the_target_holds_the_rate() -> None:
+    pacer = NodePacer(AIMD, now=0.0)
+    now = 0.0
+    rates = []
+    carried: list[tuple[float, float]] = []
+    for latency in (0.01, 0.15, 0.2, 0.24, 0.01, 0.01):
+        now = _busy_interval(pacer, now, latency_s=latency, carried=carried)
+        pacer.allowance(now)
+        rates.append(pacer.rate)
+    # The interval after the slow one still hears its answers: it holds too.
+    assert rates == [25.0, 25.0, 25.0, 25.0, 25.0, 30.0]
+    assert pacer.state(now).decreases == 0
+
+
+def test_a_pace_not_used_drifts_back_towards_what_was_used() -> None:
+    pacer = NodePacer(AIMD, now=0.0)
+    now = 0.0
+    for _ in range(20):  # pushed and fast: 20 -> 120/s
+        now = _busy_interval(pacer, now, latency_s=0.01)
+        pacer.allowance(now)
+    assert pacer.rate == pytest.approx(120.0)
+    # Then 15 calls/interval (30/s, a quarter of the pace): halfway to 30 / 0.75 = 40/s each time.
+    rates = []
+    for _ in range(3):
+        pacer.on_sent(15, now + 0.1)
+        for _ in range(15):
+            pacer.on_response(0.01, now + 0.11)
+        now += 0.5
+        pacer.allowance(now)
+        rates.append(pacer.rate)
+    assert rates == pytest.approx([80.0, 60.0, 50.0])
+    # Idle: down to the initial pace, no lower.
+    for _ in range(10):
+        now += 0.5
+        pacer.allowance(now)
+    assert pacer.rate == pytest.approx(20.0)
+    assert pacer.state(now).decreases == 0
 
 
 def test_idle_node_does_not_grow() -> None:
@@ -286,13 +341,20 @@ def test_pacer_holds_an_overloaded_node_near_capacity(capacity: float, seed: int
             pacer.on_response(latency, at)
             latencies.append(latency)
         backlog += 2 * capacity * 0.2  # offered twice the capacity
-        # The dispatcher as it is: every ~0.2 s, all it may send, at once.
+        # The dispatcher as it is: every ~0.2 s, all it may send, in 4 groups over 0.15 s.
         count = min(int(backlog), pacer.allowance(now))
-        pacer.on_sent(count, now)
-        for _ in range(count):
-            node.originate(now)
         backlog -= count
-        sent.append((now, count))
+        for group in range(4):
+            at = now + group * 0.05
+            while node.answers and node.answers[0][0] <= at:
+                answered, latency = heapq.heappop(node.answers)
+                pacer.on_response(latency, answered)
+                latencies.append(latency)
+            share = count // 4 + (1 if group < count % 4 else 0)
+            pacer.on_sent(share, at)
+            for _ in range(share):
+                node.originate(at)
+            sent.append((at, share))
         now += 0.2 * rng.uniform(0.8, 1.2)
     admitted = sum(n for at, n in sent if at >= warm_up) / (duration - warm_up)
     assert 0.85 * capacity <= admitted <= 1.0 * capacity
