@@ -46,6 +46,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status == 405:
             return error_response(405, "method-not-allowed", f"{request.method} is not allowed here")
         raise
+    except ConnectionResetError:
+        # The client went away mid-request (an upload cut off): nobody to answer, and not a fault
+        # of ours. Nothing of it is stored: an upload is one transaction, rolled back here.
+        log.info("api.client_gone", method=request.method, path=request.path)
+        return error_response(400, "client-gone", "the connection was closed before the request was read")
     except Exception:
         log.exception("api.unhandled", path=request.path)
         return error_response(500, "internal-error", "internal error; see the API log")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -238,6 +240,8 @@ async def test_upload_cut_off_midway_stores_nothing(
         json.dumps({"to": x, "name": "R", "day": "Monday"}) + "\n" for x in _numbers(2000)
     ).encode()
     half = rows[: len(rows) // 2]
+    api_log = Path(os.environ["SESPCL_STATE_DIR"], "logs", "api.log")
+    log_size = api_log.stat().st_size
     await asyncio.to_thread(
         _raw_post,
         api_url,
@@ -250,6 +254,12 @@ async def test_upload_cut_off_midway_stores_nothing(
     await asyncio.sleep(1.0)
     described = (await api.get(f"/v1/campaigns/{campaign}")).json()
     assert described["total"] == 0, "an upload cut off midway must leave nothing behind"
+    with api_log.open("rb") as lines:
+        lines.seek(log_size)
+        logged = [json.loads(line) for line in lines if line.startswith(b"{")]
+    mine = [e for e in logged if e.get("path") == f"/v1/campaigns/{campaign}/calls"]
+    # The client's doing, not an error of ours: one line saying so, no traceback.
+    assert [e["event"] for e in mine] == ["api.client_gone"], mine
     complete = await _upload(api, campaign, rows, "application/x-ndjson")
     assert complete.json()["accepted"] == 2000
     await api.post(f"/v1/campaigns/{campaign}/cancel")
