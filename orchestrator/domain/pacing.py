@@ -199,7 +199,9 @@ class NodePacer:
         self._in_flight: deque[list[float]] = deque()  # [sent at, count], oldest first
         self._outstanding = 0
         self._hold_until = -math.inf
-        self._cut_from = 0.0  # the rate the last decrease cut from
+        self._cut_from = 0.0
+        """The pace to grow back to quickly: the rate the last decrease cut from, or the one a
+        quiet spell let drift, whichever is higher."""
         self._slow_start = self.settings.slow_start > 1
         self._latency = 0.0
         self._increases = 0
@@ -329,18 +331,21 @@ class NodePacer:
             # before an idle spell, or during a burst). Left as it is, the next rush would be sent
             # at it unchecked; it drifts halfway back to what was used instead, each interval, as
             # TCP validates an idle window (RFC 7661), and the next rush probes up from there.
+            # The pace it had is remembered: once pushed again, it is back there within a few
+            # intervals (as after a cut), not after a whole slow start with a backlog growing.
             used = self._sent_in_window / window / s.busy_fraction
             floor = min(s.initial_rate, self._rate)
+            self._cut_from = max(self._cut_from, self._rate)
             self._rate = max(floor, used, (self._rate + used) / 2)
         else:
             if signal > s.target_latency_s / 2:
                 self._slow_start = False  # latency has started to rise: close to capacity (HyStart)
             if signal <= s.target_latency_s * s.hold_above:
-                if self._slow_start:
-                    grown = self._rate * s.slow_start
-                elif self._rate < self._cut_from:
+                if self._rate < self._cut_from:
                     step = max(s.increase, (self._cut_from - self._rate) * s.recovery)
                     grown = min(self._cut_from, self._rate + step)
+                elif self._slow_start:
+                    grown = self._rate * s.slow_start
                 else:
                     grown = self._rate + s.increase
                 self._rate = min(s.max_rate, grown)

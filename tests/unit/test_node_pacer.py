@@ -111,6 +111,13 @@ def test_a_pace_not_used_drifts_back_towards_what_was_used() -> None:
         pacer.allowance(now)
     assert pacer.rate == pytest.approx(20.0)
     assert pacer.state(now).decreases == 0
+    # Pushed again: back towards the pace it had (120/s) by half the distance each interval.
+    rates = []
+    for _ in range(4):
+        now = _busy_interval(pacer, now, latency_s=0.01)
+        pacer.allowance(now)
+        rates.append(pacer.rate)
+    assert rates == pytest.approx([70.0, 95.0, 107.5, 113.75])
 
 
 def test_idle_node_does_not_grow() -> None:
