@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from orchestrator.config import Settings
 from tests.integration.cli import carrier_trunk, dispatcher_pid, node_drivers, sespcl, stack_env
 from tests.integration.conftest import FINAL, call_body, switch_drivers, wait_events, wait_final
 from tests.integration.sipp import REPO, Carrier
@@ -548,10 +549,11 @@ async def test_node_link_cut_for_30_s(
     unseen = [c for c in finals if c["status"] != "completed"]
     assert all("next seen" in (c["status_reason"] or "") for c in unseen), unseen[:3]
     # About the Originates in flight when the link went: the pacer caps those per node at twice
-    # its pace × its 0.25 s target latency. The pace may have grown within that second, hence
-    # the margin; without the cap, the ~3 s until pings fail would swallow pace × 3 calls.
+    # its pace × its target latency. The pace may have grown within that second, hence the
+    # margin; without the cap, the ~3 s until pings fail would swallow pace × 3 calls.
     assert pace is not None
-    in_flight_cap = max(4.0, float(pace["n"]) * 0.25 * 2)
+    target_s = Settings().node_pace_target_ms / 1000  # as the stack reads it: default or env
+    in_flight_cap = max(4.0, float(pace["n"]) * target_s * 2)
     assert len(unseen) <= 2 * in_flight_cap + 10, (report, in_flight_cap)
     assert settled_in < 30, f"calls settled {settled_in:.0f} s after the link came back"
 

@@ -12,7 +12,9 @@ from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, plan_
 
 # Additive only (no slow start) and a bucket deep enough for a whole interval, so the tests can
 # feed one interval's calls in one go and read the rate change exactly.
-AIMD = PacerSettings(initial_rate=20.0, slow_start=1.0, burst_s=1.0, interval_s=0.5, increase=5.0)
+AIMD = PacerSettings(
+    initial_rate=20.0, slow_start=1.0, burst_s=1.0, interval_s=0.5, increase=5.0, target_latency_s=0.25
+)
 
 
 def _busy_interval(
@@ -57,7 +59,9 @@ def test_rate_grows_additively_while_fast_and_busy() -> None:
 
 
 def test_slow_start_grows_multiplicatively_until_latency_rises() -> None:
-    pacer = NodePacer(PacerSettings(initial_rate=20.0, slow_start=1.5, burst_s=1.0), now=0.0)
+    pacer = NodePacer(
+        PacerSettings(initial_rate=20.0, slow_start=1.5, burst_s=1.0, target_latency_s=0.25), now=0.0
+    )
     now = _busy_interval(pacer, 0.0, latency_s=0.01)
     pacer.allowance(now)
     assert pacer.rate == pytest.approx(30.0)
