@@ -53,6 +53,24 @@ def _cpu_s(pids: list[int]) -> float:
     return total
 
 
+class MachineBusy:
+    """Cores this machine kept busy on average over a span (/proc/stat), whatever ran them: end
+    to end shares the cores with Asterisk, SIPp and PostgreSQL, the bare loop hardly does."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+        self._at = time.perf_counter()
+
+    @staticmethod
+    def _read() -> float:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def cores(self) -> float:
+        return (self._read() - self._start) / max(time.perf_counter() - self._at, 1e-9)
+
+
 def _pg_backends(db: psycopg.Connection) -> dict[str, list[int]]:
     """PostgreSQL's backend pids by session name (every process names its sessions)."""
     rows = db.execute(
@@ -419,16 +437,20 @@ async def main() -> None:
         f"{'offered/s':>9} {'calls':>5} | {'bare ans/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
         f"{'e2e ans/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
         f"{'orig p50':>8} {'orig p99':>8} | {'ratio':>5} | "
-        f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20}"
+        f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20} | {'cores busy bare/e2e':>19}"
     )
     breakdowns: list[tuple[float, dict[str, float]]] = []
     try:
         for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
             count = max(args.calls, int(rate * args.seconds))
+            busy = MachineBusy()
             bare_rate, bare_lat, bare_ok = await bare_loop(secret, audio, rate, count)
+            bare_cores = busy.cores()
             await _settle(db)
             meter.start()
+            busy = MachineBusy()
             e2e_rate, e2e_lat, answered, campaign = await end_to_end(client, db, rate, count)
+            e2e_cores = busy.cores()
             await _settle(db)  # every call ended and its events stored: all of its cost is in
             per_call = {name: s / max(answered, 1) * 1e3 for name, s in meter.stop().items()}
             sent_lat = await originate_to_answer(db, campaign, answered)
@@ -440,13 +462,15 @@ async def main() -> None:
                 f"{e2e_rate:9.1f} {_pct(e2e_lat, 0.5) * 1e3:7.0f} {_pct(e2e_lat, 0.99) * 1e3:7.0f} "
                 f"{count - answered:4d} | "
                 f"{_pct(sent_lat, 0.5) * 1e3:8.0f} {_pct(sent_lat, 0.99) * 1e3:8.0f} | "
-                f"{e2e_rate / bare_rate:5.2f} | {orch:16.1f} {per_call['asterisk']:20.1f}",
+                f"{e2e_rate / bare_rate:5.2f} | {orch:16.1f} {per_call['asterisk']:20.1f} | "
+                f"{bare_cores:9.2f} {e2e_cores:9.2f}",
                 flush=True,
             )
         print(
             "\nanswered calls/s: answered calls / (first Originate or upload → last answer), the same for"
             "\nboth paths; p50/p99: Originate (bare) or claim (end to end) → answer; orig p50/p99: end to"
-            "\nend's Originate → answer, the bare loop's measure; fail: not answered."
+            "\nend's Originate → answer, the bare loop's measure; fail: not answered; cores busy: the"
+            f"\nmachine's ({os.cpu_count()} cores), on average while each path ran."
         )
         _print_breakdown(breakdowns)
         holds = [int(n) for n in args.hold.split(",") if n.strip()]
