@@ -141,10 +141,16 @@ class PacerSettings:
     a node that was not pushed has not shown that it can take more. Below it the rate drifts back
     towards what was used (divided by this share), never under `initial_rate`."""
     inflight_factor: float = 2.0
-    """Most originates in flight (sent, not yet acknowledged) = rate x target latency x this: twice
-    what a node keeping up would have (Little's law), so a stalled node is not fed more."""
+    """Most originates in flight (sent, not yet acknowledged) = rate x (target + base latency) x
+    this: twice what a node keeping up would have (Little's law), so a stalled node is not fed
+    more."""
     min_inflight: int = 4
     """Floor of the in-flight cap, so a node paced slowly can still take a few at once."""
+    base_window_s: float = 60.0
+    """The node's latency with no queue (its network round trip, its Originate handling) is the
+    lowest interval minimum seen over this long, and only latency above it is taken as
+    queueing: a node 80 ms away is paced on its queue like a local one, not held at the
+    initial pace for ever by a round trip over half the target."""
     forget_after_s: float = 10.0
     """An Originate unanswered this long is taken as lost: one whose answer was missed must not
     hold a slot, nor block increases, for ever. A node silent that long is down for the
@@ -153,8 +159,13 @@ class PacerSettings:
     def __post_init__(self) -> None:
         if not 0 < self.min_rate <= self.initial_rate <= self.max_rate:
             raise ValueError("need 0 < min_rate <= initial_rate <= max_rate")
-        if min(self.target_latency_s, self.interval_s, self.burst_s, self.forget_after_s) <= 0:
-            raise ValueError("target_latency_s, interval_s, burst_s and forget_after_s must be positive")
+        if (
+            min(self.target_latency_s, self.interval_s, self.burst_s, self.forget_after_s, self.base_window_s)
+            <= 0
+        ):
+            raise ValueError(
+                "target_latency_s, interval_s, burst_s, forget_after_s and base_window_s must be positive"
+            )
         if not 0 < self.latency_quantile <= 1 or not 0 < self.deepest_decrease <= self.decrease < 1:
             raise ValueError("need 0 < latency_quantile <= 1 and 0 < deepest_decrease <= decrease < 1")
         if not 0 <= self.recovery <= 1:
@@ -175,6 +186,8 @@ class PacerState:
     inflight_cap: int
     latency_s: float
     """The last interval's latency signal: its quantile, or the oldest outstanding's age if more."""
+    base_latency_s: float
+    """The node's latency with no queue, as last estimated; the pace follows latency above it."""
     slow_start: bool
     increases: int
     decreases: int
@@ -206,6 +219,11 @@ class NodePacer:
         quiet spell let drift, whichever is higher."""
         self._slow_start = self.settings.slow_start > 1
         self._latency = 0.0
+        self._minima: deque[float] = deque(
+            maxlen=max(1, round(self.settings.base_window_s / self.settings.interval_s))
+        )
+        """Each recent interval's lowest latency, for the node's base latency."""
+        self._base = 0.0
         self._increases = 0
         self._decreases = 0
 
@@ -222,7 +240,10 @@ class NodePacer:
     @property
     def inflight_cap(self) -> int:
         s = self.settings
-        return max(s.min_inflight, math.ceil(self._rate * s.target_latency_s * s.inflight_factor))
+        # A node far away keeps its round trip's worth in flight as well as its queue's.
+        return max(
+            s.min_inflight, math.ceil(self._rate * (s.target_latency_s + self._base) * s.inflight_factor)
+        )
 
     def allowance(self, now: float) -> int:
         """How many new Originates the node may be sent now."""
@@ -272,6 +293,7 @@ class NodePacer:
             outstanding=self._outstanding,
             inflight_cap=self.inflight_cap,
             latency_s=self._latency,
+            base_latency_s=self._base,
             slow_start=self._slow_start,
             increases=self._increases,
             decreases=self._decreases,
@@ -319,6 +341,14 @@ class NodePacer:
             self._oldest_age(now, -math.inf),
         )
         self._latency = signal
+        if self._samples:
+            self._minima.append(min(lat for _, lat in self._samples))
+            # At most the target: a node already queueing when first measured (every sample
+            # slow) would otherwise take its queue for its base, and never be cut.
+            self._base = min(min(self._minima), s.target_latency_s)
+        # Queueing only: latency above what the node takes with no queue at all.
+        fresh_signal = max(0.0, fresh_signal - self._base)
+        signal = max(0.0, signal - self._base)
         if fresh_signal > s.target_latency_s:
             factor = max(s.deepest_decrease, min(s.decrease, s.target_latency_s / fresh_signal))
             self._cut_from = self._rate

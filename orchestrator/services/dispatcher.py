@@ -235,6 +235,7 @@ class Dispatcher:
                 cps=round(pace.rate, 1),
                 outstanding=pace.outstanding,
                 latency_ms=round(pace.latency_s * 1e3, 1),
+                base_ms=round(pace.base_latency_s * 1e3, 1),
                 decreases=pace.decreases,
             )
 

@@ -549,8 +549,9 @@ async def test_node_link_cut_for_30_s(
     unseen = [c for c in finals if c["status"] != "completed"]
     assert all("next seen" in (c["status_reason"] or "") for c in unseen), unseen[:3]
     # About the Originates in flight when the link went: the pacer caps those per node at twice
-    # its pace × its target latency. The pace may have grown within that second, hence the
-    # margin; without the cap, the ~3 s until pings fail would swallow pace × 3 calls.
+    # its pace × its target latency (plus its base latency, a few ms here). The pace may have
+    # grown within that second, hence the margin; without the cap, the ~3 s until pings fail
+    # would swallow pace × 3 calls.
     assert pace is not None
     target_s = Settings().node_pace_target_ms / 1000  # as the stack reads it: default or env
     in_flight_cap = max(4.0, float(pace["n"]) * target_s * 2)

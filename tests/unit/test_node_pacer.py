@@ -46,6 +46,17 @@ def _busy_interval(
     return end
 
 
+def _with_base(settings: PacerSettings, base_s: float = 0.01) -> NodePacer:
+    """A pacer at time 0 that has seen the node answer in `base_s` with no queue (one quiet
+    interval before): latency above that is what it paces on."""
+    pacer = NodePacer(settings, now=-0.5)
+    pacer.on_sent(1, -0.5)
+    pacer.on_response(base_s, -0.5 + base_s)
+    pacer.allowance(0.0)
+    assert pacer.state(0.0).base_latency_s == base_s and pacer.rate == settings.initial_rate
+    return pacer
+
+
 def test_rate_grows_additively_while_fast_and_busy() -> None:
     pacer = NodePacer(AIMD, now=0.0)
     now = 0.0
@@ -90,6 +101,34 @@ def test_latency_between_half_the_target_and_the_target_holds_the_rate() -> None
     # The interval after the slow one still hears its answers: it holds too.
     assert rates == [25.0, 25.0, 25.0, 25.0, 25.0, 30.0]
     assert pacer.state(now).decreases == 0
+
+
+def test_a_node_far_away_is_paced_on_its_queue_not_its_round_trip() -> None:
+    # 200 ms from the dispatcher, no queue: over half the target on its own, yet it grows as a
+    # local node does; once its queue adds more than the target, it is cut.
+    pacer = NodePacer(AIMD, now=0.0)
+    carried: list[tuple[float, float]] = []
+    now = 0.0
+    for _ in range(4):
+        now = _busy_interval(pacer, now, latency_s=0.2, carried=carried)
+        pacer.allowance(now)
+    assert pacer.state(now).base_latency_s == pytest.approx(0.2)
+    assert pacer.rate >= 30.0 and pacer.state(now).decreases == 0
+    before = pacer.rate
+    now = _busy_interval(pacer, now, latency_s=0.2 + 0.3, carried=carried)
+    pacer.allowance(now)
+    assert pacer.rate < before and pacer.state(now).decreases == 1
+
+
+def test_a_node_queueing_from_its_first_call_is_still_cut() -> None:
+    # No quiet interval to learn its base from: the base is capped at the target, so a node
+    # answering in 0.6 s from the start is cut, not taken to be 0.6 s away.
+    pacer = NodePacer(AIMD, now=0.0)
+    pacer.on_sent(10, 0.0)
+    for i in range(10):
+        pacer.on_response(0.6, 0.6 + i * 0.01)
+    pacer.allowance(0.7)
+    assert pacer.rate < AIMD.initial_rate and pacer.state(0.7).decreases == 1
 
 
 def test_a_pace_not_used_drifts_back_towards_what_was_used() -> None:
@@ -152,14 +191,14 @@ def test_an_originate_never_answered_is_forgotten() -> None:
 
 
 def test_one_slow_interval_decreases_once() -> None:
-    pacer = NodePacer(AIMD, now=0.0)
+    pacer = _with_base(AIMD)
     pacer.on_sent(10, 0.0)
     for i in range(10):  # every sample of the interval is slow
         pacer.on_response(0.4, 0.4 + i * 0.01)
     pacer.allowance(0.5)
     after_first = pacer.rate
-    # target / latency = 0.625, within [deepest_decrease, decrease]: a proportional cut, once.
-    assert after_first == pytest.approx(20.0 * 0.25 / 0.4)
+    # target / queueing = 0.25 / 0.39, within [deepest_decrease, decrease]: a proportional cut, once.
+    assert after_first == pytest.approx(20.0 * 0.25 / 0.39)
     # Calls sent during the hold queue behind the overload that caused the cut: that they are
     # slow too, answered or not, does not cut again.
     pacer.on_sent(5, 0.55)
@@ -170,10 +209,10 @@ def test_one_slow_interval_decreases_once() -> None:
 
 
 def test_mildly_slow_interval_cuts_by_decrease_factor() -> None:
-    pacer = NodePacer(AIMD, now=0.0)
+    pacer = _with_base(AIMD)
     pacer.on_sent(10, 0.0)
     for i in range(10):
-        pacer.on_response(0.26, 0.26 + i * 0.01)
+        pacer.on_response(0.27, 0.27 + i * 0.01)
     pacer.allowance(0.5)
     assert pacer.rate == pytest.approx(20.0 * AIMD.decrease)
 
@@ -196,7 +235,7 @@ def test_after_a_passing_spike_the_rate_returns_quickly_then_probes_additively()
 
 
 def test_slow_again_after_the_hold_decreases_again() -> None:
-    pacer = NodePacer(AIMD, now=0.0)
+    pacer = _with_base(AIMD)
     pacer.on_sent(4, 0.0)
     for _ in range(4):
         pacer.on_response(0.3, 0.3)
