@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     quickly and cuts it when they are not (AIMD)."""
     node_pace_max_cps: float = 500.0
     node_pace_target_ms: float = 150.0
-    """Originate latency (sent → the node's first sign) above which a node's pace is cut."""
+    """Queueing latency (sent → the node's first sign, less its latency with no queue) above
+    which a node's pace is cut; it stops growing at half of this."""
     node_max_channels_default: int = 500
     node_lost_after_s: float = 10.0
     """A node whose dialing link is silent this long, with its AMI and HTTP ports both refusing
