@@ -99,8 +99,9 @@ class PacerSettings:
     max_rate: float = 500.0
     """Ceiling for increases: above what one node can take, so only a safety stop."""
     target_latency_s: float = 0.15
-    """Originate latency above which the node counts as queueing. Clean nodes answer in ~10 ms,
-    and an overloaded one in seconds. With a poll's sends spread out (no burst latency of our
+    """Queueing latency (Originate latency above the node's base) over which the pace is cut;
+    it stops growing at `hold_above` of this. Clean nodes answer in ~10 ms, and an overloaded
+    one in seconds. With a poll's sends spread out (no burst latency of our
     own) 0.15 kept the simulated node at 0.97-0.99 of its capacity with p99 ~150 ms, where 0.25
     gave 0.93-0.95 and 300-400 ms; on this machine, at 240/s offered, the same throughput with
     Originate → answer p99 518 ms against 1272 ms."""

@@ -163,14 +163,7 @@ class Dispatcher:
         loops = [
             self._every(HEARTBEAT_S, self._heartbeat),
             self._every(ADOPT_EVERY_S, self._adopt_orphans),
-            every(
-                self._settings.poll_s,
-                self._claim_and_dial,
-                self._stopping,
-                failure_event="dispatcher.step_failed",
-                from_start=True,
-                step="_claim_and_dial",
-            ),
+            self._every(self._settings.poll_s, self._claim_and_dial, from_start=True),
             self._apply_loop(),
             self._every(self._settings.events_flush_s, self._flush_events),
             self._every(0.5, self._hang_up_canceled),
@@ -203,9 +196,14 @@ class Dispatcher:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _every(self, interval: float, step: Any) -> None:
+    async def _every(self, interval: float, step: Any, *, from_start: bool = False) -> None:
         await every(
-            interval, step, self._stopping, failure_event="dispatcher.step_failed", step=step.__name__
+            interval,
+            step,
+            self._stopping,
+            failure_event="dispatcher.step_failed",
+            from_start=from_start,
+            step=step.__name__,
         )
 
     # ---- nodes ------------------------------------------------------------------------------
