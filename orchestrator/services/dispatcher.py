@@ -523,7 +523,7 @@ class Dispatcher:
         except NodeNotConnected as exc:
             # Refused before anything left: never dialed, so back to the queue, not failed.
             bound.warning("dispatch.originate_not_sent", error=str(exc))
-            self._unacked.pop(key, None)
+            self._unacknowledged(key)
             self._attempts.pop(key, None)
             self._started.pop(key, None)
             self._unsent.add(claim.attempt_id)

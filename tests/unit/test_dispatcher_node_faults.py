@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.pacing import NodePacer
 from orchestrator.domain.records import Claim
 from orchestrator.services.dispatcher import CHANNEL_EXPECTED_AFTER_S, Dispatcher, DispatchSettings
 
@@ -89,9 +90,13 @@ async def test_an_originate_refused_before_it_was_sent_is_queued_again_not_faile
     dispatcher._nodes["n1"] = FakeNode("n1", connected=False)  # type: ignore[assignment]
     dispatcher._attempts[key] = AttemptState(claim.attempt_id, claim.call_id, "n1")
     dispatcher._started[key] = (time.monotonic(), 30)
+    pacer = dispatcher._pacers["n1"] = NodePacer(now=time.monotonic())
+    pacer.on_sent(1, time.monotonic())
+    dispatcher._unacked[key] = ("n1", time.monotonic())
     await dispatcher._originate(claim)
     assert claim.attempt_id in dispatcher._unsent, "handed to the requeue, which puts it back"
     assert key not in dispatcher._attempts and key not in dispatcher._started
+    assert pacer.outstanding == 0, "its in-flight slot is freed, not held until forgotten (10 s)"
     assert len(dispatcher._transitions) == 0, "no status stored for it: it was never dialed"
 
 
