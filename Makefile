@@ -47,6 +47,8 @@ bench-intake: up
 
 BENCH_RATES ?= 50,100,150,200,300,400
 BENCH_HOLD ?= 500,1000,1500,2000
+# Asterisk n1 on the upper half of the cores, alone, as a farm node is deployed (empty: shared).
+BENCH_ASTERISK_CPUS ?= $(shell n=$$(nproc); [ $$n -ge 2 ] && seq -s, $$((n / 2)) $$((n - 1)))
 bench-dispatch: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/dispatch.py --rates $(BENCH_RATES) \
-		--seconds 8 --hold "$(BENCH_HOLD)"
+		--seconds 8 --hold "$(BENCH_HOLD)" --asterisk-cpus "$(BENCH_ASTERISK_CPUS)"

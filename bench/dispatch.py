@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -69,6 +71,42 @@ class MachineBusy:
 
     def cores(self) -> float:
         return (self._read() - self._start) / max(time.perf_counter() - self._at, 1e-9)
+
+
+def _threads() -> Iterator[tuple[int, int]]:
+    """(pid, thread id) of every thread on the machine that can be read."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                for task in (proc / "task").iterdir():
+                    yield int(proc.name), int(task.name)
+
+
+def _pin(tid: int, cpus: set[int]) -> None:
+    # Per-CPU kernel threads refuse, and threads end while we walk: both are left as they are.
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(tid, cpus)
+
+
+@contextlib.contextmanager
+def asterisk_apart(asterisk_pid: int, asterisk_cpus: set[int]) -> Iterator[None]:
+    """Asterisk n1 on `asterisk_cpus` alone, everything else on the machine (the orchestrator,
+    PostgreSQL, Redis, SIPp, node n2, this benchmark) on the other cores: as deployed, where the
+    farm's nodes do not share their cores with the orchestrator. Both paths then drive the same
+    Asterisk with the same cores, and what end to end costs shows as the orchestrator's own
+    cores, not as cycles taken from Asterisk. New threads and processes inherit their parent's
+    cores, so Asterisk's per-call threads and PostgreSQL's new sessions follow. Undone at exit."""
+    every = os.sched_getaffinity(0)
+    rest = every - asterisk_cpus
+    if not asterisk_cpus < every or not rest:
+        raise SystemExit(f"--asterisk-cpus must name some, not all, of the cores {sorted(every)}")
+    try:
+        for pid, tid in _threads():
+            _pin(tid, asterisk_cpus if pid == asterisk_pid else rest)
+        yield
+    finally:
+        for _, tid in _threads():
+            _pin(tid, every)
 
 
 def _pg_backends(db: psycopg.Connection) -> dict[str, list[int]]:
@@ -415,7 +453,16 @@ async def main() -> None:
         "--hold", default="500,1000,1500,2000", help="long calls held at once (empty: skip), comma-separated"
     )
     parser.add_argument("--hold-rate", type=float, default=100.0, help="calls/s placed for the held calls")
+    parser.add_argument(
+        "--asterisk-cpus",
+        default="",
+        help="cores for Asterisk n1 alone, comma-separated (e.g. 1); everything else runs on the others",
+    )
     args = parser.parse_args()
+    try:
+        asterisk_cpus = {int(c) for c in args.asterisk_cpus.split(",") if c.strip()}
+    except ValueError:
+        parser.error(f"--asterisk-cpus takes core numbers, comma-separated, not {args.asterisk_cpus!r}")
     env = os.environ
     secret = dict(
         line.split("=", 1) for line in Path(env["SESPCL_STATE_DIR"], "secrets.env").read_text().split()
@@ -432,7 +479,11 @@ async def main() -> None:
     # The prompt, rendered once through the real path, is what the bare loop plays too.
     audio = await _render(client, db, TEXT)
     await _settle(db)
-    meter = CpuMeter(db, int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text()))
+    asterisk_pid = int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text())
+    meter = CpuMeter(db, asterisk_pid)
+    placement = asterisk_apart(asterisk_pid, asterisk_cpus) if asterisk_cpus else contextlib.nullcontext()
+    if asterisk_cpus:
+        print(f"Asterisk n1 alone on cores {sorted(asterisk_cpus)}; everything else on the others")
     print(
         f"{'offered/s':>9} {'calls':>5} | {'bare ans/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
         f"{'e2e ans/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'fail':>4} | "
@@ -440,7 +491,9 @@ async def main() -> None:
         f"{'orch CPU ms/call':>16} {'Asterisk CPU ms/call':>20} | {'cores busy bare/e2e':>19}"
     )
     breakdowns: list[tuple[float, dict[str, float]]] = []
+    undo = contextlib.ExitStack()
     try:
+        undo.enter_context(placement)
         for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
             count = max(args.calls, int(rate * args.seconds))
             busy = MachineBusy()
@@ -477,6 +530,7 @@ async def main() -> None:
         if holds:
             await _hold_ramp(client, db, secret, holds, args.hold_rate, meter)
     finally:
+        undo.close()
         subprocess.run([sespcl, "nodes", "undrain", "n2"], check=True, capture_output=True)
         await client.aclose()
 

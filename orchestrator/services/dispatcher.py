@@ -775,10 +775,16 @@ class Dispatcher:
         )
 
     async def _flush_events(self) -> None:
-        while self._events:
-            batch = self._events[: self._settings.events_batch_max]
+        """The events recorded before this flush began, in batches of at most events_batch_max.
+        Those recorded while it sends wait for the next flush: draining until none are left made
+        a busy dispatcher chase its own stream, sending a job of a few dozen events every few
+        milliseconds (dozens of RQ jobs a second, each costing as much as a full one)."""
+        left = len(self._events)
+        while left:
+            batch = self._events[: min(left, self._settings.events_batch_max)]
             await self._send_batch(HeldBatch(batch))
-            del self._events[: len(batch)]
+            del self._events[: len(batch)]  # after the send: a stop mid-send keeps them
+            left -= len(batch)
 
     async def _send_batch(self, held: HeldBatch) -> None:
         """To a worker through Redis; if Redis does not take it, stored here directly (the
