@@ -46,6 +46,9 @@ class AttemptState:
     cancel_requested: bool = False
     far_end_responded: bool = False
     """Set by ringing or progress (180/183): tells a ring timeout from an unreachable carrier."""
+    channel_made: bool = False
+    """Set by the dispatcher at the node's first channel event: the node made the call's
+    channel. A failed Originate without one was refused by the node, and dialed nothing."""
     number: int = 1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 

@@ -152,6 +152,12 @@ class PacerSettings:
     lowest interval minimum seen over this long, and only latency above it is taken as
     queueing: a node 80 ms away is paced on its queue like a local one, not held at the
     initial pace for ever by a round trip over half the target."""
+    refusal_hold_s: float = 1.0
+    """A node that refused to make a channel at all (PJSIP found no usable contact: a carrier it
+    took for down after one missed qualify, say) is sent nothing for this long, twice as long
+    after each refusal in a row (up to `refusal_hold_max_s`), and then one call at a time, until
+    it makes a channel again. Without it the queue is refused as fast as it can be sent."""
+    refusal_hold_max_s: float = 30.0
     forget_after_s: float = 10.0
     """An Originate unanswered this long is taken as lost: one whose answer was missed must not
     hold a slot, nor block increases, for ever. A node silent that long is down for the
@@ -171,6 +177,8 @@ class PacerSettings:
             raise ValueError("need 0 < latency_quantile <= 1 and 0 < deepest_decrease <= decrease < 1")
         if not 0 <= self.recovery <= 1:
             raise ValueError("need 0 <= recovery <= 1")
+        if not 0 < self.refusal_hold_s <= self.refusal_hold_max_s:
+            raise ValueError("need 0 < refusal_hold_s <= refusal_hold_max_s")
         if not 0 < self.hold_above <= 1:
             raise ValueError("need 0 < hold_above <= 1")
         if self.increase < 0 or self.slow_start < 1 or self.inflight_factor <= 0 or self.min_inflight < 1:
@@ -192,6 +200,9 @@ class PacerState:
     slow_start: bool
     increases: int
     decreases: int
+    refusals: int = 0
+    """Holds in a row for channels the node refused; while above 0 it is held, then probed one
+    call at a time."""
 
 
 class NodePacer:
@@ -227,6 +238,8 @@ class NodePacer:
         self._base = 0.0
         self._increases = 0
         self._decreases = 0
+        self._refusals = 0
+        self._refused_until = -math.inf
 
     @property
     def rate(self) -> float:
@@ -249,7 +262,25 @@ class NodePacer:
     def allowance(self, now: float) -> int:
         """How many new Originates the node may be sent now."""
         self._advance(now)
-        return max(0, min(int(self._tokens), self.inflight_cap - self._outstanding))
+        room = max(0, min(int(self._tokens), self.inflight_cap - self._outstanding))
+        if self._refusals:  # held, then one probe at a time
+            return 0 if now < self._refused_until else min(room, max(0, 1 - self._outstanding))
+        return room
+
+    def on_refused(self, now: float) -> None:
+        """The node refused to make a channel for an Originate (nothing was dialed)."""
+        s = self.settings
+        if now < self._refused_until:
+            return  # one of the calls sent before the hold began: the hold already counts it
+        self._refusals += 1
+        hold = min(s.refusal_hold_max_s, s.refusal_hold_s * 2.0 ** (self._refusals - 1))
+        self._refused_until = max(self._refused_until, now + hold)
+
+    def on_channel(self) -> None:
+        """The node made a channel for a call: it dials again, at its pace."""
+        if self._refusals:
+            self._refusals = 0
+            self._refused_until = -math.inf
 
     def on_sent(self, count: int, now: float) -> None:
         """`count` Originates were sent to the node at `now`."""
@@ -298,6 +329,7 @@ class NodePacer:
             slow_start=self._slow_start,
             increases=self._increases,
             decreases=self._decreases,
+            refusals=self._refusals,
         )
 
     # ---- internals ---------------------------------------------------------------------------

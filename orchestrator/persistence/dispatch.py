@@ -31,6 +31,7 @@ EXPIRED_REASON = "expired before it could be dialed"
 
 _REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
 _STRAY_REASON = "queued again: its claim was stored but its dispatcher never heard back"
+_REFUSED_REASON = "queued again: the node made no channel for it (nothing was dialed)"
 _REQUEUE_TEMPLATE = """
     WITH unsent AS (
         SELECT a.id, a.call_id, a.number FROM call_attempts a JOIN calls c ON c.id = a.call_id
@@ -334,6 +335,13 @@ class DispatchStore:
         if not attempt_ids:
             return []
         return await self._requeue(_REQUEUE_UNSENT_SQL, _REQUEUED_REASON, ids=attempt_ids)
+
+    async def requeue_refused(self, attempt_ids: list[UUID]) -> list[Row]:
+        """Attempts a node refused to make a channel for: nothing was dialed. As `requeue_unsent`,
+        with that reason."""
+        if not attempt_ids:
+            return []
+        return await self._requeue(_REQUEUE_UNSENT_SQL, _REFUSED_REASON, ids=attempt_ids)
 
     async def requeue_stray(self, older_than_s: float) -> list[Row]:
         """This dispatcher's attempts never marked sent and older than `older_than_s`: claims it

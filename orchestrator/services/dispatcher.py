@@ -20,6 +20,7 @@ import structlog
 from orchestrator.domain.attempt import AttemptState, Transition
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import NodeNotConnected, OriginateRequest
+from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, TokenBucket, plan_nodes, total_room
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import Claim, NodeRow, StoredStatus
@@ -57,6 +58,10 @@ SEND_GROUPS = 4
 SEND_SPREAD = 0.75
 """The groups' sends span this share of the poll interval, so the last group is out well before
 the next poll plans from the pacers' budgets."""
+MAX_NODE_REFUSALS = 6
+"""A call the nodes refused to make a channel for this many times ends `failed`: with the node's
+hold doubling from 1 s, about a minute, the longest a node waits to qualify a trunk again."""
+REFUSED_TRACKED_MAX = 100_000
 PING_TIMEOUT_S = 1.5
 PING_FAILURES_DOWN = 2
 """Two missed pings a second apart: a hung node is out of the plan within about 3 s."""
@@ -141,6 +146,9 @@ class Dispatcher:
         self._events: list[dict[str, Any]] = []
         self._event_uids = event_uids()
         self._unsent: set[UUID] = set()  # claimed, not marked sent (the mark failed): to requeue
+        self._refused: dict[UUID, int] = {}
+        """Calls a node refused to make a channel for (nothing dialed), and how many times."""
+        self._unsent_refused: set[UUID] = set()  # their attempts, to requeue as `_unsent`
         self._bucket = TokenBucket(settings.cps, now=time.monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -180,7 +188,7 @@ class Dispatcher:
             await asyncio.gather(*loops)
         finally:
             await self._store_what_is_left()
-            if self._unsent:
+            if self._unsent or self._unsent_refused:
                 try:  # claims a stop kept from being sent; else the next dispatcher's adoption does it
                     await self._requeue_own_unsent()
                 except Exception:
@@ -235,6 +243,7 @@ class Dispatcher:
                 latency_ms=round(pace.latency_s * 1e3, 1),
                 base_ms=round(pace.base_latency_s * 1e3, 1),
                 decreases=pace.decreases,
+                refusals=pace.refusals,
             )
 
     def _usable(self, name: str) -> bool:
@@ -555,7 +564,31 @@ class Dispatcher:
             return
         # The Hangup that usually follows carries the real cause; give it a moment to arrive.
         await asyncio.sleep(self._settings.originate_failure_wait_s)
+        if outcome.reason == REASON_FAILURE and not state.channel_made and not state.ended:
+            refusals = self._refused.get(claim.call_id, 0) + 1
+            if refusals < MAX_NODE_REFUSALS and not state.cancel_requested:
+                self._requeue_refused(claim, refusals, bound)
+                return
+            self._refused.pop(claim.call_id, None)
         self._push(state.on_originate_failed(outcome.reason, _now()))
+
+    def _requeue_refused(self, claim: Claim, refusals: int, bound: Any) -> None:
+        """The node made no channel at all (no event for it, no Hangup): nothing was dialed, so
+        the call goes back to the queue, not to `failed`, and the node is held back a while. A
+        PJSIP node does this for every call to a trunk whose one qualify went unanswered (its
+        carrier was busy for a moment), until the next qualify, up to a minute later."""
+        key = str(claim.attempt_id)
+        bound.warning("dispatch.originate_refused", refusals=refusals, note="queued again, nothing dialed")
+        refused = {"node": claim.node, "refusals": refusals}
+        self._record(claim.call_id, claim.attempt_id, _now(), "dispatch.refused", refused)
+        self._refused[claim.call_id] = refusals
+        if len(self._refused) > REFUSED_TRACKED_MAX:  # calls canceled or expired while queued
+            del self._refused[next(iter(self._refused))]
+        if claim.node in self._pacers:
+            self._pacers[claim.node].on_refused(time.monotonic())
+        self._attempts.pop(key, None)
+        self._started.pop(key, None)
+        self._unsent_refused.add(claim.attempt_id)
 
     # ---- events from Asterisk ---------------------------------------------------------------
 
@@ -571,6 +604,11 @@ class Dispatcher:
                 return
         if key in self._unacked:
             self._acknowledged(key)
+        if not state.channel_made:
+            state.channel_made = True
+            self._refused.pop(state.call_id, None)
+            if node in self._pacers:
+                self._pacers[node].on_channel()
         at = _now()
         self._record(
             state.call_id,
@@ -742,6 +780,10 @@ class Dispatcher:
             ids = list(self._unsent)
             self._note_requeued(await self._store.requeue_unsent(ids))
             self._unsent.difference_update(ids)
+        if self._unsent_refused:
+            ids = list(self._unsent_refused)
+            self._note_requeued(await self._store.requeue_refused(ids))
+            self._unsent_refused.difference_update(ids)
         self._note_requeued(await self._store.requeue_stray(STRAY_AFTER_S))
 
     def _note_requeued(self, rows: list[dict[str, Any]]) -> None:

@@ -610,3 +610,34 @@ async def test_worker_killed_mid_render(api: httpx.AsyncClient, db: Db, traced_t
         (ids[0],),
     ).fetchone()
     assert asset == {"status": "ready", "render_count": 1}
+
+
+@pytest.fixture()
+def refusing_carrier() -> Iterator[Carrier]:
+    with carrier_trunk("t-refuse", "127.0.30.12", "answer") as carrier:
+        yield carrier
+
+
+async def test_calls_a_node_refuses_wait_for_it_instead_of_failing(
+    api: httpx.AsyncClient, db: Db, refusing_carrier: Carrier
+) -> None:
+    """One qualify unanswered (the carrier down or busy for a moment) and every node takes the
+    trunk for unreachable until its next qualify, up to a minute later: each call to it fails
+    at once, with no channel made and nothing sent. Those calls must wait, not burn to failed."""
+    refusing_carrier.stop()
+    dead = sespcl("trunks", "test", "t-refuse", "--json", "--timeout", "2")
+    assert dead.returncode == 1, dead.stdout + dead.stderr
+    refusing_carrier.start()  # back, but the nodes do not know until they qualify it again
+    ids = await _submit(api, 30, "t-refuse", "A notice the nodes first refuse to place.", first=3200)
+    await asyncio.sleep(4)
+    assert sespcl("trunks", "test", "t-refuse", "--json").returncode == 0, "qualified again"
+    finals = [await wait_final(api, i, timeout=90) for i in ids]
+    print("fault report (trunk refused until qualified again):", _report(finals, refusing_carrier))
+    assert [c["status"] for c in finals] == ["completed"] * len(ids), [c["status_reason"] for c in finals]
+    refused = db.execute(
+        "SELECT count(*) AS n FROM call_events WHERE call_id = ANY(%s) AND type = 'dispatch.refused'",
+        ([uuid.UUID(i) for i in ids],),
+    ).fetchone()
+    assert refused is not None and refused["n"] > 0, "the nodes did refuse them at first"
+    assert all(len(c["attempts"]) == 1 for c in finals), "a refusal is not an attempt: nothing was dialed"
+    assert _report(finals, refusing_carrier)["invites_per_attempt_max"] == 1

@@ -5,16 +5,24 @@ back to the queue, and a cancel sent to a node that never answers holds back no 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.domain.attempt import AttemptState
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import NodePacer
 from orchestrator.domain.records import Claim
-from orchestrator.services.dispatcher import CHANNEL_EXPECTED_AFTER_S, Dispatcher, DispatchSettings
+from orchestrator.services.dispatcher import (
+    CHANNEL_EXPECTED_AFTER_S,
+    MAX_NODE_REFUSALS,
+    Dispatcher,
+    DispatchSettings,
+)
 
 
 class FakeNode:
@@ -187,3 +195,59 @@ async def test_a_reconnect_during_a_reconcile_pass_gets_a_pass_of_its_own() -> N
     dispatcher._on_node_state("n1", True)  # during pass 1
     await asyncio.sleep(6.5)
     assert [t.status for t in dispatcher._transitions.drain()] == [CallStatus.COMPLETED]
+
+
+class RefusingNode(FakeNode):
+    """PJSIP with no usable contact for the trunk: the Originate fails, no channel is made."""
+
+    async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
+        return OriginateOutcome(False, REASON_FAILURE)
+
+
+def _dialing(dispatcher: Dispatcher, claim: Claim) -> NodePacer:
+    key = str(claim.attempt_id)
+    dispatcher._attempts[key] = AttemptState(claim.attempt_id, claim.call_id, claim.node)
+    dispatcher._started[key] = (time.monotonic(), 30)
+    pacer = dispatcher._pacers.setdefault(claim.node, NodePacer(now=time.monotonic()))
+    pacer.on_sent(1, time.monotonic())
+    dispatcher._unacked[key] = (claim.node, time.monotonic())
+    return pacer
+
+
+async def test_a_call_the_node_made_no_channel_for_is_queued_again_and_the_node_held() -> None:
+    dispatcher = _dispatcher()
+    dispatcher._nodes["n1"] = RefusingNode("n1")  # type: ignore[assignment]
+    claim = _claim("n1")
+    for refusal in range(1, MAX_NODE_REFUSALS):
+        attempt = dataclasses.replace(claim, attempt_id=uuid.uuid4())  # each claim is a new attempt
+        pacer = _dialing(dispatcher, attempt)
+        await dispatcher._originate(attempt)
+        assert attempt.attempt_id in dispatcher._unsent_refused, "back to the queue: nothing was dialed"
+        assert str(attempt.attempt_id) not in dispatcher._attempts
+        assert len(dispatcher._transitions) == 0, "not failed"
+        assert dispatcher._refused[claim.call_id] == refusal, "the call's refusals are counted"
+        assert pacer.state(time.monotonic()).refusals == 1, "one hold: all came within it"
+        assert pacer.allowance(time.monotonic()) == 0, "the node is held"
+    types = [event["type"] for event in dispatcher._events]
+    assert types.count("dispatch.refused") == MAX_NODE_REFUSALS - 1
+    # Refused once too often: it ends failed, as any failed Originate.
+    last = dataclasses.replace(claim, attempt_id=uuid.uuid4())
+    _dialing(dispatcher, last)
+    await dispatcher._originate(last)
+    assert last.attempt_id not in dispatcher._unsent_refused
+    [failed] = dispatcher._transitions.drain()
+    assert failed.status is CallStatus.FAILED and failed.attempt_id == last.attempt_id
+    assert claim.call_id not in dispatcher._refused
+
+
+async def test_a_failed_originate_after_its_channel_was_made_is_not_a_refusal() -> None:
+    dispatcher = _dispatcher()
+    dispatcher._nodes["n1"] = RefusingNode("n1")  # type: ignore[assignment]
+    claim = _claim("n1")
+    pacer = _dialing(dispatcher, claim)
+    channel = {"Uniqueid": str(claim.attempt_id), "Channel": "PJSIP/demo-00000001"}
+    dispatcher._on_node_event("n1", "Newchannel", channel)
+    await dispatcher._originate(claim)
+    [failed] = dispatcher._transitions.drain()
+    assert failed.status is CallStatus.FAILED, "a channel was made: something may have been dialed"
+    assert not dispatcher._unsent_refused and pacer.state(time.monotonic()).refusals == 0

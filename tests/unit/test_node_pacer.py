@@ -287,6 +287,27 @@ def test_in_flight_cap_limits_allowance() -> None:
     assert pacer.outstanding == 0
 
 
+def test_a_node_that_refuses_channels_is_held_then_probed_one_call_at_a_time() -> None:
+    pacer = NodePacer(PacerSettings(initial_rate=100.0, refusal_hold_s=1.0, refusal_hold_max_s=4.0), now=0.0)
+    assert pacer.allowance(0.2) > 1
+    for _ in range(20):  # a whole poll's calls, all refused: one hold, not twenty
+        pacer.on_refused(0.2)
+    assert pacer.state(0.2).refusals == 1
+    assert pacer.allowance(0.5) == 0 and pacer.allowance(1.1) == 0, "held for the first second"
+    assert pacer.allowance(1.3) == 1, "then one probe"
+    pacer.on_sent(1, 1.3)
+    assert pacer.allowance(1.35) == 0, "only one probe in flight"
+    pacer.on_response(0.01, 1.31)
+    pacer.on_refused(1.31)  # the probe is refused too: held twice as long
+    assert pacer.allowance(3.2) == 0 and pacer.allowance(3.4) == 1
+    for at in (3.4, 7.5, 11.6):  # each probe refused in turn
+        pacer.on_refused(at)
+    assert pacer.allowance(15.5) == 0 and pacer.allowance(15.7) == 1, "the hold stops growing at its maximum"
+    assert pacer.state(15.7).refusals == 5
+    pacer.on_channel()  # the probe made a channel: the node dials again, at its pace
+    assert pacer.allowance(15.8) > 1 and pacer.state(15.8).refusals == 0
+
+
 def test_tokens_pace_at_the_rate() -> None:
     pacer = NodePacer(PacerSettings(initial_rate=20.0, burst_s=0.3), now=0.0)
     assert pacer.allowance(0.0) == 6  # bucket depth: 0.3 s of rate
