@@ -109,7 +109,9 @@ _START_ATTEMPTS_SQL = """
         SELECT v.id, v.call_id, v.number, v.node, v.trunk, 'initiated', s.at, %(owner)s, false
         FROM v, started s
     ), calls_started AS (
-        UPDATE calls c SET status = 'initiated', attempt_count = v.number, updated_at = s.at
+        -- A new attempt's reason is its own: the last one's ("retrying after busy") goes.
+        UPDATE calls c SET status = 'initiated', attempt_count = v.number, updated_at = s.at,
+            status_reason = NULL
         FROM v, started s WHERE c.id = v.call_id
     )
     INSERT INTO call_events (call_id, attempt_id, at, type, data)

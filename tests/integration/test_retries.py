@@ -50,6 +50,8 @@ async def test_busy_retried_until_attempts_run_out(api: httpx.AsyncClient, busy_
     assert created.status_code == 202, created.text
     call = await wait_final(api, created.json()["id"], timeout=60)
     assert call["status"] == "busy" and call["hangup_cause"]["code"] == 17
+    # Its reason is the last attempt's own: "retrying after busy" went when that attempt began.
+    assert call["status_reason"] is None, call["status_reason"]
     attempts = call["attempts"]
     assert [a["number"] for a in attempts] == [1, 2, 3]
     assert all(a["status"] == "busy" for a in attempts)
