@@ -58,9 +58,9 @@ SEND_GROUPS = 4
 SEND_SPREAD = 0.75
 """The groups' sends span this share of the poll interval, so the last group is out well before
 the next poll plans from the pacers' budgets."""
-MAX_NODE_REFUSALS = 6
-"""A call the nodes refused to make a channel for this many times ends `failed`: with the node's
-hold doubling from 1 s, about a minute, the longest a node waits to qualify a trunk again."""
+REFUSED_FOR_AT_MOST_S = 75.0
+"""A call the nodes have refused to make a channel for since this long ends `failed`: longer
+than a qualify period (60 s), after which a carrier that answers again is usable again."""
 REFUSED_TRACKED_MAX = 100_000
 PING_TIMEOUT_S = 1.5
 PING_FAILURES_DOWN = 2
@@ -146,8 +146,9 @@ class Dispatcher:
         self._events: list[dict[str, Any]] = []
         self._event_uids = event_uids()
         self._unsent: set[UUID] = set()  # claimed, not marked sent (the mark failed): to requeue
-        self._refused: dict[UUID, int] = {}
-        """Calls a node refused to make a channel for (nothing dialed), and how many times."""
+        self._refused: dict[UUID, tuple[int, float]] = {}
+        """Calls a node refused to make a channel for (nothing dialed): how many times, and since
+        when (monotonic)."""
         self._unsent_refused: set[UUID] = set()  # their attempts, to requeue as `_unsent`
         self._bucket = TokenBucket(settings.cps, now=time.monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
@@ -565,14 +566,14 @@ class Dispatcher:
         # The Hangup that usually follows carries the real cause; give it a moment to arrive.
         await asyncio.sleep(self._settings.originate_failure_wait_s)
         if outcome.reason == REASON_FAILURE and not state.channel_made and not state.ended:
-            refusals = self._refused.get(claim.call_id, 0) + 1
-            if refusals < MAX_NODE_REFUSALS and not state.cancel_requested:
-                self._requeue_refused(claim, refusals, bound)
+            refusals, since = self._refused.get(claim.call_id, (0, time.monotonic()))
+            if time.monotonic() - since < REFUSED_FOR_AT_MOST_S and not state.cancel_requested:
+                self._requeue_refused(claim, refusals + 1, since, bound)
                 return
             self._refused.pop(claim.call_id, None)
         self._push(state.on_originate_failed(outcome.reason, _now()))
 
-    def _requeue_refused(self, claim: Claim, refusals: int, bound: Any) -> None:
+    def _requeue_refused(self, claim: Claim, refusals: int, since: float, bound: Any) -> None:
         """The node made no channel at all (no event for it, no Hangup): nothing was dialed, so
         the call goes back to the queue, not to `failed`, and the node is held back a while. A
         PJSIP node does this for every call to a trunk whose one qualify went unanswered (its
@@ -581,7 +582,7 @@ class Dispatcher:
         bound.warning("dispatch.originate_refused", refusals=refusals, note="queued again, nothing dialed")
         refused = {"node": claim.node, "refusals": refusals}
         self._record(claim.call_id, claim.attempt_id, _now(), "dispatch.refused", refused)
-        self._refused[claim.call_id] = refusals
+        self._refused[claim.call_id] = (refusals, since)
         if len(self._refused) > REFUSED_TRACKED_MAX:  # calls canceled or expired while queued
             del self._refused[next(iter(self._refused))]
         if claim.node in self._pacers:

@@ -19,7 +19,7 @@ from orchestrator.domain.pacing import NodePacer
 from orchestrator.domain.records import Claim
 from orchestrator.services.dispatcher import (
     CHANNEL_EXPECTED_AFTER_S,
-    MAX_NODE_REFUSALS,
+    REFUSED_FOR_AT_MOST_S,
     Dispatcher,
     DispatchSettings,
 )
@@ -218,19 +218,19 @@ async def test_a_call_the_node_made_no_channel_for_is_queued_again_and_the_node_
     dispatcher = _dispatcher()
     dispatcher._nodes["n1"] = RefusingNode("n1")  # type: ignore[assignment]
     claim = _claim("n1")
-    for refusal in range(1, MAX_NODE_REFUSALS):
+    for refusal in range(1, 4):
         attempt = dataclasses.replace(claim, attempt_id=uuid.uuid4())  # each claim is a new attempt
         pacer = _dialing(dispatcher, attempt)
         await dispatcher._originate(attempt)
         assert attempt.attempt_id in dispatcher._unsent_refused, "back to the queue: nothing was dialed"
         assert str(attempt.attempt_id) not in dispatcher._attempts
         assert len(dispatcher._transitions) == 0, "not failed"
-        assert dispatcher._refused[claim.call_id] == refusal, "the call's refusals are counted"
+        assert dispatcher._refused[claim.call_id][0] == refusal, "the call's refusals are counted"
         assert pacer.state(time.monotonic()).refusals == 1, "one hold: all came within it"
         assert pacer.allowance(time.monotonic()) == 0, "the node is held"
-    types = [event["type"] for event in dispatcher._events]
-    assert types.count("dispatch.refused") == MAX_NODE_REFUSALS - 1
-    # Refused once too often: it ends failed, as any failed Originate.
+    assert [event["type"] for event in dispatcher._events].count("dispatch.refused") == 3
+    # Refused for longer than a qualify period: it ends failed, as any failed Originate.
+    dispatcher._refused[claim.call_id] = (3, time.monotonic() - REFUSED_FOR_AT_MOST_S)
     last = dataclasses.replace(claim, attempt_id=uuid.uuid4())
     _dialing(dispatcher, last)
     await dispatcher._originate(last)
