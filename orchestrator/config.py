@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     """Each node starts at this pace; the dispatcher raises it while Originates are answered
     quickly and cuts it when they are not (AIMD)."""
     node_pace_max_cps: float = 500.0
-    node_pace_target_ms: float = 150.0
+    node_pace_target_ms: float = 100.0
     """Queueing latency (sent → the node's first sign, less its latency with no queue) above
     which a node's pace is cut; it stops growing at half of this."""
     node_max_channels_default: int = 500

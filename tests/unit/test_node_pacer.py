@@ -309,7 +309,7 @@ def test_a_node_that_refuses_channels_is_held_then_probed_one_call_at_a_time() -
 
 
 def test_tokens_pace_at_the_rate() -> None:
-    pacer = NodePacer(PacerSettings(initial_rate=20.0, burst_s=0.3), now=0.0)
+    pacer = NodePacer(PacerSettings(initial_rate=20.0, burst_s=0.3, target_latency_s=0.25), now=0.0)
     assert pacer.allowance(0.0) == 6  # bucket depth: 0.3 s of rate
     pacer.on_sent(6, 0.0)
     pacer.on_lost(0.0, count=6)
