@@ -160,7 +160,9 @@ class PacerSettings:
     took for down after one missed qualify, say) is sent nothing for this long, twice as long
     after each refusal in a row (up to `refusal_hold_max_s`), and then one call at a time, until
     it makes a channel again. Without it the queue is refused as fast as it can be sent."""
-    refusal_hold_max_s: float = 30.0
+    refusal_hold_max_s: float = 8.0
+    """Short next to a qualify period (60 s): a node that can dial again is probed within
+    seconds of it."""
     forget_after_s: float = 10.0
     """An Originate unanswered this long is taken as lost: one whose answer was missed must not
     hold a slot, nor block increases, for ever. A node silent that long is down for the

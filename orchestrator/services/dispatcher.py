@@ -60,7 +60,12 @@ SEND_SPREAD = 0.75
 the next poll plans from the pacers' budgets."""
 REFUSED_FOR_AT_MOST_S = 75.0
 """A call the nodes have refused to make a channel for since this long ends `failed`: longer
-than a qualify period (60 s), after which a carrier that answers again is usable again."""
+than a qualify period (60 s) and a node's longest hold (8 s), so a carrier that answers again
+is back in use first."""
+REFUSED_REASON = (
+    f"no node would place it for {REFUSED_FOR_AT_MOST_S:.0f} s (no channel, nothing dialed): "
+    "is its trunk reachable?"
+)
 REFUSED_TRACKED_MAX = 100_000
 PING_TIMEOUT_S = 1.5
 PING_FAILURES_DOWN = 2
@@ -567,10 +572,13 @@ class Dispatcher:
         await asyncio.sleep(self._settings.originate_failure_wait_s)
         if outcome.reason == REASON_FAILURE and not state.channel_made and not state.ended:
             refusals, since = self._refused.get(claim.call_id, (0, time.monotonic()))
-            if time.monotonic() - since < REFUSED_FOR_AT_MOST_S and not state.cancel_requested:
+            if not state.cancel_requested and time.monotonic() - since < REFUSED_FOR_AT_MOST_S:
                 self._requeue_refused(claim, refusals + 1, since, bound)
                 return
             self._refused.pop(claim.call_id, None)
+            if not state.cancel_requested:  # a cancel ends it canceled, below
+                self._push(state.on_lost(REFUSED_REASON, _now()))
+                return
         self._push(state.on_originate_failed(outcome.reason, _now()))
 
     def _requeue_refused(self, claim: Claim, refusals: int, since: float, bound: Any) -> None:

@@ -4,6 +4,7 @@ exactly one final status, and the carrier must never see a second INVITE for an 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -625,7 +626,11 @@ async def test_calls_a_node_refuses_wait_for_it_instead_of_failing(
     trunk for unreachable until its next qualify, up to a minute later: each call to it fails
     at once, with no channel made and nothing sent. Those calls must wait, not burn to failed."""
     refusing_carrier.stop()
-    dead = sespcl("trunks", "test", "t-refuse", "--json", "--timeout", "2")
+    for _ in range(5):  # until both nodes have qualified it with the carrier gone
+        dead = sespcl("trunks", "test", "t-refuse", "--json", "--timeout", "2")
+        if dead.returncode == 1 and not any(r["reachable"] for r in json.loads(dead.stdout)):
+            break
+        await asyncio.sleep(1)
     assert dead.returncode == 1, dead.stdout + dead.stderr
     refusing_carrier.start()  # back, but the nodes do not know until they qualify it again
     ids = await _submit(api, 30, "t-refuse", "A notice the nodes first refuse to place.", first=3200)

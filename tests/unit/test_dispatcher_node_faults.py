@@ -20,6 +20,7 @@ from orchestrator.domain.records import Claim
 from orchestrator.services.dispatcher import (
     CHANNEL_EXPECTED_AFTER_S,
     REFUSED_FOR_AT_MOST_S,
+    REFUSED_REASON,
     Dispatcher,
     DispatchSettings,
 )
@@ -237,6 +238,7 @@ async def test_a_call_the_node_made_no_channel_for_is_queued_again_and_the_node_
     assert last.attempt_id not in dispatcher._unsent_refused
     [failed] = dispatcher._transitions.drain()
     assert failed.status is CallStatus.FAILED and failed.attempt_id == last.attempt_id
+    assert failed.ending is not None and failed.ending.reason == REFUSED_REASON
     assert claim.call_id not in dispatcher._refused
 
 
