@@ -8,7 +8,9 @@ sends), calls that failed, and the CPU seconds the orchestrator's processes (API
 workers) and Asterisk spent per answered call. The bare loop has no pacing: past the node's clean
 maximum it shows where Asterisk starts to fail (latency in seconds, throughput falling); the end
 to end path paces the node itself (AIMD) and should hold near that maximum.
-Node n2 is drained during the run so both paths use node n1 only.
+Node n2 is drained during the run so both paths use node n1 only. With --asterisk-cpus (as
+`make bench-dispatch` runs it), n1's Asterisk runs alone on those cores and everything else on
+the rest, as a farm node is deployed; otherwise both paths share every core with the stack.
 """
 
 from __future__ import annotations
