@@ -632,17 +632,25 @@ async def test_calls_a_node_refuses_wait_for_it_instead_of_failing(
             break
         await asyncio.sleep(1)
     assert dead.returncode == 1, dead.stdout + dead.stderr
-    refusing_carrier.start()  # back, but the nodes do not know until they qualify it again
     ids = await _submit(api, 30, "t-refuse", "A notice the nodes first refuse to place.", first=3200)
-    await asyncio.sleep(4)
+    # The carrier stays down until the nodes have refused some: no qualify can flip it back first.
+    deadline = time.monotonic() + 20
+    while _refusals(db, ids) == 0:
+        assert time.monotonic() < deadline, "the nodes never refused a call"
+        await asyncio.sleep(0.5)
+    refusing_carrier.start()  # back, but the nodes do not know until they qualify it again
     assert sespcl("trunks", "test", "t-refuse", "--json").returncode == 0, "qualified again"
     finals = [await wait_final(api, i, timeout=90) for i in ids]
     print("fault report (trunk refused until qualified again):", _report(finals, refusing_carrier))
     assert [c["status"] for c in finals] == ["completed"] * len(ids), [c["status_reason"] for c in finals]
-    refused = db.execute(
+    assert all(len(c["attempts"]) == 1 for c in finals), "a refusal is not an attempt: nothing was dialed"
+    assert _report(finals, refusing_carrier)["invites_per_attempt_max"] == 1
+
+
+def _refusals(db: Db, ids: list[str]) -> int:
+    row = db.execute(
         "SELECT count(*) AS n FROM call_events WHERE call_id = ANY(%s) AND type = 'dispatch.refused'",
         ([uuid.UUID(i) for i in ids],),
     ).fetchone()
-    assert refused is not None and refused["n"] > 0, "the nodes did refuse them at first"
-    assert all(len(c["attempts"]) == 1 for c in finals), "a refusal is not an attempt: nothing was dialed"
-    assert _report(finals, refusing_carrier)["invites_per_attempt_max"] == 1
+    db.commit()
+    return int(row["n"]) if row else 0
