@@ -4,7 +4,6 @@ exactly one final status, and the carrier must never see a second INVITE for an 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -611,46 +610,3 @@ async def test_worker_killed_mid_render(api: httpx.AsyncClient, db: Db, traced_t
         (ids[0],),
     ).fetchone()
     assert asset == {"status": "ready", "render_count": 1}
-
-
-@pytest.fixture()
-def refusing_carrier() -> Iterator[Carrier]:
-    with carrier_trunk("t-refuse", "127.0.30.12", "answer") as carrier:
-        yield carrier
-
-
-async def test_calls_a_node_refuses_wait_for_it_instead_of_failing(
-    api: httpx.AsyncClient, db: Db, refusing_carrier: Carrier
-) -> None:
-    """One qualify unanswered (the carrier down or busy for a moment) and every node takes the
-    trunk for unreachable until its next qualify, up to a minute later: each call to it fails
-    at once, with no channel made and nothing sent. Those calls must wait, not burn to failed."""
-    refusing_carrier.stop()
-    for _ in range(5):  # until both nodes have qualified it with the carrier gone
-        dead = sespcl("trunks", "test", "t-refuse", "--json", "--timeout", "2")
-        if dead.returncode == 1 and not any(r["reachable"] for r in json.loads(dead.stdout)):
-            break
-        await asyncio.sleep(1)
-    assert dead.returncode == 1, dead.stdout + dead.stderr
-    ids = await _submit(api, 30, "t-refuse", "A notice the nodes first refuse to place.", first=3200)
-    # The carrier stays down until the nodes have refused some: no qualify can flip it back first.
-    deadline = time.monotonic() + 20
-    while _refusals(db, ids) == 0:
-        assert time.monotonic() < deadline, "the nodes never refused a call"
-        await asyncio.sleep(0.5)
-    refusing_carrier.start()  # back, but the nodes do not know until they qualify it again
-    assert sespcl("trunks", "test", "t-refuse", "--json").returncode == 0, "qualified again"
-    finals = [await wait_final(api, i, timeout=90) for i in ids]
-    print("fault report (trunk refused until qualified again):", _report(finals, refusing_carrier))
-    assert [c["status"] for c in finals] == ["completed"] * len(ids), [c["status_reason"] for c in finals]
-    assert all(len(c["attempts"]) == 1 for c in finals), "a refusal is not an attempt: nothing was dialed"
-    assert _report(finals, refusing_carrier)["invites_per_attempt_max"] == 1
-
-
-def _refusals(db: Db, ids: list[str]) -> int:
-    row = db.execute(
-        "SELECT count(*) AS n FROM call_events WHERE call_id = ANY(%s) AND type = 'dispatch.refused'",
-        ([uuid.UUID(i) for i in ids],),
-    ).fetchone()
-    db.commit()
-    return int(row["n"]) if row else 0
