@@ -146,6 +146,7 @@ class AmiNode:
         self._on_state = on_state
         self._logged_in = asyncio.Event()
         self.version: str | None = None
+        self.boot_id: str | None = None
         self._manager: Manager | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._closing = False
@@ -194,21 +195,30 @@ class AmiNode:
             if await self.wait_up(5.0):
                 delay = 0.5
                 await self._read_version()
+                # Told only now, with the version and the boot known: whoever hears of a node
+                # coming back can tell a restart from a link that was cut.
+                if self.up and self._on_state:
+                    self._on_state(self.name, True)
                 continue
             self._retire()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
     async def _read_version(self) -> None:
-        """Asterisk's own version (the login banner only gives the AMI protocol's, e.g. 11.0.0)."""
+        """Asterisk's own version (the login banner only gives the AMI protocol's, e.g. 11.0.0)
+        and when it started (CoreStatus, in the node's own clock: only compared with itself)."""
+        self.boot_id = None
         try:
-            reply = await asyncio.wait_for(self._live().send_action({"Action": "CoreSettings"}), 5.0)
+            settings = await asyncio.wait_for(self._live().send_action({"Action": "CoreSettings"}), 5.0)
+            status = await asyncio.wait_for(self._live().send_action({"Action": "CoreStatus"}), 5.0)
         except (TimeoutError, AmiError) as exc:
             log.warning("ami.version_unknown", node=self.name, error=str(exc))
             return
-        version = reply.get("AsteriskVersion") if reply.get("Response") == "Success" else None
+        version = settings.get("AsteriskVersion") if settings.get("Response") == "Success" else None
         if version:
             self.version = str(version)
+        if status.get("Response") == "Success" and status.get("CoreStartupTime"):
+            self.boot_id = f"{status.get('CoreStartupDate', '')} {status.get('CoreStartupTime')}"
 
     async def wait_up(self, timeout: float) -> bool:
         try:
@@ -282,8 +292,6 @@ class AmiNode:
         self.version = getattr(manager.protocol, "version", None)
         self._logged_in.set()
         log.info("ami.up", node=self.name, version=self.version)
-        if self._on_state:
-            self._on_state(self.name, True)
 
     def _disconnected_cb(self, manager: Manager, exc: Exception | None) -> None:
         if manager is not self._manager:

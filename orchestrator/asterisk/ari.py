@@ -294,6 +294,7 @@ class AriNode:
     ) -> None:
         self.name = name
         self.version: str | None = None
+        self.boot_id: str | None = None
         self._base = base_url(url)
         self._app = ari_value(app)
         self._auth = basic_auth(username, password)
@@ -414,12 +415,16 @@ class AriNode:
                     self._on_state(self.name, False)
 
     async def _prepare(self) -> None:
-        """Version and event filter. Neither is vital: events are filtered here too."""
+        """Version, start time and event filter. None is vital: events are filtered here too."""
+        self.boot_id = None
         try:
             info = await self._request("GET", "asterisk", "info")
             system = info.get("system") if isinstance(info, dict) else None
             version = system.get("version") if isinstance(system, dict) else None
             self.version = str(version) if version else None
+            status = info.get("status") if isinstance(info, dict) else None
+            started = status.get("startup_time") if isinstance(status, dict) else None
+            self.boot_id = str(started) if started else None
         except (AriError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("ari.info_failed", node=self.name, error=str(exc))
         # Asterisk >= 16; cuts the ChannelVarset/ChannelDialplan/DeviceState chatter (~75 %). The

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
-from orchestrator.domain.records import Claim, NodeRow, StoredStatus
+from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
 
 EventCallback = Callable[[str, str, dict[str, str]], None]
 """(node name, event name, fields)"""
@@ -19,6 +19,9 @@ StateCallback = Callable[[str, bool], None]
 class DialNode(Protocol):
     name: str
     version: str | None
+    boot_id: str | None
+    """When the node's Asterisk process started, as the node reports it: another value after a
+    reconnection means the node restarted, and every call it carried went with it."""
     driver: str
     """'ami' or 'ari': names the events recorded from this node (`ami.Hangup`, `ari.Hangup`)."""
 
@@ -50,7 +53,7 @@ class DispatchRepository(Protocol):
 
     async def claim(self, node_plan: list[str]) -> list[Claim]: ...
 
-    async def mark_sending(self, attempt_ids: list[UUID]) -> set[UUID]: ...
+    async def mark_sending(self, attempt_ids: list[UUID]) -> Marked: ...
 
     async def requeue_unsent(self, attempt_ids: list[UUID]) -> list[dict[str, Any]]: ...
 

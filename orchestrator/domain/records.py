@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from orchestrator.domain.call import CallStatus
@@ -25,6 +26,16 @@ class Claim:
     ring_timeout_s: int
     claimed_at: datetime
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class Marked:
+    """A group of claims just before their Originates: those to dial now (`sent`), and those
+    put back in the queue instead, nothing dialed, because their node was drained since the
+    claim (rows of call_id, attempt_id, status). Any other was adopted by another dispatcher."""
+
+    sent: frozenset[UUID]
+    requeued: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

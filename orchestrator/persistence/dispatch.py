@@ -12,7 +12,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, Defer, Expire, dial_decision
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.pacing import trim_to_room
-from orchestrator.domain.records import Claim, NodeRow, StoredStatus
+from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import (
     CAMPAIGN_CANCELED,
@@ -32,6 +32,7 @@ EXPIRED_REASON = "expired before it could be dialed"
 _REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
 _STRAY_REASON = "queued again: its claim was stored but its dispatcher never heard back"
 _REFUSED_REASON = "queued again: the node made no channel for it (nothing was dialed)"
+_DRAINED_REASON = "queued again: its node was drained before it was dialed"
 _REQUEUE_TEMPLATE = """
     WITH unsent AS (
         SELECT a.id, a.call_id, a.number FROM call_attempts a JOIN calls c ON c.id = a.call_id
@@ -56,6 +57,11 @@ _REQUEUE_TEMPLATE = """
     RETURNING c.id AS call_id, g.id AS attempt_id, c.status
 """
 _REQUEUE_UNSENT_SQL = _REQUEUE_TEMPLATE.format(which="a.id = ANY(%(ids)s)")
+# Claimed for a node drained since: never marked, so never dialed.
+_REQUEUE_DRAINED_SQL = _REQUEUE_TEMPLATE.format(
+    which="a.id = ANY(%(ids)s) AND NOT a.originate_sent "
+    "AND EXISTS (SELECT 1 FROM nodes n WHERE n.name = a.node AND n.drained)"
+)
 # Not marked sent, and old: the claim that made them raised after its COMMIT had landed, so the
 # dispatcher never followed them. Checked under the row lock: a mark that wins is never undone.
 _REQUEUE_STRAY_SQL = _REQUEUE_TEMPLATE.format(
@@ -80,11 +86,27 @@ _TRUNK_LOAD_SQL = """
     FROM unnest(%(names)s::text[], %(windows)s::float8[]) AS t(name, window_s)
 """
 
-# Each node's free channels across the farm: every dispatcher's live attempts on it count.
+# Each node's free channels across the farm: every dispatcher's live attempts on it count. A
+# node drained since this dispatcher last read the nodes has none: `nodes drain` holds at once.
 _NODE_ROOM_SQL = """
     SELECT n.name, n.max_channels - (SELECT count(*) FROM call_attempts a
                                      WHERE a.ended_at IS NULL AND a.node = n.name) AS room
-    FROM nodes n WHERE n.name = ANY(%s)
+    FROM nodes n WHERE n.name = ANY(%s) AND NOT n.drained
+"""
+
+# Marked sent just before the Originates go, unless the node was drained since the claim. The
+# node rows are held (FOR SHARE) until the mark commits, so a drain waits for a mark in
+# progress and every later mark sees it: once `nodes drain` returns, nothing more is sent there.
+_MARK_SENDING_SQL = """
+    WITH open_nodes AS (
+        SELECT n.name FROM nodes n
+        WHERE n.name IN (SELECT node FROM call_attempts WHERE id = ANY(%(ids)s)) AND NOT n.drained
+        FOR SHARE
+    )
+    UPDATE call_attempts SET originate_sent = true
+    WHERE id = ANY(%(ids)s) AND owner = %(me)s AND ended_at IS NULL
+      AND node IN (SELECT name FROM open_nodes)
+    RETURNING id
 """
 
 # What a claim reads of each candidate call (c: calls, a: its audio asset).
@@ -315,19 +337,25 @@ class DispatchStore:
             )
             return adopted
 
-    async def mark_sending(self, attempt_ids: list[UUID]) -> set[UUID]:
-        """Just before their Originates go out. Returns the attempts still this dispatcher's (one
-        adopted meanwhile by another, after a long stall, must not be dialed from here)."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                """
-                UPDATE call_attempts SET originate_sent = true
-                WHERE id = ANY(%s) AND owner = %s AND ended_at IS NULL
-                RETURNING id
-                """,
-                (attempt_ids, self.owner),
-            )
-            return {row["id"] for row in await cur.fetchall()}
+    async def mark_sending(self, attempt_ids: list[UUID]) -> Marked:
+        """Just before their Originates go out: the attempts to dial, still this dispatcher's (one
+        adopted meanwhile by another, after a long stall, must not be dialed from here) and on
+        a node not drained since the claim; those on a drained node go back to the queue."""
+        params = {
+            "ids": attempt_ids,
+            "me": self.owner,
+            "reason": _DRAINED_REASON,
+            "canceled": CANCELED_BEFORE_DIALING,
+            "trunk_removed": TRUNK_REMOVED,
+        }
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(_MARK_SENDING_SQL, params)
+            sent = frozenset(row["id"] for row in await cur.fetchall())
+            requeued: tuple[Row, ...] = ()
+            if len(sent) < len(attempt_ids):
+                cur = await conn.execute(_REQUEUE_DRAINED_SQL, params)
+                requeued = tuple(await cur.fetchall())
+            return Marked(sent, requeued)
 
     async def requeue_unsent(self, attempt_ids: list[UUID]) -> list[Row]:
         """Attempts of this dispatcher that it knows were never sent (the caller's word: its own

@@ -166,6 +166,7 @@ class Dispatcher:
         self._unacked: dict[str, tuple[str, float]] = {}
         """Originates sent with no sign from the node yet: attempt → (node, monotonic sent)."""
         self._reconciling: set[str] = set()
+        self._boots: dict[str, str] = {}  # node → its start time, as last seen
         self._reconcile_again: set[str] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -295,6 +296,23 @@ class Dispatcher:
             ring_end = now + timedelta(seconds=started - now_mono + ring_s + RING_END_MARGIN_S)
             self._push(state.on_lost(reason, now, may_ring_until=ring_end))
 
+    def _check_restart(self, name: str) -> None:
+        """A node back with another start time restarted: the calls this dispatcher sent it
+        went with the old process, however they looked last (a CDR is never written for them)."""
+        node = self._nodes.get(name)
+        boot = node.boot_id if node is not None else None
+        if boot is None:
+            return
+        before = self._boots.get(name)
+        self._boots[name] = boot
+        if before is None or before == boot:
+            return
+        now = _now()
+        cut = [state for state in self._attempts.values() if state.node == name]
+        log.error("dispatch.node_restarted", node=name, live_calls=len(cut))
+        for state in cut:
+            self._push(state.on_lost(f"node {name} restarted while the call was live", now))
+
     async def _reconcile(self, name: str) -> None:
         """After (re)connecting: attempts this dispatcher follows on the node whose channel is
         gone ended while nobody listened. Settle them instead of waiting for their bounds."""
@@ -406,6 +424,7 @@ class Dispatcher:
         if not up:
             self._forget_unacked(name)
         if up:
+            self._check_restart(name)
             self._spawn(self._reconcile(name))
         if name in self._nodes:
             self._spawn(self._store.mark_node(name, up=up, version=self._nodes[name].version))
@@ -480,11 +499,13 @@ class Dispatcher:
         # Marked "sent" in one statement just before the Originates go: if this process dies
         # first, the dispatcher that adopts these attempts knows they were never dialed.
         try:
-            mine = await self._store.mark_sending([c.attempt_id for c in claims])
+            marked = await self._store.mark_sending([c.attempt_id for c in claims])
         except Exception:
             log.exception("dispatch.mark_sending_failed", count=len(claims))
             self._unsent.update(c.attempt_id for c in claims)
             return
+        self._note_requeued(list(marked.requeued))
+        mine = marked.sent
         now = time.monotonic()
         sent_at = _now().isoformat()
         for claim in claims:

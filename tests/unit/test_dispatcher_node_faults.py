@@ -29,6 +29,7 @@ from orchestrator.services.dispatcher import (
 class FakeNode:
     driver = "ami"
     version = None
+    boot_id: str | None = None
 
     def __init__(self, name: str, *, connected: bool = True, hangup_hangs: bool = False) -> None:
         self.name = name
@@ -171,6 +172,7 @@ async def test_a_reconnect_during_a_reconcile_pass_gets_a_pass_of_its_own() -> N
     class ListingNode:
         driver = "ari"
         version = None
+        boot_id = None
         up = True
 
         def __init__(self) -> None:
@@ -253,3 +255,29 @@ async def test_a_failed_originate_after_its_channel_was_made_is_not_a_refusal() 
     [failed] = dispatcher._transitions.drain()
     assert failed.status is CallStatus.FAILED, "a channel was made: something may have been dialed"
     assert not dispatcher._unsent_refused and pacer.state(time.monotonic()).refusals == 0
+
+
+def test_a_node_back_with_another_start_time_lost_every_call_it_carried() -> None:
+    """Supervised nodes come back within seconds of a crash: a call that was answered on the old
+    process would otherwise look 'completed' (channel gone, no CDR) though it was cut off."""
+    dispatcher = _dispatcher()
+    node = FakeNode("n2")
+    dispatcher._nodes["n2"] = node  # type: ignore[assignment]
+    answered = _claim("n2")
+    dispatcher._attempts[str(answered.attempt_id)] = AttemptState(
+        answered.attempt_id, answered.call_id, "n2", status=CallStatus.IN_PROGRESS, answered=True
+    )
+    elsewhere = _claim("n1")
+    dispatcher._attempts[str(elsewhere.attempt_id)] = AttemptState(
+        elsewhere.attempt_id, elsewhere.call_id, "n1"
+    )
+    node.boot_id = "2026-12-06 23:52:05"
+    dispatcher._check_restart("n2")  # first sight: nothing to compare with
+    node.boot_id = "2026-12-06 23:52:05"
+    dispatcher._check_restart("n2")  # a link that was cut: the same process
+    assert len(dispatcher._transitions) == 0
+    node.boot_id = "2026-12-06 23:56:50"
+    dispatcher._check_restart("n2")
+    stored = dispatcher._transitions.drain()
+    assert [(t.call_id, t.status) for t in stored] == [(answered.call_id, CallStatus.FAILED)]
+    assert stored[0].ending is not None and "restarted" in (stored[0].ending.reason or "")

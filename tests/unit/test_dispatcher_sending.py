@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
 from orchestrator.domain.pacing import NodeLoad
-from orchestrator.domain.records import Claim
+from orchestrator.domain.records import Claim, Marked
 from orchestrator.services.dispatcher import SEND_GROUPS, SEND_SPREAD
 from tests.unit.test_dispatcher_node_faults import _claim, _dispatcher
 
@@ -19,6 +19,7 @@ from tests.unit.test_dispatcher_node_faults import _claim, _dispatcher
 class RecordingNode:
     driver = "ami"
     version = None
+    boot_id: str | None = None
     up = True
 
     def __init__(self) -> None:
@@ -37,9 +38,9 @@ class ClaimingStore:
     async def claim(self, plan: list[str]) -> list[Claim]:
         return self._claims[: len(plan)]
 
-    async def mark_sending(self, attempt_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    async def mark_sending(self, attempt_ids: list[uuid.UUID]) -> Marked:
         self.marked.append((time.monotonic(), attempt_ids))
-        return set(attempt_ids)
+        return Marked(frozenset(attempt_ids))
 
 
 def _polling(claims: list[Claim]) -> tuple[Any, ClaimingStore, RecordingNode]:
