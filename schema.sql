@@ -41,6 +41,8 @@ ALTER TABLE trunks ADD COLUMN IF NOT EXISTS caller_id text CHECK (caller_id ~ '^
 ALTER TABLE trunks ADD COLUMN IF NOT EXISTS codecs text NOT NULL DEFAULT 'ulaw,alaw';
 ALTER TABLE trunks ADD COLUMN IF NOT EXISTS max_channels int CHECK (max_channels > 0);
 ALTER TABLE trunks ADD COLUMN IF NOT EXISTS cps real CHECK (cps > 0);
+-- TLS trunks verify the carrier's certificate unless a lab says otherwise (`--tls-verify no`).
+ALTER TABLE trunks ADD COLUMN IF NOT EXISTS tls_verify boolean NOT NULL DEFAULT true;
 
 -- PJSIP realtime: what every Asterisk node reads for the trunks (sorcery.conf, extconfig.conf).
 -- Rows are written only by `sespcl trunks ...`, in the same transaction as `trunks`.
@@ -411,3 +413,59 @@ CREATE TABLE IF NOT EXISTS cdr (
 );
 CREATE INDEX IF NOT EXISTS cdr_uniqueid ON cdr (uniqueid);
 CREATE INDEX IF NOT EXISTS cdr_calldate ON cdr (calldate);  -- sespcl db prune-cdr
+
+-- Privileges: each process may run the statements it runs, nothing more. The roles are made once
+-- per server by deploy/postgres/roles.sql; a database without them (a developer's) gets none.
+-- SELECT … FOR UPDATE/SHARE needs UPDATE on one column: the dispatcher's locks of trunks and
+-- campaigns get it on updated_at alone.
+DO $$
+DECLARE
+    service text;
+BEGIN
+    -- From nothing at every migrate: a privilege a process no longer needs is gone with it.
+    FOREACH service IN ARRAY ARRAY['sespcl_api', 'sespcl_dispatcher', 'sespcl_worker', 'sespcl_node'] LOOP
+        IF to_regrole(service) IS NOT NULL THEN
+            EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', service);
+            EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', service);
+        END IF;
+    END LOOP;
+    IF to_regrole('sespcl_api') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA public TO sespcl_api;
+        GRANT SELECT ON trunks, calls, call_attempts, call_events, call_status_counts, campaigns,
+            dispatchers, audio_assets, dnc TO sespcl_api;
+        -- the nodes' AMI and ARI secrets are the dispatcher's alone
+        GRANT SELECT (name, ami_host, ami_port, drained, state, pace_cps, version, last_seen_at)
+            ON nodes TO sespcl_api;
+        GRANT INSERT ON calls, call_events, call_status_counts, campaigns, audio_assets TO sespcl_api;
+        GRANT UPDATE ON calls, campaigns TO sespcl_api;
+        GRANT UPDATE (status, error) ON audio_assets TO sespcl_api;
+        GRANT DELETE ON campaigns TO sespcl_api;
+        GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_api;
+    END IF;
+    IF to_regrole('sespcl_dispatcher') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA public TO sespcl_dispatcher;
+        GRANT SELECT ON trunks, nodes, calls, call_attempts, call_events, call_status_counts,
+            campaigns, dispatchers, audio_assets, dnc, cdr TO sespcl_dispatcher;
+        GRANT UPDATE (updated_at) ON trunks, campaigns TO sespcl_dispatcher;
+        GRANT UPDATE (state, version, pace_cps, last_seen_at) ON nodes TO sespcl_dispatcher;
+        GRANT UPDATE ON calls TO sespcl_dispatcher;
+        GRANT INSERT, UPDATE, DELETE ON call_attempts, dispatchers TO sespcl_dispatcher;
+        GRANT INSERT ON call_events TO sespcl_dispatcher;
+        GRANT INSERT, DELETE ON call_status_counts TO sespcl_dispatcher;
+        GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_dispatcher;
+    END IF;
+    IF to_regrole('sespcl_worker') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA public TO sespcl_worker;
+        GRANT SELECT ON audio_assets, calls TO sespcl_worker;
+        GRANT UPDATE ON audio_assets, calls TO sespcl_worker;
+        GRANT INSERT ON call_events, call_status_counts TO sespcl_worker;
+        -- ON CONFLICT (event_uid) DO NOTHING reads the key it arbitrates on
+        GRANT SELECT (event_uid) ON call_events TO sespcl_worker;
+        GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_worker;
+    END IF;
+    IF to_regrole('sespcl_node') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA public TO sespcl_node;
+        GRANT SELECT ON ps_endpoints, ps_aors, ps_auths, ps_endpoint_id_ips TO sespcl_node;
+        GRANT INSERT ON cdr TO sespcl_node;
+    END IF;
+END $$;

@@ -6,6 +6,8 @@
 # Environment:
 #   SESPCL_AMI_SECRET    AMI secret of user 'sespcl'   (default: a dev value, with a warning)
 #   SESPCL_ARI_PASSWORD  ARI password of user 'sespcl' (default: a dev value, with a warning)
+#   SESPCL_AMI_ADMIN_SECRET  AMI secret of the CLI's user 'sespcl-admin' (default: none, and
+#                        the user is left out: the CLI then cannot test trunks on this node)
 #   SESPCL_AUDIO_DIR     directory of pre-rendered audio (default /var/lib/sespcl/audio)
 #   SESPCL_CONFIG_GID    optional numeric gid (or group name) that may read the
 #                        rendered files; then files are 0640 root:<gid>, else 0644
@@ -50,6 +52,11 @@ fi
 # Asterisk config values: ';' starts a comment, spaces are trimmed, newlines end the value.
 secret_re='^[A-Za-z0-9._~+/=:@%^*!-]{8,128}$'
 [[ $AMI_SECRET =~ $secret_re ]] || die "SESPCL_AMI_SECRET must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
+AMI_ADMIN_SECRET="${SESPCL_AMI_ADMIN_SECRET:-}"
+if [[ -n $AMI_ADMIN_SECRET ]]; then
+    [[ $AMI_ADMIN_SECRET =~ $secret_re ]] || die "SESPCL_AMI_ADMIN_SECRET must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
+    [[ $AMI_ADMIN_SECRET != "$AMI_SECRET" ]] || die "SESPCL_AMI_ADMIN_SECRET must differ from SESPCL_AMI_SECRET"
+fi
 [[ $ARI_PASSWORD =~ $secret_re ]] || die "SESPCL_ARI_PASSWORD must be 8-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
 
 # PJSIP realtime reads trunks from the orchestrator's PostgreSQL.
@@ -80,7 +87,7 @@ for tpl in "${templates[@]}"; do
     name="$(basename "$tpl")"
     content="$(<"$tpl")"
     check="$content"
-    for tok in NODE_NAME NODE_ADDRESS RTP_START RTP_END AMI_SECRET ARI_PASSWORD AUDIO_DIR \
+    for tok in NODE_NAME NODE_ADDRESS RTP_START RTP_END AMI_SECRET AMI_ADMIN_SECRET ARI_PASSWORD AUDIO_DIR \
                DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD ETC_DIR; do
         check="${check//@$tok@/}"
     done
@@ -92,6 +99,11 @@ for tpl in "${templates[@]}"; do
     content="${content//@RTP_START@/$RTP_START}"
     content="${content//@RTP_END@/$RTP_END}"
     content="${content//@AMI_SECRET@/$AMI_SECRET}"
+    if [[ $name == manager.conf && -z $AMI_ADMIN_SECRET ]]; then
+        # No administrative secret given: no administrative user at all, rather than a guessable one.
+        content="$(printf '%s\n' "$content" | awk '/^\[sespcl-admin\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip')"
+    fi
+    content="${content//@AMI_ADMIN_SECRET@/$AMI_ADMIN_SECRET}"
     content="${content//@ARI_PASSWORD@/$ARI_PASSWORD}"
     content="${content//@AUDIO_DIR@/$AUDIO_DIR}"
     content="${content//@DB_HOST@/$DB_HOST}"

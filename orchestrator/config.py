@@ -27,6 +27,11 @@ class Settings(BaseSettings):
 
     api_key: SecretStr = SecretStr("")
     """Bearer token every /v1 route requires; empty refuses to start the API."""
+    ami_admin_user: str = "sespcl-admin"
+    ami_admin_secret: SecretStr = SecretStr("")
+    """The nodes' administrative AMI user (asterisk-config/manager.conf), for the CLI alone:
+    `trunks test` and telling nodes of a changed trunk. The dispatcher's own user (its secret
+    in each node's row) may only dial, hang up and list channels."""
     api_host: str = "127.0.0.1"
     api_port: int = 5000
     max_body_bytes: int = 64 * 1024
@@ -83,6 +88,14 @@ class Settings(BaseSettings):
     db_upkeep_s: float = Field(default=15.0, ge=0)
     """How often the dispatcher checks whether tables need VACUUM or ANALYZE; it acts only when
     the server's autovacuum is off (0: never)."""
+
+    heartbeat_file: Path | None = None
+    """Where a dispatcher or worker touches its heartbeat, every `heartbeat_s`, from its own
+    loop: the watchdog (`make up`) and container healthchecks (`sespcl alive`) read it."""
+    heartbeat_s: float = Field(default=1.0, gt=0, le=5)
+    liveness_fail_after_s: float = Field(default=15.0, ge=3)
+    """A process whose liveness fails this long is stopped (TERM, then KILL) and started again;
+    `sespcl alive` fails once the heartbeat is this old."""
 
     log_level: str = "info"
     log_json: bool | None = None

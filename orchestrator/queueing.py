@@ -6,12 +6,16 @@ Redis only carries work; PostgreSQL stays the record of what must happen.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Worker
+from redis.client import Pipeline
+from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+
+from orchestrator.supervision.heartbeat import beat
 
 RENDER_JOB = "workers.tts.render_audio"
 EVENTS_JOB = "workers.events.record_events"
@@ -99,3 +103,16 @@ class WorkQueues:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+
+class HeartbeatWorker(SimpleWorker):
+    """SimpleWorker (jobs run in this process: the database connection and the speech engine
+    are reused, instead of a fork per job) that also touches a heartbeat file on each of RQ's own
+    heartbeats: between jobs, after each job, and every few seconds while it waits for one."""
+
+    heartbeat_file: Path | None = None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        if self.heartbeat_file is not None:
+            beat(self.heartbeat_file)
+        super().heartbeat(timeout, pipeline)

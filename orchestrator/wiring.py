@@ -34,6 +34,7 @@ from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
 from orchestrator.services.maintenance import TableKeeper
 from orchestrator.speech import available_voices
+from orchestrator.supervision.heartbeat import beat_forever
 
 log = structlog.get_logger(__name__)
 
@@ -162,41 +163,58 @@ async def run_dispatcher(settings: Settings) -> None:
         lambda row: node_reachable(row.ami_host, row.ami_port, row.ari_url),
     )
     keeper = TableKeeper(TableUpkeepStore(settings.database_url, "sespcl-dispatcher"), settings.db_upkeep_s)
+    stopping = asyncio.Event()
 
     def stop() -> None:
         dispatcher.stop()
         keeper.stop()
+        stopping.set()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     log.info("dispatcher.start")
     try:
-        await asyncio.gather(dispatcher.run(), keeper.run())
+        beats = (
+            [beat_forever(settings.heartbeat_file, settings.heartbeat_s, stopping)]
+            if settings.heartbeat_file is not None
+            else []
+        )
+        await asyncio.gather(dispatcher.run(), keeper.run(), *beats)
     finally:
         await pool.close()
         log.info("dispatcher.stopped")
 
 
+HEARTBEAT_WORKER_TTL_S = 18
+"""RQ waits for a job worker_ttl - 15 = 3 s at a time, and heartbeats between."""
+
+
 def run_worker(settings: Settings, burst: bool = False) -> None:
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from orchestrator.persistence.db import connect
+    from orchestrator.queueing import HeartbeatWorker
     from workers import context
 
     context.install(
         context.WorkerContext(settings=settings, db=connect(settings.database_url, "sespcl-worker"))
     )
     queues = work_queues(settings)
-    # SimpleWorker runs jobs in this process: the database connection and the speech engine
-    # are reused, instead of a fork per job. Event batches first: RQ takes from the first queue
-    # that has work, and a campaign of many distinct prompts must not hold the call log back
-    # (an event batch is a few milliseconds; a render is a second).
-    worker = SimpleWorker(
+    # Event batches first: RQ takes from the first queue that has work, and a campaign of many
+    # distinct prompts must not hold the call log back (an event batch is a few milliseconds; a
+    # render is a second). A short worker_ttl makes RQ wait for jobs in short stretches, with a
+    # heartbeat between each (its wait is worker_ttl - 15 s), so an idle worker beats too.
+    worker = HeartbeatWorker(
         [
             Queue(settings.queue_events, connection=queues.redis),
             Queue(settings.queue_render, connection=queues.redis),
         ],
         connection=queues.redis,
+        worker_ttl=HEARTBEAT_WORKER_TTL_S,
     )
+    worker.heartbeat_file = settings.heartbeat_file
+    # While Redis is down RQ retries with a growing pause and no heartbeat in between: keep the
+    # pause well under the watchdog's grace, so a worker waiting for Redis is not taken for stuck.
+    worker.max_connection_wait_time = min(5, int(settings.liveness_fail_after_s / 3))
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run SESPCLSwitch Asterisk nodes from the shared Debian sid root (chroot).
 #
-#   scripts/asterisk-node.sh start NAME ADDRESS RTP_START RTP_END
+#   scripts/asterisk-node.sh run NAME ADDRESS RTP_START RTP_END    # in the foreground: what
+#                                       # supervisord runs under `make up` (restarted if it dies)
+#   scripts/asterisk-node.sh start NAME ADDRESS RTP_START RTP_END  # daemonised, unsupervised
 #   scripts/asterisk-node.sh stop NAME
 #   scripts/asterisk-node.sh status NAME        # exit 0 when running
 #
@@ -28,7 +30,8 @@ die() { printf 'asterisk-node: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<USAGE
-usage: $0 start NAME ADDRESS RTP_START RTP_END
+usage: $0 run NAME ADDRESS RTP_START RTP_END
+       $0 start NAME ADDRESS RTP_START RTP_END
        $0 stop NAME
        $0 status NAME
 USAGE
@@ -103,28 +106,10 @@ install_config() {
         "$REPO/asterisk-config/install.sh" "$name" "$addr" "$rtp_start" "$rtp_end" "$ROOT/etc/asterisk-$name"
 }
 
-cmd_start() {
-    [[ $# -eq 4 ]] || usage
-    local name=$1 addr=$2 rtp_start=$3 rtp_end=$4 pid banner deadline
-    check_name "$name"
-    [[ $EUID -eq 0 ]] || die "starting a node needs root (mount, chroot)"
-
-    "$REPO/scripts/asterisk-root.sh"
-    mkdir -p "$STATE"
-
-    # Serialise with other starts/stops (mounts, shared root).
-    exec 8>"$STATE/.asterisk-nodes.lock"
-    flock 8
-
-    if control_answers "$name"; then
-        log "node $name is already running (pid $(node_pid "$name")); re-installing config and reloading"
-        install_config "$name" "$addr" "$rtp_start" "$rtp_end"
-        ast_cli "$name" 'core reload' >/dev/null || die "core reload on node $name failed"
-        return 0
-    fi
-    pid="$(node_pid "$name")"
-    [[ -z $pid ]] || die "node $name has a live process (pid $pid) whose control socket does not answer; run: $0 stop $name"
-
+# Config, mounts, run directories and the open-files limit: what a node needs before Asterisk
+# starts, whether it then runs in the foreground (run) or daemonised (start). Holds the lock.
+prepare_node() {
+    local name=$1 addr=$2 rtp_start=$3 rtp_end=$4 banner
     if banner="$(ami_banner "$addr")"; then
         die "something already answers AMI on $addr:5038 ($banner); another node uses address $addr?"
     fi
@@ -160,9 +145,51 @@ cmd_start() {
     if (( $(ulimit -Sn) < MAXFILES )); then
         log "WARNING: open-files limit is $(ulimit -Sn) (hard limit, cannot raise it here); node $name gets at most that many sockets"
     fi
-
     log "starting node $name on $addr (AMI :5038, ARI :8088, SIP udp :5060, RTP $rtp_start-$rtp_end)"
     printf '=== %s start %s %s %s-%s\n' "$(date -Is)" "$name" "$addr" "$rtp_start" "$rtp_end" >>"$STATE/asterisk-$name.out"
+}
+
+check_start_args() {
+    [[ $# -eq 4 ]] || usage
+    check_name "$1"
+    [[ $EUID -eq 0 ]] || die "starting a node needs root (mount, chroot)"
+    "$REPO/scripts/asterisk-root.sh"
+    mkdir -p "$STATE"
+}
+
+# In the foreground, as supervisord's child: this process becomes Asterisk (exec keeps the pid,
+# so supervisord's signals reach Asterisk itself, and the pid file stays right).
+cmd_run() {
+    check_start_args "$@"
+    local name=$1 pid
+    exec 8>"$STATE/.asterisk-nodes.lock"
+    flock 8
+    pid="$(node_pid "$name")"
+    [[ -z $pid ]] || die "node $name already runs (pid $pid), outside this supervisor; run: $0 stop $name"
+    prepare_node "$@"
+    printf '%s\n' "$$" >"$STATE/asterisk-$name.pid"
+    exec 8>&-
+    exec chroot "$ROOT" "${CHROOT_ENV[@]}" asterisk -f -U asterisk -G asterisk -C "$(conf "$name")"
+}
+
+cmd_start() {
+    check_start_args "$@"
+    local name=$1 addr=$2 rtp_start=$3 rtp_end=$4 pid banner deadline
+
+    # Serialise with other starts/stops (mounts, shared root).
+    exec 8>"$STATE/.asterisk-nodes.lock"
+    flock 8
+
+    if control_answers "$name"; then
+        log "node $name is already running (pid $(node_pid "$name")); re-installing config and reloading"
+        install_config "$name" "$addr" "$rtp_start" "$rtp_end"
+        ast_cli "$name" 'core reload' >/dev/null || die "core reload on node $name failed"
+        return 0
+    fi
+    pid="$(node_pid "$name")"
+    [[ -z $pid ]] || die "node $name has a live process (pid $pid) whose control socket does not answer; run: $0 stop $name"
+    prepare_node "$@"
+
     # Asterisk daemonises; setsid detaches it from our session/terminal.
     # fd 8 (our lock) must not leak into the daemon.
     if ! setsid chroot "$ROOT" "${CHROOT_ENV[@]}" asterisk -U asterisk -G asterisk -C "$(conf "$name")" \
@@ -273,6 +300,7 @@ cmd_status() {
 [[ $# -ge 1 ]] || usage
 action=$1; shift
 case $action in
+    run) cmd_run "$@" ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     status) cmd_status "$@" ;;

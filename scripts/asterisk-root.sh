@@ -19,8 +19,21 @@ APT_OPTS=(-o Acquire::Check-Valid-Until=false)
 log() { printf 'asterisk-root: %s\n' "$*" >&2; }
 die() { printf 'asterisk-root: ERROR: %s\n' "$*" >&2; exit 1; }
 
-complete() {
+has_asterisk() {
     [[ -x "$1/usr/sbin/asterisk" ]] && compgen -G "$1/usr/lib/*/asterisk/modules/chan_pjsip.so" >/dev/null
+}
+# The CA list verifies carriers' TLS certificates (pjsip.conf transport-tls).
+complete() { has_asterisk "$1" && [[ -s "$1/etc/ssl/certs/ca-certificates.crt" ]]; }
+PACKAGES=(asterisk asterisk-modules ca-certificates)
+
+# A root built before a package joined PACKAGES gets it added, not rebuilt.
+add_missing_packages() {
+    log "adding ${PACKAGES[*]} to the existing root $ROOT"
+    cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+    chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
+        sh -c 'apt-get "$@" update && apt-get "$@" install -y --no-install-recommends '"${PACKAGES[*]}"' && apt-get clean' \
+        sh "${APT_OPTS[@]}" >>"${ROOT}.build.log" 2>&1 \
+        || { tail -n 30 "${ROOT}.build.log" >&2; die "adding packages to $ROOT failed (log: ${ROOT}.build.log)"; }
 }
 
 # Fast path: nothing to do.
@@ -57,6 +70,11 @@ flock 9
 # Another process may have built it while we waited.
 if complete "$ROOT"; then
     log "root at $ROOT is ready"
+    exit 0
+fi
+if has_asterisk "$ROOT"; then
+    add_missing_packages
+    complete "$ROOT" || die "$ROOT still lacks part of ${PACKAGES[*]}"
     exit 0
 fi
 
@@ -97,7 +115,7 @@ log "installing asterisk and asterisk-modules inside the root"
 mount --bind /proc "$TMP/proc"
 cp -L /etc/resolv.conf "$TMP/etc/resolv.conf" 2>/dev/null || true
 if ! chroot "$TMP" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
-        sh -c 'apt-get "$@" update && apt-get "$@" install -y --no-install-recommends asterisk asterisk-modules && apt-get clean' \
+        sh -c 'apt-get "$@" update && apt-get "$@" install -y --no-install-recommends '"${PACKAGES[*]}"' && apt-get clean' \
         sh "${APT_OPTS[@]}" >>"${ROOT}.build.log" 2>&1; then
     tail -n 30 "${ROOT}.build.log" >&2 || true
     die "installing asterisk in the root failed (full log: ${ROOT}.build.log)"

@@ -6,7 +6,11 @@
 #   scripts/stack.sh restart  restart the API, dispatcher and workers (new code, new settings)
 #   scripts/stack.sh status   what runs
 #
-# State (secrets, pids, logs) lives in SESPCL_STATE_DIR (default <repo>/.stack).
+# supervisord runs the API, the dispatcher, the workers, the Asterisk nodes and a watchdog; it
+# restarts whatever exits (crash loops back off), the watchdog whatever stops answering.
+# State (secrets, supervisord's config and socket, pids, logs) lives in SESPCL_STATE_DIR
+# (default <repo>/.stack). Each process connects to PostgreSQL as its own role
+# (deploy/postgres/roles.sql); the CLI and .stack/env use the owner's.
 # Address plan: Asterisk nodes on 127.0.10.N, SIPp carriers on 127.0.20.N, API on 127.0.0.1:5000.
 # SESPCL_NODES (default 2) nodes; SESPCL_NODE_DRIVERS (default "ami ari") says how the
 # dispatcher dials each (node N takes the Nth word, cycling).
@@ -28,17 +32,9 @@ CARRIERS=("demo 127.0.20.1 answer" "busy 127.0.20.2 busy" "noanswer 127.0.20.3 n
           "unavailable 127.0.20.4 unavailable")
 TRUNKS=("demo 127.0.20.1" "busy 127.0.20.2" "noanswer 127.0.20.3" "unavailable 127.0.20.4"
         "unreachable 127.0.20.5")
-PROCESSES=(api dispatcher)
-for ((i = 1; i <= WORKER_COUNT; i++)); do PROCESSES+=("worker-$i"); done
-
-command_of() {
-    case $1 in
-        api) echo "$VENV/bin/sespcl serve" ;;
-        dispatcher) echo "$VENV/bin/sespcl dispatcher" ;;
-        worker-*) echo "$VENV/bin/sespcl worker" ;;
-        *) die "unknown process $1" ;;
-    esac
-}
+SUPERVISOR_CONF="$STATE/supervisord.conf"
+SUPERVISOR_SOCK="$STATE/supervisor.sock"
+SUPERVISORCTL=("$VENV/bin/supervisorctl" -c "$SUPERVISOR_CONF")
 
 node_address() { echo "127.0.10.$1"; }
 # The dispatcher's driver per node (SESPCL_NODE_DRIVERS="ami ari" by default): both are in use.
@@ -53,16 +49,18 @@ node_rtp() { echo "$((10000 + ($1 - 1) * 5000)) $((10000 + $1 * 5000 - 1))"; }
 
 random_secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32; }
 
+SECRETS=(SESPCL_API_KEY SESPCL_AMI_SECRET SESPCL_AMI_ADMIN_SECRET SESPCL_ARI_PASSWORD
+         SESPCL_DB_OWNER_PASSWORD SESPCL_DB_API_PASSWORD SESPCL_DB_DISPATCHER_PASSWORD
+         SESPCL_DB_WORKER_PASSWORD SESPCL_DB_NODE_PASSWORD)
+
 load_env() {
-    mkdir -p "$STATE/pids" "$STATE/logs"
-    local secrets="$STATE/secrets.env"
-    if [[ ! -f $secrets ]]; then
-        (umask 077; {
-            echo "SESPCL_API_KEY=${SESPCL_API_KEY:-$(random_secret)}"
-            echo "SESPCL_AMI_SECRET=${SESPCL_AMI_SECRET:-$(random_secret)}"
-            echo "SESPCL_ARI_PASSWORD=${SESPCL_ARI_PASSWORD:-$(random_secret)}"
-        } >"$secrets")
-    fi
+    mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/run"
+    local secrets="$STATE/secrets.env" name
+    (umask 077; touch "$secrets")
+    # One random value per secret, made once (a state dir from before a secret existed gets it).
+    for name in "${SECRETS[@]}"; do
+        grep -q "^$name=" "$secrets" || (umask 077; echo "$name=${!name:-$(random_secret)}" >>"$secrets")
+    done
     local api_key_from_env="${SESPCL_API_KEY:-}"
     set -a
     # shellcheck disable=SC1090
@@ -73,24 +71,41 @@ load_env() {
         sed -i "s|^SESPCL_API_KEY=.*|SESPCL_API_KEY=$api_key_from_env|" "$secrets"
         export SESPCL_API_KEY="$api_key_from_env"
     fi
-    export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/sespcl}"
+    # A superuser's URL: it makes the roles once; no process of the stack keeps it.
+    export SESPCL_DATABASE_ADMIN_URL="${SESPCL_DATABASE_ADMIN_URL:-${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/sespcl}}"
+    export DATABASE_URL; DATABASE_URL="$(role_url sespcl_owner "$SESPCL_DB_OWNER_PASSWORD")"
     export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
     export SESPCL_AUDIO_DIR="${SESPCL_AUDIO_DIR:-/var/lib/sespcl/audio}"
     export SESPCL_API_URL="${SESPCL_API_URL:-http://127.0.0.1:5000}"
-    # What a shell, the tests or the demo need to talk to this stack.
+    # What a shell, the tests or the demo need to talk to this stack (and the CLI to the nodes).
     (umask 077; {
         echo "SESPCL_API_URL=$SESPCL_API_URL"
         echo "SESPCL_API_KEY=$SESPCL_API_KEY"
         echo "DATABASE_URL=$DATABASE_URL"
+        echo "SESPCL_DATABASE_ADMIN_URL=$SESPCL_DATABASE_ADMIN_URL"
         echo "REDIS_URL=$REDIS_URL"
         echo "SESPCL_AUDIO_DIR=$SESPCL_AUDIO_DIR"
         echo "SESPCL_STATE_DIR=$STATE"
+        echo "SESPCL_AMI_ADMIN_SECRET=$SESPCL_AMI_ADMIN_SECRET"
     } >"$STATE/env")
 }
 
 # ---- PostgreSQL and Redis: use them when they answer, else install and start them ----------
 
-db_field() { "$VENV/bin/python" -c 'import sys, psycopg.conninfo as c; d = c.conninfo_to_dict(sys.argv[1]); print(d.get(sys.argv[2]) or sys.argv[3])' "$DATABASE_URL" "$1" "$2"; }
+db_field() { "$VENV/bin/python" -c 'import sys, psycopg.conninfo as c; d = c.conninfo_to_dict(sys.argv[1]); print(d.get(sys.argv[2]) or sys.argv[3])' "$SESPCL_DATABASE_ADMIN_URL" "$1" "$2"; }
+# The admin URL's server and database, as ROLE with PASSWORD.
+role_url() {
+    "$VENV/bin/python" - "$SESPCL_DATABASE_ADMIN_URL" "$1" "$2" <<'PY'
+import sys
+from urllib.parse import quote, urlencode
+import psycopg.conninfo as c
+d = c.conninfo_to_dict(sys.argv[1])
+host, port, db = d.pop("host", "127.0.0.1"), d.pop("port", "5432"), d.pop("dbname", "sespcl")
+d.pop("user", None), d.pop("password", None)
+query = f"?{urlencode(d)}" if d else ""
+print(f"postgresql://{quote(sys.argv[2], safe='')}:{quote(sys.argv[3], safe='')}@{host}:{port}/{quote(db, safe='')}{query}")
+PY
+}
 
 ensure_postgres() {
     local host port
@@ -119,11 +134,13 @@ ensure_postgres() {
     fi
     local name admin_url
     name="$(db_field dbname sespcl)"
-    admin_url="$("$VENV/bin/python" -c 'import sys, psycopg.conninfo as c; d = c.conninfo_to_dict(sys.argv[1]); d["dbname"] = "postgres"; print(c.make_conninfo(**d))' "$DATABASE_URL")"
-    if [[ "$(psql "$admin_url" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]]; then
-        log "creating database $name"
-        psql "$admin_url" -qc "CREATE DATABASE \"$name\"" >/dev/null
-    fi
+    admin_url="$("$VENV/bin/python" -c 'import sys, psycopg.conninfo as c; d = c.conninfo_to_dict(sys.argv[1]); d["dbname"] = "postgres"; print(c.make_conninfo(**d))' "$SESPCL_DATABASE_ADMIN_URL")"
+    # Roles, the database and its ownership (idempotent); the grants come with the migration.
+    psql "$admin_url" -qX -v ON_ERROR_STOP=1 -v db="$name" \
+        -v owner_password="$SESPCL_DB_OWNER_PASSWORD" -v api_password="$SESPCL_DB_API_PASSWORD" \
+        -v dispatcher_password="$SESPCL_DB_DISPATCHER_PASSWORD" -v worker_password="$SESPCL_DB_WORKER_PASSWORD" \
+        -v node_password="$SESPCL_DB_NODE_PASSWORD" -f "$REPO/deploy/postgres/roles.sql" >/dev/null \
+        || die "could not make the database roles with $admin_url (a superuser's URL: SESPCL_DATABASE_ADMIN_URL)"
 }
 
 ensure_redis() {
@@ -145,47 +162,126 @@ ensure_redis() {
     die "Redis did not start; see $STATE/logs/redis.log"
 }
 
-# ---- supervised processes: restarted when they die, as the product guide's Supervisor does ----
+# ---- supervised processes: supervisord (the product guide's Supervisor) and a watchdog ------
 
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# supervisord's environment values: "…" with % doubled.
+env_value() { local v=${1//%/%%}; printf '"%s"' "${v//\"/\\\"}"; }
 
-start_process() {
-    local name=$1 cmd; cmd="$(command_of "$name")"
-    pid_alive "$STATE/pids/$name.pid" && return 0
-    log "starting $name"
-    setsid bash -c '
-        echo $$ >"$1"; shift
-        trap "kill -TERM \$child 2>/dev/null; wait \$child; exit 0" TERM INT
-        while true; do
-            $* & child=$!
-            wait $child; rc=$?
-            echo "supervisor: $* exited with $rc; restarting in 1 s" >&2
-            sleep 1
-        done' _ "$STATE/pids/$name.pid" "$cmd" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
-    for _ in $(seq 20); do [[ -s $STATE/pids/$name.pid ]] && return 0; sleep 0.1; done
+write_supervisor_conf() {
+    local n addr checks=()
+    [[ $STATE$REPO$VENV != *[%\"]* ]] || die "the state, repo and venv paths may not hold % or \" (supervisord's config)"
+    # supervisord starts with an empty environment: each program gets what it needs and no other
+    # process's secrets, plus the SESPCL_* settings of this shell (SESPCL_MAX_CALL_S, …).
+    local common="PATH=$(env_value "$PATH"),LANG=\"C.UTF-8\",REDIS_URL=$(env_value "$REDIS_URL"),SESPCL_LOG_JSON=\"true\""
+    common+=",SESPCL_AUDIO_DIR=$(env_value "$SESPCL_AUDIO_DIR")$(settings_from_shell)"
+    {
+        cat <<CONF
+; Written by scripts/stack.sh at every \`up\`: edit the script, not this file.
+[unix_http_server]
+file=$SUPERVISOR_SOCK
+chmod=0700
+
+[supervisord]
+logfile=$STATE/logs/supervisord.log
+logfile_maxbytes=10MB
+logfile_backups=3
+pidfile=$STATE/pids/supervisord.pid
+childlogdir=$STATE/logs
+directory=$REPO
+minfds=20000
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$SUPERVISOR_SOCK
+
+; Every program: restarted when it exits; one that exits within startsecs of starting is
+; retried after 1, 2, 3 ... s, and given up after startretries (the watchdog tries again a
+; minute later); logs rotate at 20 MB, five kept; a stop is TERM, then KILL after stopwaitsecs.
+CONF
+        program() { # name command environment stopwaitsecs log-name [extra lines]
+            printf '\n[program:%s]\ncommand=%s\nenvironment=%s\nautorestart=true\nstartsecs=5\nstartretries=8\n' "$1" "$2" "$3"
+            printf 'stopwaitsecs=%s\nstopasgroup=true\nkillasgroup=true\nredirect_stderr=true\n' "$4"
+            printf 'stdout_logfile=%s/logs/%s.log\nstdout_logfile_maxbytes=20MB\nstdout_logfile_backups=5\n' "$STATE" "$5"
+            shift 5
+            printf '%s\n' "$@"
+        }
+        for ((n = 1; n <= NODE_COUNT; n++)); do
+            addr="$(node_address "$n")"
+            # shellcheck disable=SC2046
+            program "node-n$n" "bash $REPO/scripts/asterisk-node.sh run n$n $addr $(node_rtp "$n")" \
+                "SESPCL_STATE_DIR=$(env_value "$STATE"),$common,$NODE_ENV" 15 "node-n$n" "priority=100"
+            checks+=(--check "node-n$n=ami:$addr:5038")
+        done
+        program api "$VENV/bin/sespcl serve" \
+            "DATABASE_URL=$(env_value "$(role_url sespcl_api "$SESPCL_DB_API_PASSWORD")"),$common,SESPCL_API_KEY=$(env_value "$SESPCL_API_KEY")" \
+            8 api "priority=200"
+        checks+=(--check "api=$SESPCL_API_URL/health/live")
+        program dispatcher "$VENV/bin/sespcl dispatcher" \
+            "DATABASE_URL=$(env_value "$(role_url sespcl_dispatcher "$SESPCL_DB_DISPATCHER_PASSWORD")"),$common,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/dispatcher.beat")" \
+            8 dispatcher "priority=200"
+        checks+=(--check "dispatcher=file:$STATE/run/dispatcher.beat")
+        program worker "$VENV/bin/sespcl worker" \
+            "DATABASE_URL=$(env_value "$(role_url sespcl_worker "$SESPCL_DB_WORKER_PASSWORD")"),$common,SESPCL_HEARTBEAT_FILE=\"$STATE/run/worker-%(process_num)d.beat\"" \
+            8 "worker-%(process_num)d" "priority=200" "numprocs=$WORKER_COUNT" "numprocs_start=1" "process_name=%(program_name)s-%(process_num)d"
+        for ((n = 1; n <= WORKER_COUNT; n++)); do checks+=(--check "worker:worker-$n=file:$STATE/run/worker-$n.beat"); done
+        program watchdog "$VENV/bin/sespcl watchdog --supervisor-socket $SUPERVISOR_SOCK ${checks[*]}" \
+            "$common" 8 watchdog "priority=300"
+    } >"$SUPERVISOR_CONF.tmp"
+    mv -f "$SUPERVISOR_CONF.tmp" "$SUPERVISOR_CONF"
 }
 
-stop_process() {
-    local name=$1 file="$STATE/pids/$1.pid" pid
-    pid_alive "$file" || { rm -f "$file"; return 0; }
-    pid="$(cat "$file")"
-    log "stopping $name"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    rm -f "$file"
+# SESPCL_* settings exported in this shell, for every program; secrets and the stack's own
+# variables are not settings, and are given only to the programs that use them.
+settings_from_shell() {
+    local name
+    for name in $(compgen -e | grep '^SESPCL_' | sort); do
+        case " ${SECRETS[*]} SESPCL_DATABASE_ADMIN_URL SESPCL_STATE_DIR SESPCL_AUDIO_DIR SESPCL_API_URL SESPCL_HEARTBEAT_FILE SESPCL_LOG_JSON " in
+            *" $name "*) continue ;;
+        esac
+        [[ $name == SESPCL_ASTERISK_* || $name == SESPCL_NODE_DRIVERS || $name == SESPCL_NODES || $name == SESPCL_WORKERS || $name == SESPCL_VENV ]] && continue
+        printf ',%s=%s' "$name" "$(env_value "${!name}")"
+    done
+}
+
+supervisor_running() { [[ -S $SUPERVISOR_SOCK ]] && "${SUPERVISORCTL[@]}" pid >/dev/null 2>&1; }
+
+start_supervisor() {
+    write_supervisor_conf
+    if supervisor_running; then
+        log "supervisord runs: applying its configuration"
+        "${SUPERVISORCTL[@]}" update >/dev/null
+        "${SUPERVISORCTL[@]}" start all >/dev/null || true
+    else
+        log "starting supervisord (API, dispatcher, $WORKER_COUNT workers, $NODE_COUNT nodes, watchdog)"
+        rm -f "$SUPERVISOR_SOCK"
+        env -i PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 "$VENV/bin/supervisord" -c "$SUPERVISOR_CONF" \
+            || die "supervisord did not start; see $STATE/logs/supervisord.log"
+    fi
+}
+
+wait_node() { # name address: AMI answers and the node has fully booted
+    local deadline=$((SECONDS + 60)) ctl="asterisk -C /etc/asterisk-$1/asterisk.conf -rx 'core waitfullybooted'"
+    until [[ "$(timeout 3 bash -c "exec 3<>/dev/tcp/$2/5038 && head -c 22 <&3" 2>/dev/null)" == "Asterisk Call Manager/" ]] \
+            && timeout 10 chroot "${SESPCL_ASTERISK_ROOT:-/var/cache/sespcl/asterisk-root}" /usr/bin/env -i \
+                PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c "$ctl" >/dev/null 2>&1; do
+        (( SECONDS < deadline )) || die "node $1 did not come up within 60 s; see $STATE/logs/node-$1.log"
+        sleep 0.5
+    done
 }
 
 wait_healthy() {
     local body=""
     for _ in $(seq "$HEALTH_TIMEOUT"); do
         # 200 is enough to take calls; the stack is up once the dispatcher and workers report too.
-        if body="$(curl -fsS -m 3 "$SESPCL_API_URL/health" 2>/dev/null)" && [[ $body == *'"status": "ok"'* ]]; then
+        if body="$(curl -fsS -m 3 -H "Authorization: Bearer $SESPCL_API_KEY" "$SESPCL_API_URL/health" 2>/dev/null)" \
+                && [[ $body == *'"status": "ok"'* ]]; then
             return 0
         fi
         sleep 1
     done
-    curl -sS -m 3 "$SESPCL_API_URL/health" >&2 || true
+    curl -sS -m 3 -H "Authorization: Bearer $SESPCL_API_KEY" "$SESPCL_API_URL/health" >&2 || true
     die "the API did not become healthy within ${HEALTH_TIMEOUT} s; logs in $STATE/logs"
 }
 
@@ -196,10 +292,12 @@ up() {
     ensure_redis
     mkdir -p "$SESPCL_AUDIO_DIR"
     "$VENV/bin/sespcl" db migrate >/dev/null
-    # The nodes read trunks from the same database (PJSIP realtime).
-    export SESPCL_ASTERISK_DB_HOST="$(db_field host 127.0.0.1)" SESPCL_ASTERISK_DB_PORT="$(db_field port 5432)"
-    export SESPCL_ASTERISK_DB_NAME="$(db_field dbname sespcl)" SESPCL_ASTERISK_DB_USER="$(db_field user postgres)"
-    export SESPCL_ASTERISK_DB_PASSWORD="$(db_field password '')"
+    bash "$REPO/scripts/asterisk-root.sh"
+    # The nodes read trunks from the same database (PJSIP realtime), as their own role.
+    NODE_ENV="SESPCL_ASTERISK_DB_HOST=$(env_value "$(db_field host 127.0.0.1)"),SESPCL_ASTERISK_DB_PORT=$(env_value "$(db_field port 5432)")"
+    NODE_ENV+=",SESPCL_ASTERISK_DB_NAME=$(env_value "$(db_field dbname sespcl)"),SESPCL_ASTERISK_DB_USER=\"sespcl_node\""
+    NODE_ENV+=",SESPCL_ASTERISK_DB_PASSWORD=$(env_value "$SESPCL_DB_NODE_PASSWORD"),SESPCL_AMI_SECRET=$(env_value "$SESPCL_AMI_SECRET")"
+    NODE_ENV+=",SESPCL_AMI_ADMIN_SECRET=$(env_value "$SESPCL_AMI_ADMIN_SECRET"),SESPCL_ARI_PASSWORD=$(env_value "$SESPCL_ARI_PASSWORD")"
     local n addr spec name scenario
     # Carriers first: a node that qualifies a trunk (SIP OPTIONS, every 60 s) before its carrier
     # answers marks the contact unreachable, and refuses calls to it until the next qualify
@@ -208,10 +306,10 @@ up() {
         read -r name addr scenario <<<"$spec"
         bash "$REPO/scripts/carrier.sh" start "$name" "$addr" 5060 "$scenario"
     done
+    start_supervisor
     for ((n = 1; n <= NODE_COUNT; n++)); do
         addr="$(node_address "$n")"
-        # shellcheck disable=SC2046
-        bash "$REPO/scripts/asterisk-node.sh" start "n$n" "$addr" $(node_rtp "$n")
+        wait_node "n$n" "$addr"
         "$VENV/bin/sespcl" nodes add "n$n" --ami-host "$addr" --ari-url "http://$addr:8088/ari" \
             --driver "$(node_driver "$n")" --replace >/dev/null
     done
@@ -220,7 +318,6 @@ up() {
         local flags=(--replace); [[ $name == demo ]] && flags+=(--default)
         "$VENV/bin/sespcl" trunks add "$name" --host "$addr" "${flags[@]}" >/dev/null
     done
-    for name in "${PROCESSES[@]}"; do start_process "$name"; done
     wait_healthy
     log "up: API $SESPCL_API_URL, key in $STATE/env (SESPCL_API_KEY=$SESPCL_API_KEY)"
 }
@@ -228,12 +325,18 @@ up() {
 down() {
     [[ -d $STATE ]] || { log "nothing to stop"; return 0; }
     load_env
-    local i spec name addr scenario
-    for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do stop_process "${PROCESSES[$i]}"; done
+    local i spec name addr scenario pid
+    if supervisor_running; then
+        pid="$(cat "$STATE/pids/supervisord.pid" 2>/dev/null || true)"
+        log "stopping supervisord and everything it runs"
+        "${SUPERVISORCTL[@]}" shutdown >/dev/null || true
+        for _ in $(seq 60); do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    fi
     for spec in "${CARRIERS[@]}"; do
         read -r name addr scenario <<<"$spec"
         bash "$REPO/scripts/carrier.sh" stop "$name" || true
     done
+    # Nodes left behind (started by hand, or by an older stack) and the root's mounts.
     for ((i = 1; i <= NODE_COUNT; i++)); do bash "$REPO/scripts/asterisk-node.sh" stop "n$i" || true; done
     if [[ -f $STATE/started-redis ]]; then
         log "stopping Redis (started by up)"
@@ -250,19 +353,15 @@ down() {
 
 restart() {
     load_env
-    local i name
-    for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do stop_process "${PROCESSES[$i]}"; done
-    for name in "${PROCESSES[@]}"; do start_process "$name"; done
+    supervisor_running || die "the stack is not up (make up)"
+    "${SUPERVISORCTL[@]}" restart api dispatcher "worker:*" >/dev/null
     wait_healthy
 }
 
 status() {
     load_env
-    local name
-    for name in "${PROCESSES[@]}"; do
-        if pid_alive "$STATE/pids/$name.pid"; then echo "$name running"; else echo "$name stopped"; fi
-    done
-    curl -sS -m 3 "$SESPCL_API_URL/health" || true
+    if supervisor_running; then "${SUPERVISORCTL[@]}" status || true; else echo "supervisord is not running"; fi
+    curl -sS -m 3 -H "Authorization: Bearer $SESPCL_API_KEY" "$SESPCL_API_URL/health" || true
     echo
 }
 

@@ -203,6 +203,12 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if serving else 503)
 
 
+async def live(request: web.Request) -> web.Response:
+    """Liveness: answered from the event loop itself, touching nothing else. A loop that never
+    yields cannot answer, and the watchdog restarts the process (readiness is /health)."""
+    return web.json_response({"status": "alive"})
+
+
 async def metrics(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     by_status, waiting, per_node, depths, pace = await asyncio.gather(
@@ -239,6 +245,7 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.router.add_get("/v1/calls/{call_id}/events", get_call_events)
     app.router.add_post("/v1/calls/{call_id}/cancel", cancel_call)
     app.router.add_get("/health", health)
+    app.router.add_get("/health/live", live)
     app.router.add_get("/api/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     campaigns.register(app)

@@ -11,8 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from orchestrator.asterisk.ami import header_value
-from orchestrator.asterisk.session import ami_session
-from orchestrator.domain.records import NodeRow
+from orchestrator.asterisk.session import AmiLogin, ami_session
 
 CACHES = ("sespcl-endpoint", "sespcl-auth")
 """The caches sorcery.conf names, one per cached realtime object type (each named as the trunk)."""
@@ -28,10 +27,10 @@ class ExpiryResult:
     detail: str = ""
 
 
-async def expire_trunk_on(node: NodeRow, trunk: str, timeout: float) -> ExpiryResult:
+async def expire_trunk_on(node: AmiLogin, trunk: str, timeout: float) -> ExpiryResult:
     async with ami_session(node, timeout) as manager:
         if manager is None:
-            return ExpiryResult(node.name, False, "AMI does not answer")
+            return ExpiryResult(node.node, False, "AMI does not answer")
         name = header_value(trunk)
         for cache in CACHES:
             action = {"Action": "SorceryMemoryCacheExpireObject", "Cache": cache, "Object": name}
@@ -39,17 +38,17 @@ async def expire_trunk_on(node: NodeRow, trunk: str, timeout: float) -> ExpiryRe
             # An object the node has not cached "could not be expired": nothing stale there.
             message = str(reply.get("Message", ""))
             if reply.get("Response") != "Success" and NOT_CACHED not in message:
-                return ExpiryResult(node.name, False, f"{cache}: {message}")
-        return ExpiryResult(node.name, True)
+                return ExpiryResult(node.node, False, f"{cache}: {message}")
+        return ExpiryResult(node.node, True)
 
 
 async def expire_trunk_everywhere(
-    nodes: list[NodeRow], trunk: str, timeout: float = 3.0
+    nodes: list[AmiLogin], trunk: str, timeout: float = 3.0
 ) -> list[ExpiryResult]:
-    async def one(node: NodeRow) -> ExpiryResult:
+    async def one(node: AmiLogin) -> ExpiryResult:
         try:
             return await expire_trunk_on(node, trunk, timeout)
         except (TimeoutError, OSError) as exc:
-            return ExpiryResult(node.name, False, str(exc) or type(exc).__name__)
+            return ExpiryResult(node.node, False, str(exc) or type(exc).__name__)
 
     return list(await asyncio.gather(*(one(n) for n in nodes)))

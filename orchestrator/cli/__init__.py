@@ -11,7 +11,7 @@ from orchestrator.cli.calls import calls
 from orchestrator.cli.demo import demo
 from orchestrator.cli.dnc import dnc
 from orchestrator.cli.nodes import nodes
-from orchestrator.cli.services import db, dispatcher, serve, worker
+from orchestrator.cli.services import alive, db, dispatcher, serve, watchdog, worker
 from orchestrator.cli.trunks import trunks
 from orchestrator.config import settings_error
 
@@ -32,5 +32,5 @@ def main() -> None:
     """SESPCLSwitch: outbound voice calls through your own SIP carriers and Asterisk farm."""
 
 
-for command in (serve, dispatcher, worker, db, trunks, nodes, calls, dnc, demo):
+for command in (serve, dispatcher, worker, watchdog, alive, db, trunks, nodes, calls, dnc, demo):
     main.add_command(command)

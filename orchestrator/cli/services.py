@@ -21,6 +21,7 @@ def _setup() -> None:
 def _one_line_errors() -> Iterator[None]:
     """A database or Redis that does not answer at start is one line and exit 1 (the supervisor
     starts the process again), not a traceback."""
+    from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
     from redis.exceptions import ConnectionError as RedisDown
 
     from orchestrator.domain.errors import SespclError
@@ -29,8 +30,21 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except SespclError as exc:
         raise click.ClickException(exc.message) from exc
+    except (AuthenticationError, AuthorizationError, ResponseError) as exc:
+        if isinstance(exc, ResponseError) and "AUTH" not in str(exc):
+            raise
+        raise click.ClickException(_redis_refused()) from exc
     except RedisDown as exc:
         raise click.ClickException(f"Redis does not answer: {exc}") from exc
+
+
+def _redis_refused() -> str:
+    """Without the secret itself: the URL's password is the thing that was wrong or missing."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(get_settings().redis_url).password:
+        return "Redis refused the password in REDIS_URL"
+    return "Redis requires a password: put it in REDIS_URL (redis://:PASSWORD@HOST:PORT/DB)"
 
 
 @click.command()
@@ -68,6 +82,68 @@ def worker(burst: bool) -> None:
     _setup()
     with _one_line_errors():
         run_worker(get_settings(), burst=burst)
+
+
+@click.command()
+@click.option(
+    "--supervisor-socket",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="supervisord's unix socket (its [unix_http_server] file).",
+)
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    required=True,
+    metavar="NAME=SPEC",
+    help="A process and its sign of life: NAME=http://HOST:PORT/PATH, NAME=file:/PATH (a "
+    "heartbeat file) or NAME=ami:HOST:PORT; NAME is supervisord's group:name (or a program's "
+    "name when it runs one process). Repeat for each process.",
+)
+def watchdog(supervisor_socket: str, checks: tuple[str, ...]) -> None:
+    """Restart a supervised process whose liveness fails for SESPCL_LIVENESS_FAIL_AFTER_S."""
+    import asyncio
+    import signal
+
+    from orchestrator.services.watchdog import Watchdog
+    from orchestrator.supervision.probes import Check
+    from orchestrator.supervision.supervisor_rpc import Supervisor
+
+    _setup()
+    try:
+        parsed = [Check.parse(spec) for spec in checks]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--check") from exc
+    dog = Watchdog(Supervisor(supervisor_socket), parsed, fail_after_s=get_settings().liveness_fail_after_s)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, dog.stop)
+        await dog.run()
+
+    asyncio_run(run())
+
+
+@click.command()
+def alive() -> None:
+    """Exit 0 if this container's process beat its heartbeat (SESPCL_HEARTBEAT_FILE) within
+    SESPCL_LIVENESS_FAIL_AFTER_S, else 1: the dispatcher's and workers' healthcheck."""
+    import time
+
+    from orchestrator.supervision.heartbeat import last_beat
+
+    settings = get_settings()
+    if settings.heartbeat_file is None:
+        raise click.ClickException("SESPCL_HEARTBEAT_FILE is not set: nothing to check")
+    beat_at = last_beat(settings.heartbeat_file)
+    if beat_at is None:
+        raise click.ClickException(f"no heartbeat yet at {settings.heartbeat_file}")
+    age = time.time() - beat_at
+    if age >= settings.liveness_fail_after_s:
+        raise click.ClickException(f"the last heartbeat is {age:.0f} s old")
+    click.echo(f"alive: last heartbeat {age:.1f} s ago")
 
 
 @click.group()

@@ -7,14 +7,18 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from orchestrator.cli.output import database, emit, validation_message
-from orchestrator.domain.trunk import TrunkSpec
+from orchestrator.config import get_settings
+from orchestrator.domain.trunk import Transport, TrunkSpec
 from orchestrator.persistence.trunks import TRUNK_SETTINGS, TrunkStore
+
+if TYPE_CHECKING:
+    from orchestrator.asterisk.session import AmiLogin
 
 _OPTION_NAMES = {"name": "NAME", "is_default": "--default"}
 
@@ -28,6 +32,12 @@ def _trunk_options(required_host: bool) -> Callable[[F], F]:
             click.option("--host", required=required_host, help="Carrier SIP host (IP or DNS name)."),
             click.option("--port", type=int, default=None, help="SIP port [5060]."),
             click.option("--transport", type=click.Choice(["udp", "tcp", "tls"]), default=None, help="[udp]"),
+            click.option(
+                "--tls-verify",
+                type=click.BOOL,
+                default=None,
+                help="With --transport tls: verify the carrier's certificate [yes]. 'no' is for a lab.",
+            ),
             click.option("--username", default=None, help="Digest user for the carrier."),
             click.option(
                 "--password-env",
@@ -97,15 +107,43 @@ def trunks() -> None:
     """SIP trunks to your carriers (PJSIP realtime: every node sees changes at once)."""
 
 
+def _warn_unverified(spec: TrunkSpec) -> None:
+    if spec.transport is Transport.TLS and not spec.tls_verify:
+        click.echo(
+            f"warning: trunk {spec.name} does not verify the carrier's TLS certificate: anyone on "
+            "the path can pose as the carrier. Use it in a lab only.",
+            err=True,
+        )
+
+
+def _admin_logins() -> list[AmiLogin] | None:
+    """Every node's AMI as the administrative user; None without its secret."""
+    from orchestrator.asterisk.session import AmiLogin
+    from orchestrator.persistence.nodes import node_rows
+
+    settings = get_settings()
+    secret = settings.ami_admin_secret.get_secret_value()
+    if not secret:
+        return None
+    with database() as conn:
+        nodes = node_rows(conn)
+    return [AmiLogin.admin(node, settings.ami_admin_user, secret) for node in nodes]
+
+
 def _expire_on_nodes(name: str) -> None:
     """The change is committed; make every node drop its cached copy of the trunk now. A node
     not reached is only warned about: it refreshes by itself within the cache's lifetime."""
     from orchestrator.asterisk.sorcery_cache import CACHE_LIFETIME_S, expire_trunk_everywhere
-    from orchestrator.persistence.nodes import node_rows
 
-    with database() as conn:
-        nodes = node_rows(conn)
-    for result in asyncio.run(expire_trunk_everywhere(nodes, name)):
+    logins = _admin_logins()
+    if logins is None:
+        click.echo(
+            f"warning: SESPCL_AMI_ADMIN_SECRET is not set, so no node was told of the change to trunk "
+            f"{name}; they use it within {CACHE_LIFETIME_S} s",
+            err=True,
+        )
+        return
+    for result in asyncio.run(expire_trunk_everywhere(logins, name)):
         if not result.expired:
             click.echo(
                 f"warning: node {result.node} not told of the change to trunk {name} ({result.detail}); "
@@ -134,6 +172,7 @@ def trunks_add(name: str, replace: bool, **options: Any) -> None:
         else:
             store.save(spec, create=True)
     _expire_on_nodes(name)
+    _warn_unverified(spec)
     click.echo(f"trunk {name} added")
 
 
@@ -149,8 +188,10 @@ def trunks_update(name: str, **options: Any) -> None:
         store = TrunkStore(conn)
         current = store.spec(name).model_dump()
         current.update(changes)
-        store.save(_spec(**current), create=False)
+        spec = _spec(**current)
+        store.save(spec, create=False)
     _expire_on_nodes(name)
+    _warn_unverified(spec)
     click.echo(f"trunk {name} updated")
 
 
@@ -219,14 +260,18 @@ def trunks_remove(name: str, force: bool) -> None:
 def trunks_test(name: str, timeout: float, as_json: bool) -> None:
     """Send SIP OPTIONS to the trunk from every node; exit 1 when any node cannot reach it."""
     from orchestrator.asterisk.qualify import qualify_everywhere
-    from orchestrator.persistence.nodes import node_rows
 
     with database() as conn:
         TrunkStore(conn).get(name)
-        nodes = node_rows(conn)
-    if not nodes:
+    logins = _admin_logins()
+    if logins is None:
+        raise click.ClickException(
+            "SESPCL_AMI_ADMIN_SECRET is not set: the test logs in to each node's AMI as its "
+            "administrative user (SESPCL_AMI_ADMIN_USER)"
+        )
+    if not logins:
         raise click.ClickException("no Asterisk node is registered (sespcl nodes add)")
-    results = asyncio.run(qualify_everywhere(nodes, name, timeout))
+    results = asyncio.run(qualify_everywhere(logins, name, timeout))
     rows = [r.as_dict() for r in results]
     emit(rows, ("node", "reachable", "rtt_ms", "status", "detail"), as_json)
     if not all(r.reachable for r in results):

@@ -55,6 +55,9 @@ class TrunkSpec(BaseModel):
     host: str
     port: int = Field(default=5060, ge=1, le=65535)
     transport: Transport = Transport.UDP
+    tls_verify: bool = True
+    """TLS only: verify the carrier's certificate (and name) against the nodes' CA list. Off
+    only for a lab: anyone on the path could then pose as the carrier."""
     username: str | None = Field(default=None, pattern=_SIP_USER)
     password: str | None = Field(default=None, min_length=1, max_length=128, repr=False)
     from_user: str | None = Field(default=None, pattern=_SIP_USER)
@@ -103,6 +106,8 @@ class TrunkSpec(BaseModel):
     def _credentials_pair(self) -> TrunkSpec:
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together: give both or neither")
+        if not self.tls_verify and self.transport is not Transport.TLS:
+            raise ValueError("tls_verify applies to the tls transport only")
         return self
 
     @property
@@ -120,11 +125,18 @@ class TrunkSpec(BaseModel):
         return self.host
 
 
+def transport_name(spec: TrunkSpec) -> str:
+    """The node's transport (asterisk-config/pjsip.conf) the trunk's calls leave on."""
+    if spec.transport is Transport.TLS and not spec.tls_verify:
+        return "transport-tls-noverify"
+    return f"transport-{spec.transport.value}"
+
+
 def pjsip_rows(spec: TrunkSpec) -> dict[str, dict[str, Any]]:
     """The ps_* rows that make this trunk on every node (table → row)."""
     endpoint: dict[str, Any] = {
         "id": spec.name,
-        "transport": f"transport-{spec.transport.value}",
+        "transport": transport_name(spec),
         "aors": spec.name,
         "auth": None,
         "outbound_auth": spec.name if spec.has_auth else None,

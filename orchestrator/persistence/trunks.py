@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -16,6 +17,7 @@ TRUNK_SETTINGS = (  # the trunks columns an operator sets (besides the name)
     "host",
     "port",
     "transport",
+    "tls_verify",
     "username",
     "from_user",
     "from_domain",
@@ -25,6 +27,22 @@ TRUNK_SETTINGS = (  # the trunks columns an operator sets (besides the name)
     "cps",
     "is_default",
 )
+
+
+def realtime_text(value: Any) -> Any:
+    """A value as Asterisk's realtime drivers read it back: they split text at ';' into several
+    values and decode ^XX as the character XX, so a literal ';' (a contact's `;transport=tls`,
+    a password) or '^' is stored as its ^XX escape."""
+    if isinstance(value, str):
+        return value.replace("^", "^5E").replace(";", "^3B")
+    return value
+
+
+def from_realtime_text(value: str) -> str:
+    return _REALTIME_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+
+
+_REALTIME_ESCAPE = re.compile(r"\^([0-9A-Fa-f]{2})")
 
 
 class TrunkStore:
@@ -62,7 +80,8 @@ class TrunkStore:
         auth = self._conn.execute("SELECT password FROM ps_auths WHERE id = %s", (name,)).fetchone()
         fields = {k: row[k] for k in TRUNK_SETTINGS if row[k] is not None}
         fields["codecs"] = row["codecs"]
-        return TrunkSpec(name=name, password=auth["password"] if auth else None, **fields)
+        password = from_realtime_text(auth["password"]) if auth and auth["password"] is not None else None
+        return TrunkSpec(name=name, password=password, **fields)
 
     def save(self, spec: TrunkSpec, *, create: bool) -> None:
         """Insert (create) or overwrite a trunk and its PJSIP rows in one transaction."""
@@ -82,6 +101,7 @@ class TrunkStore:
                 "host": spec.host,
                 "port": spec.port,
                 "transport": spec.transport.value,
+                "tls_verify": spec.tls_verify,
                 "username": spec.username,
                 "from_user": spec.from_user,
                 "from_domain": spec.from_domain,
@@ -154,6 +174,7 @@ class TrunkStore:
             row = rows.get(table)
             if row is None:
                 continue
+            row = {column: realtime_text(value) for column, value in row.items()}
             self._conn.execute(
                 sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
                     sql.Identifier(table),

@@ -139,3 +139,15 @@ def test_a_bad_setting_is_one_line_naming_the_variable() -> None:
     text = settings_error(info.value)
     assert "\n" not in text
     assert "SESPCL_MAX_UPLOADS" in text and "SESPCL_MAX_CALL_S" in text
+
+
+@pytest.mark.parametrize(
+    "text", ["sip:192.0.2.7:5061;transport=tls", "p4ss;w^rd;;^3B", "plain", "^", ";", "caf\u00e9;\u00fc"]
+)
+def test_realtime_values_survive_asterisks_split_at_semicolons(text: str) -> None:
+    from orchestrator.persistence.trunks import from_realtime_text, realtime_text
+
+    stored = realtime_text(text)
+    assert ";" not in stored
+    # what res_config_pgsql does: split at ';', then decode ^XX in each part
+    assert [from_realtime_text(part) for part in stored.split(";")] == [text]
