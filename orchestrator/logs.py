@@ -42,3 +42,17 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
     # panoramisk and aiohttp log through stdlib logging; keep them quieter than ours.
     logging.getLogger("panoramisk").setLevel(max(numeric, logging.WARNING))
     logging.getLogger("aiohttp.access").setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("aiohttp.server").addFilter(_bad_requests_in_one_line)
+
+
+def _bad_requests_in_one_line(record: logging.LogRecord) -> bool:
+    """aiohttp answers a request it cannot parse (a NUL in a header, a broken request line) with
+    400 itself, and logs a traceback for each: a client's fault, one warning line is enough."""
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    if record.exc_info and isinstance(record.exc_info[1], HttpProcessingError):
+        structlog.get_logger("aiohttp.server").warning(
+            "api.bad_http_request", error=" ".join(str(record.exc_info[1]).split())[:200]
+        )
+        return False
+    return True

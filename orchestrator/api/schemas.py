@@ -86,6 +86,12 @@ class RetryFields(BaseModel):
     def _number(cls, value: object) -> object:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("retry_backoff_s")
+    @classmethod
+    def _milliseconds(cls, value: float) -> float:
+        # stored as a 4-byte real: 5e-324 would underflow in PostgreSQL; no wait is finer than a ms
+        return round(value, 3)
+
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             max_attempts=self.max_attempts,
@@ -187,7 +193,7 @@ class CampaignIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     defaults: CampaignDefaultsIn
-    cps: float | None = Field(default=None, gt=0, le=10000)
+    cps: float | None = Field(default=None, ge=0.01, le=10000)
 
     @field_validator("name")
     @classmethod

@@ -65,7 +65,7 @@ class TrunkSpec(BaseModel):
     caller_id: str | None = None
     codecs: tuple[str, ...] = ("ulaw", "alaw")
     max_channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS_LIMIT)
-    cps: float | None = Field(default=None, gt=0, le=10_000)
+    cps: float | None = Field(default=None, ge=0.01, le=10_000)
     is_default: bool = False
 
     @field_validator("host")

@@ -72,3 +72,22 @@ def test_a_value_json_cannot_hold_is_written_as_its_repr(monkeypatch: pytest.Mon
     configure_logging("info", True)
     structlog.get_logger("test").info("odd", value={1, 2})
     assert json.loads(stream.text())["value"] in ("{1, 2}", "{2, 1}")
+
+
+def test_a_request_aiohttp_cannot_parse_is_one_warning_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    stream = _Stream(tty=False)
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging("info", True)
+    try:
+        raise BadHttpMessage("Invalid header value char:\n\n  b'X-Probe: \\x00'")
+    except BadHttpMessage:
+        logging.getLogger("aiohttp.server").exception("Error handling request from 127.0.0.1")
+    lines = [json.loads(line) for line in stream.text().splitlines()]
+    assert [(line["event"], line["level"]) for line in lines] == [("api.bad_http_request", "warning")]
+    assert "Traceback" not in stream.text() and "Invalid header value char" in lines[0]["error"]
