@@ -414,6 +414,37 @@ CREATE TABLE IF NOT EXISTS cdr (
 CREATE INDEX IF NOT EXISTS cdr_uniqueid ON cdr (uniqueid);
 CREATE INDEX IF NOT EXISTS cdr_calldate ON cdr (calldate);  -- sespcl db prune-cdr
 
+-- API keys (`sespcl keys`), and who created each call and campaign.
+--
+-- Privileges. The API process runs, on api_keys, only:
+--   SELECT id, name, key_hash, scopes, rate_per_s, allow_countries, allow_premium, revoked_at
+--       FROM api_keys WHERE id = $1                         (a key's row, cached 2 s)
+--   UPDATE api_keys SET last_used_at = now() WHERE id = $1  (at most once a minute per key)
+-- i.e. GRANT SELECT, UPDATE (last_used_at) ON api_keys. On calls and campaigns it writes the new
+-- column created_by in the INSERTs it already runs (INSERT grants cover every column).
+-- `sespcl keys` (the CLI, an operator's role) runs:
+--   INSERT INTO api_keys (id, name, key_hash, scopes, rate_per_s, allow_countries, allow_premium)
+--   SELECT id, name, scopes, rate_per_s, allow_countries, allow_premium, created_at, last_used_at,
+--          revoked_at FROM api_keys                         (keys list; never key_hash)
+--   UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL
+--   SELECT name, revoked_at FROM api_keys WHERE name = $1
+-- Nothing deletes a key: a revoked key keeps its name, so created_by always names one key.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id               text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{16}$'),
+    name             text NOT NULL UNIQUE CHECK (name ~ '^[a-z][a-z0-9_-]{0,39}$' AND name <> 'bootstrap'),
+    key_hash         bytea NOT NULL CHECK (length(key_hash) = 32),  -- SHA-256 of the whole key
+    scopes           text[] NOT NULL,
+    rate_per_s       double precision NOT NULL DEFAULT 50 CHECK (rate_per_s > 0),
+    allow_countries  text[],  -- ISO 3166-1 alpha-2; NULL: every country
+    allow_premium    boolean NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    last_used_at     timestamptz,
+    revoked_at       timestamptz
+);
+-- The key's name ('bootstrap' for SESPCL_API_KEY); NULL for what was created before keys.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS created_by text;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS created_by text;
+
 -- Privileges: each process may run the statements it runs, nothing more. The roles are made once
 -- per server by deploy/postgres/roles.sql; a database without them (a developer's) gets none.
 -- SELECT … FOR UPDATE/SHARE needs UPDATE on one column: the dispatcher's locks of trunks and
@@ -441,6 +472,8 @@ BEGIN
         GRANT UPDATE (status, error) ON audio_assets TO sespcl_api;
         GRANT DELETE ON campaigns TO sespcl_api;
         GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_api;
+        GRANT SELECT (id, name, key_hash, scopes, rate_per_s, allow_countries, allow_premium, revoked_at),
+            UPDATE (last_used_at) ON api_keys TO sespcl_api;
     END IF;
     IF to_regrole('sespcl_dispatcher') IS NOT NULL THEN
         GRANT USAGE ON SCHEMA public TO sespcl_dispatcher;

@@ -26,12 +26,27 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
 
     api_key: SecretStr = SecretStr("")
-    """Bearer token every /v1 route requires; empty refuses to start the API."""
+    """The bootstrap key: every scope, created_by "bootstrap". Empty refuses to start the API.
+    Other keys: `sespcl keys add`."""
     ami_admin_user: str = "sespcl-admin"
     ami_admin_secret: SecretStr = SecretStr("")
     """The nodes' administrative AMI user (asterisk-config/manager.conf), for the CLI alone:
     `trunks test` and telling nodes of a changed trunk. The dispatcher's own user (its secret
     in each node's row) may only dial, hang up and list channels."""
+    api_key_allow_premium: bool = False
+    """Whether the bootstrap key may call premium-rate and shared-cost numbers."""
+    api_key_rate_per_s: float = Field(default=0.0, ge=0)
+    """The bootstrap key's requests a second across API processes; 0: not limited (the
+    operator's own key: benchmarks and scripts drive hundreds of calls a second with it)."""
+    key_rate_per_s: float = Field(default=50.0, gt=0)
+    """What `sespcl keys add` gives a key that names no --rate-per-s."""
+    key_cache_s: float = Field(default=2.0, gt=0, le=4.0)
+    """How long each API process keeps a key's row: a revoked key is refused within this
+    (the contract: 5 s)."""
+    health_cache_s: float = Field(default=1.0, gt=0, le=1.0)
+    """How long /health reuses its checks (one run at a time, however many probes ask)."""
+    rate_limit_timeout_s: float = Field(default=0.25, gt=0, le=5.0)
+    """Longest a request waits for Redis's rate check; past it the request goes through."""
     api_host: str = "127.0.0.1"
     api_port: int = 5000
     max_body_bytes: int = 64 * 1024

@@ -19,6 +19,8 @@ from orchestrator.asterisk.ami import AmiNode
 from orchestrator.asterisk.ari import AriNode
 from orchestrator.asterisk.probe import node_reachable
 from orchestrator.config import Settings
+from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
 from orchestrator.domain.pacing import PacerSettings
 from orchestrator.domain.ports import DialNode, EventCallback, NodeConnector, StateCallback
 from orchestrator.domain.records import NodeRow
@@ -27,11 +29,14 @@ from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import open_pool
 from orchestrator.persistence.dispatch import DispatchStore
+from orchestrator.persistence.keys import KeyStore
 from orchestrator.persistence.maintenance import TableUpkeepStore
 from orchestrator.queueing import WorkQueues
+from orchestrator.rate_limit import connect as rate_limiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
+from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
 from orchestrator.speech import available_voices
 from orchestrator.supervision.heartbeat import beat_forever
@@ -74,20 +79,35 @@ async def build_api(settings: Settings) -> web.Application:
         default_voice=settings.tts_default_voice,
         voices=available_voices,
     )
+    keys = Authenticator(
+        KeyStore(pool),
+        bootstrap_key=api_key,
+        bootstrap=Principal(
+            name=BOOTSTRAP,
+            scopes=frozenset({Scope.ADMIN}),
+            rate_per_s=settings.api_key_rate_per_s or None,
+            destinations=DestinationPolicy(premium=settings.api_key_allow_premium),
+        ),
+        cache_s=settings.key_cache_s,
+    )
+    limiter = rate_limiter(settings.redis_url, settings.rate_limit_timeout_s)
     app = create_app(
         ApiDeps(
-            service,
-            store,
-            queues,
-            api_key,
-            settings.max_body_bytes,
-            campaigns,
-            campaign_store,
-            settings.max_bulk_bytes,
+            calls=service,
+            store=store,
+            queues=queues,
+            keys=keys,
+            max_body_bytes=settings.max_body_bytes,
+            campaigns=campaigns,
+            campaign_store=campaign_store,
+            max_bulk_bytes=settings.max_bulk_bytes,
+            rate_limiter=limiter,
+            health_cache_s=settings.health_cache_s,
         )
     )
 
     async def close_pool(_: web.Application) -> None:
+        await limiter.close()
         await upload_pool.close()
         await pool.close()
 

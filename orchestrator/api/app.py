@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from orchestrator.api import campaigns, prometheus
+from orchestrator.api import campaigns, health, prometheus
+from orchestrator.api.access import auth_middleware, principal
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
 from orchestrator.api.parsing import json_body, validation_error
 from orchestrator.api.presenters import call_json, event_json
 from orchestrator.api.schemas import CallIn
-from orchestrator.asterisk.probe import ami_banner
 from orchestrator.domain.errors import SespclError
 
 log = structlog.get_logger(__name__)
@@ -37,7 +34,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
     except SespclError as exc:
         return from_domain(exc)
     except web.HTTPException as exc:
@@ -54,17 +51,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("api.unhandled", path=request.path)
         return error_response(500, "internal-error", "internal error; see the API log")
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(("/v1/", "/voice/")) or request.path in ("/v1", "/api/metrics", "/metrics"):
-        expected = request.app[DEPS].api_key
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            raise ApiError(401, "unauthorized", "missing or wrong bearer token")
-    return await handler(request)
 
 
 def _call_id(request: web.Request) -> UUID:
@@ -91,6 +77,7 @@ async def create_call(request: web.Request) -> web.Response:
             f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
             "Idempotency-Key",
         )
+    who = principal(request)
     call, created = await deps.calls.submit(
         to=parsed.to,
         from_=parsed.from_,
@@ -106,6 +93,8 @@ async def create_call(request: web.Request) -> web.Response:
         window=parsed.calling_window.window() if parsed.calling_window else None,
         tz=parsed.tz,
         retry=parsed.retry_policy(),
+        created_by=who.name,
+        destinations=who.destinations,
     )
     location = f"/v1/calls/{call['id']}"
     return web.json_response(
@@ -129,84 +118,6 @@ async def cancel_call(request: web.Request) -> web.Response:
     await deps.calls.cancel(call_id)
     call, attempts = await deps.calls.get(call_id)
     return web.json_response(call_json(call, attempts))
-
-
-async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        detail = await check()
-    except Exception as exc:
-        return {"ok": False, "error": str(exc) or type(exc).__name__}
-    result: dict[str, Any] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
-    if isinstance(detail, dict):
-        result |= detail
-    return result
-
-
-DISPATCHER_SILENT_AFTER_S = 10.0
-"""A dispatcher heartbeats every 2 s: silent this long, it is stopped or stuck."""
-
-
-SERVING_NEEDS = ("postgres", "redis", "asterisk")
-"""The checks /health answers 503 for (issue 2); the others only make it "degraded"."""
-
-
-async def health(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-
-    async def nodes() -> dict[str, Any]:
-        rows = await deps.store.nodes_for_health()
-        banners = await asyncio.gather(*(ami_banner(r["ami_host"], r["ami_port"]) for r in rows))
-        states = {
-            r["name"]: {"ok": b is not None, "banner": b, "drained": r["drained"]}
-            for r, b in zip(rows, banners)
-        }
-        if not any(s["ok"] for s in states.values()):
-            raise RuntimeError("no Asterisk node answers" if states else "no Asterisk node registered")
-        return {"nodes": states}
-
-    async def dispatchers() -> dict[str, Any]:
-        count = await deps.store.live_dispatchers(DISPATCHER_SILENT_AFTER_S)
-        if count == 0:
-            raise RuntimeError(
-                f"no dispatcher has reported in {DISPATCHER_SILENT_AFTER_S:.0f} s: nothing is dialed"
-            )
-        return {"running": count}
-
-    async def workers() -> dict[str, Any]:
-        count = await asyncio.to_thread(deps.queues.worker_count)
-        if count == 0:
-            raise RuntimeError("no worker: prompts are not rendered, events not recorded")
-        return {"running": count}
-
-    checks = dict(
-        zip(
-            ("postgres", "redis", "asterisk", "dispatcher", "workers"),
-            await asyncio.gather(
-                _timed(deps.store.ping),
-                _timed(lambda: asyncio.to_thread(deps.queues.ping)),
-                _timed(nodes),
-                _timed(dispatchers),
-                _timed(workers),
-            ),
-        )
-    )
-    # The status code is the contract's: PostgreSQL, Redis and a node (what taking calls needs;
-    # a load balancer must not pull an API that can take them). A silent dispatcher or no
-    # worker is reported, as "degraded": calls are taken but wait.
-    serving = all(checks[name]["ok"] for name in SERVING_NEEDS)
-    degraded = sorted(name for name, check in checks.items() if not check["ok"] and name not in SERVING_NEEDS)
-    status = "unavailable" if not serving else "degraded" if degraded else "ok"
-    body: dict[str, Any] = {"status": status, "checks": checks}
-    if degraded:
-        body["degraded"] = degraded
-    return web.json_response(body, status=200 if serving else 503)
-
-
-async def live(request: web.Request) -> web.Response:
-    """Liveness: answered from the event loop itself, touching nothing else. A loop that never
-    yields cannot answer, and the watchdog restarts the process (readiness is /health)."""
-    return web.json_response({"status": "alive"})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -244,8 +155,7 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.router.add_get("/v1/calls/{call_id}", get_call)
     app.router.add_get("/v1/calls/{call_id}/events", get_call_events)
     app.router.add_post("/v1/calls/{call_id}/cancel", cancel_call)
-    app.router.add_get("/health", health)
-    app.router.add_get("/health/live", live)
+    health.install(app)
     app.router.add_get("/api/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     campaigns.register(app)

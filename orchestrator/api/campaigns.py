@@ -9,6 +9,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import ValidationError
 
+from orchestrator.api.access import principal
 from orchestrator.api.bulk_formats import READERS, BodyTooLarge, MalformedBody
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError
@@ -55,6 +56,7 @@ async def _create(request: web.Request, parsed: CampaignIn) -> dict[str, Any]:
         window=defaults.calling_window.window() if defaults.calling_window else None,
         expires_at=defaults.expires_at,
         retry=defaults.retry_policy(),
+        created_by=principal(request).name,
     )
     return row
 
@@ -92,7 +94,13 @@ async def _intake(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
     reader = READERS[request.content_type]
     limit = deps.max_bulk_bytes
     try:
-        report = await deps.campaigns.intake(campaign_id, reader(request.content, limit))
+        who = principal(request)
+        report = await deps.campaigns.intake(
+            campaign_id,
+            reader(request.content, limit),
+            created_by=who.name,
+            destinations=who.destinations,
+        )
     except BodyTooLarge as exc:
         raise ApiError(
             413, "body-too-large", f"a bulk body may be at most {limit} bytes; nothing was stored"

@@ -9,8 +9,10 @@ from aiohttp import web
 from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.queueing import WorkQueues
+from orchestrator.rate_limit import RateLimiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
+from orchestrator.services.keys import Authenticator
 
 
 @dataclass
@@ -18,13 +20,14 @@ class ApiDeps:
     calls: CallService
     store: CallStore
     queues: WorkQueues
-    api_key: str
+    keys: Authenticator
     max_body_bytes: int
     campaigns: CampaignService
     campaign_store: CampaignStore
     max_bulk_bytes: int
+    rate_limiter: RateLimiter | None = None
+    """None: no key is rate limited (tests of handlers alone)."""
+    health_cache_s: float = 1.0
 
-
-DEPS = web.AppKey("deps", ApiDeps)
 
 DEPS = web.AppKey("deps", ApiDeps)

@@ -17,13 +17,25 @@ _STATUS: dict[type[SespclError], int] = {
 class ApiError(Exception):
     """An error decided at the HTTP edge itself (auth, body size, malformed JSON)."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, "field": field}}, status=status)
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "field": field}}, status=status, headers=headers
+    )
 
 
 def from_domain(exc: SespclError) -> web.Response:

@@ -51,6 +51,7 @@ def call_json(call: dict[str, Any], attempts: list[dict[str, Any]] | None = None
         "max_attempts": call.get("max_attempts", 1),
         "retry_on": call.get("retry_on") or [],
         "retry_backoff_s": call.get("retry_backoff_s", 60.0),
+        "created_by": call.get("created_by"),
     }
     if attempts is not None:
         body["attempts"] = [attempt_json(a) for a in attempts]
@@ -107,6 +108,7 @@ def campaign_json(
             "retry_backoff_s": campaign.get("retry_backoff_s", 60.0),
         },
         "cps": campaign["cps"],
+        "created_by": campaign.get("created_by"),
         "created_at": _iso(campaign["created_at"]),
         "updated_at": _iso(campaign["updated_at"]),
     }

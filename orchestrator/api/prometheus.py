@@ -1,4 +1,4 @@
-"""GET /metrics: the Prometheus text format, for scraping (same bearer key as /api/metrics).
+"""GET /metrics: the Prometheus text format, for scraping (a key with metrics:read, as /api/metrics).
 
 Request counts and latencies are this API process's own; the call figures are read from
 PostgreSQL at scrape time, so every API replica reports the same farm-wide numbers.
@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 
 from orchestrator.api.deps import DEPS
+from orchestrator.api.health import HEALTH
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,5 +83,11 @@ async def metrics(request: web.Request) -> web.Response:
     depth = Gauge("sespcl_queue_depth", "Jobs waiting in each RQ queue", ["queue"], registry=farm)
     for queue, count in (await asyncio.to_thread(deps.queues.depths)).items():
         depth.labels(queue).set(count)
+    health_runs = Counter(
+        "sespcl_health_checks",
+        "Times this API process ran /health's checks (at most once a second)",
+        registry=farm,
+    )
+    health_runs.inc(request.app[HEALTH].runs)
     body = generate_latest(request.app[REQUESTS_KEY]) + generate_latest(farm)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

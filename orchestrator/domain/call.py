@@ -82,3 +82,5 @@ class NewCall:
     window: CallingWindow | None = None
     time_zones: tuple[str, ...] | None = None
     retry: RetryPolicy | None = None
+    created_by: str | None = None
+    """The name of the API key that asked for it."""

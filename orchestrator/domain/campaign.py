@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 from orchestrator.domain.calling_hours import zone
+from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import E164Checker
 from orchestrator.domain.text import control_character_position
 
@@ -26,9 +27,10 @@ class CampaignStatus(str, Enum):
 
 
 class RowError(Exception):
-    def __init__(self, field: str | None, message: str) -> None:
+    def __init__(self, field: str | None, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.field, self.message = field, message
+        self.code = code or ("invalid-field" if field else "invalid-row")
 
 
 class Template:
@@ -85,10 +87,16 @@ class BulkRow:
 class RowParser:
     """Turns one uploaded row (a mapping of strings, or JSON values) into a BulkRow."""
 
-    def __init__(self, defaults: CampaignDefaults, known_trunks: frozenset[str]) -> None:
+    def __init__(
+        self,
+        defaults: CampaignDefaults,
+        known_trunks: frozenset[str],
+        destinations: DestinationPolicy | None = None,
+    ) -> None:
         self._defaults = defaults
         self._trunks = known_trunks
         self._e164 = E164Checker()
+        self._destinations = destinations or DestinationPolicy(premium=True)
 
     def parse(self, row: Mapping[str, Any]) -> BulkRow:
         to = row.get("to")
@@ -98,6 +106,9 @@ class RowParser:
             to = self._e164.check(to.strip())
         except ValueError as exc:
             raise RowError("to", str(exc)) from exc
+        refusal = self._destinations.refusal(to)
+        if refusal is not None:
+            raise RowError("to", refusal, "destination-not-allowed")
         variables: dict[str, str] = {}
         for key, value in row.items():
             if key == "to" or key in ROW_OVERRIDES:

@@ -75,11 +75,11 @@ class CallStore:
                                    audio_hash, ring_timeout_s, metadata, idempotency_key,
                                    request_hash, not_before, expires_at, window_start, window_end,
                                    time_zones, max_attempts, retry_on, retry_backoff_s,
-                                   status, status_reason, ended_at)
+                                   created_by, status, status_reason, ended_at)
                 SELECT %(id)s, %(to)s, %(from)s, %(trunk)s, %(text)s, %(voice)s, %(audio)s, %(ring)s,
                        %(metadata)s, %(key)s, %(hash)s, coalesce(%(not_before)s, now()), %(expires_at)s,
                        %(window_start)s, %(window_end)s, %(zones)s, %(max_attempts)s, %(retry_on)s,
-                       %(backoff)s,
+                       %(backoff)s, %(created_by)s,
                        CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -114,6 +114,7 @@ class CallStore:
                     "max_attempts": call.retry.max_attempts if call.retry else 1,
                     "retry_on": sorted(s.value for s in call.retry.retry_on) if call.retry else [],
                     "backoff": call.retry.backoff_s if call.retry else 60.0,
+                    "created_by": call.created_by,
                 },
             )
             row = await cur.fetchone()
@@ -257,12 +258,9 @@ class CallStore:
             cur = await conn.execute("SELECT name, pace_cps FROM nodes WHERE pace_cps IS NOT NULL")
             return {str(r["name"]): float(r["pace_cps"]) for r in await cur.fetchall()}
 
-    async def ping(self) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute("SELECT 1")
-
-    async def live_dispatchers(self, silent_after_s: float) -> int:
-        """Dispatchers whose heartbeat is younger than `silent_after_s`."""
+    async def health_snapshot(self, silent_after_s: float) -> Row:
+        """What /health reads from PostgreSQL, on one connection: live dispatchers (heartbeat
+        younger than `silent_after_s`) and the nodes to probe."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT count(*) AS n FROM dispatchers "
@@ -270,9 +268,5 @@ class CallStore:
                 (silent_after_s,),
             )
             row = await cur.fetchone()
-            return int(row["n"]) if row else 0
-
-    async def nodes_for_health(self) -> list[Row]:
-        async with self._pool.connection() as conn:
             cur = await conn.execute("SELECT name, ami_host, ami_port, drained FROM nodes ORDER BY name")
-            return await cur.fetchall()
+            return {"dispatchers": int(row["n"]) if row else 0, "nodes": await cur.fetchall()}

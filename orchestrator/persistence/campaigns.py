@@ -48,6 +48,7 @@ class CampaignStore:
         window: CallingWindow | None = None,
         expires_at: datetime | None = None,
         retry: RetryPolicy | None = None,
+        created_by: str | None = None,
     ) -> Row:
         policy = retry or RetryPolicy()
         async with self._pool.connection() as conn:
@@ -55,8 +56,8 @@ class CampaignStore:
                 """
                 INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
                                        ring_timeout_s, cps, window_start, window_end, expires_at,
-                                       max_attempts, retry_on, retry_backoff_s)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
+                                       max_attempts, retry_on, retry_backoff_s, created_by)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
                 """,
                 (
                     uuid.uuid4(),
@@ -73,6 +74,7 @@ class CampaignStore:
                     policy.max_attempts,
                     sorted(s.value for s in policy.retry_on),
                     policy.backoff_s,
+                    created_by,
                 ),
             )
             row = await cur.fetchone()
@@ -197,17 +199,18 @@ class CampaignStore:
             rows = await cur.fetchall()
         return page(rows, limit)
 
-    def intake(self, campaign: Row) -> Intake:
-        return Intake(self._upload_pool, campaign)
+    def intake(self, campaign: Row, created_by: str | None = None) -> Intake:
+        return Intake(self._upload_pool, campaign, created_by)
 
 
 class Intake:
     """Stages an upload's rows with COPY as they are parsed, then inserts them in one statement
     that skips numbers the campaign already has. Leaving without `commit()` keeps nothing."""
 
-    def __init__(self, pool: Pool, campaign: Row) -> None:
+    def __init__(self, pool: Pool, campaign: Row, created_by: str | None = None) -> None:
         self._pool = pool
         self._campaign = campaign
+        self._created_by = created_by
         self._conn: AsyncConnection[DictRow] | None = None
         self._copy_cm: Any = None
         self._copy: AsyncCopy | None = None
@@ -287,14 +290,14 @@ class Intake:
             INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice, audio_hash,
                                ring_timeout_s, campaign_id, created_at, updated_at, not_before,
                                expires_at, window_start, window_end, time_zones,
-                               max_attempts, retry_on, retry_backoff_s,
+                               max_attempts, retry_on, retry_backoff_s, created_by,
                                status, status_reason, ended_at)
             SELECT sespcl_uuid7(), s.to_number, s.from_number, s.trunk, s.tts_text, %(voice)s,
                    s.audio_hash, s.ring_timeout_s, %(campaign)s,
                    now() + s.line * interval '1 microsecond', now(),
                    now() + s.line * interval '1 microsecond', %(expires_at)s, %(window_start)s,
                    %(window_end)s, string_to_array(s.time_zones, ','),
-                   %(max_attempts)s, %(retry_on)s, %(retry_backoff_s)s,
+                   %(max_attempts)s, %(retry_on)s, %(retry_backoff_s)s, %(created_by)s,
                    CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -312,6 +315,8 @@ class Intake:
                 "max_attempts": self._campaign["max_attempts"],
                 "retry_on": self._campaign["retry_on"],
                 "retry_backoff_s": self._campaign["retry_backoff_s"],
+                # One value for the whole upload: a parameter of the INSERT, not a staged column.
+                "created_by": self._created_by,
             },
         )
         accepted = cur.rowcount

@@ -13,6 +13,7 @@ import structlog
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.call import NewCall
 from orchestrator.domain.calling_hours import CallingWindow, callee_zones
+from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
@@ -72,8 +73,15 @@ class CallService:
         window: CallingWindow | None = None,
         tz: str | None = None,
         retry: RetryPolicy | None = None,
+        created_by: str | None = None,
+        destinations: DestinationPolicy | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Store a call as `queued`; returns (call, created). A replay returns the original."""
+        """Store a call as `queued`; returns (call, created). A replay returns the original.
+
+        `destinations`: where the asking key may call (refused: 422 destination-not-allowed)."""
+        refusal = destinations.refusal(to) if destinations is not None else None
+        if refusal is not None:
+            raise ValidationFailed(refusal, field="to", code="destination-not-allowed")
         trunk_name = await choose_trunk(self._repo, trunk, field="trunk")
         voice_name = choose_voice(voice, self._default_voice, self._voices, field="tts.voice")
         speech = SpeechRequest(text=text, voice=voice_name, engine=self._engine)
@@ -100,6 +108,7 @@ class CallService:
             window=window,
             time_zones=zones,
             retry=retry,
+            created_by=created_by,
         )
         result = await self._repo.create(
             call, engine=self._engine, idempotency_key=idempotency_key, request_hash=request_hash

@@ -13,6 +13,7 @@ import structlog
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.calling_hours import CallingWindow, callee_zones
 from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
+from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
@@ -36,7 +37,9 @@ class IntakeReport:
     def reject(self, line: int, error: RowError) -> None:
         self.rejected += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append({"line": line, "field": error.field, "message": error.message})
+            self.errors.append(
+                {"line": line, "field": error.field, "code": error.code, "message": error.message}
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +81,7 @@ class CampaignService:
         window: CallingWindow | None = None,
         expires_at: datetime | None = None,
         retry: RetryPolicy | None = None,
+        created_by: str | None = None,
     ) -> dict[str, Any]:
         trunk_name = await choose_trunk(self._trunks, trunk, field="defaults.trunk")
         voice_name = choose_voice(voice, self._default_voice, self._voices, field="defaults.tts.voice")
@@ -96,12 +100,23 @@ class CampaignService:
             window=window,
             expires_at=expires_at,
             retry=retry or RetryPolicy(),
+            created_by=created_by,
         )
-        log.info("campaign.created", campaign_id=str(row["id"]), name=name)
+        log.info("campaign.created", campaign_id=str(row["id"]), name=name, created_by=created_by)
         return row
 
-    async def intake(self, campaign_id: UUID, rows: AsyncIterator[tuple[int, Any]]) -> IntakeReport:
-        """Validate and stage every row as it streams in; commit all of it at the end."""
+    async def intake(
+        self,
+        campaign_id: UUID,
+        rows: AsyncIterator[tuple[int, Any]],
+        *,
+        created_by: str | None = None,
+        destinations: DestinationPolicy | None = None,
+    ) -> IntakeReport:
+        """Validate and stage every row as it streams in; commit all of it at the end.
+
+        `created_by`: the uploading key, recorded on each call; `destinations`: where it may
+        call (a row it may not is rejected, destination-not-allowed)."""
         campaign = await self._store.get(campaign_id)
         if campaign["status"] == CampaignStatus.CANCELED.value:
             raise ValidationFailed("the campaign is canceled", code="campaign-canceled")
@@ -114,6 +129,7 @@ class CampaignService:
                 ring_timeout_s=campaign["ring_timeout_s"],
             ),
             await self._trunks.trunk_names(),
+            destinations,
         )
         voice = str(campaign["tts_voice"])
         window = (
@@ -124,7 +140,7 @@ class CampaignService:
         now = datetime.now(UTC)
         keys: dict[str, str] = {}
         report = IntakeReport()
-        async with self._store.intake(campaign) as intake:
+        async with self._store.intake(campaign, created_by) as intake:
             async for line, raw in rows:
                 if isinstance(raw, RowError):
                     report.reject(line, raw)
@@ -161,6 +177,7 @@ class CampaignService:
             duplicates=report.duplicates,
             rejected=report.rejected,
             renders=len(renders),
+            created_by=created_by,
         )
         return report
 

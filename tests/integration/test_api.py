@@ -26,9 +26,12 @@ def _count_calls(db: Db) -> int:
     return int(row["n"])
 
 
-async def test_health_reports_each_dependency(api_url: str) -> None:
+async def test_health_reports_each_dependency(api: httpx.AsyncClient, api_url: str) -> None:
+    """The checks are for a key with metrics:read (the bootstrap key here); anyone gets the status."""
     async with httpx.AsyncClient(base_url=api_url) as anonymous:
-        response = await anonymous.get("/health")
+        status_only = await anonymous.get("/health")
+    assert status_only.status_code == 200 and status_only.json() == {"status": "ok"}
+    response = await api.get("/health")
     assert response.status_code == 200, response.text
     checks = response.json()["checks"]
     assert checks["postgres"]["ok"] and checks["redis"]["ok"] and checks["asterisk"]["ok"]
@@ -36,7 +39,7 @@ async def test_health_reports_each_dependency(api_url: str) -> None:
     assert checks["dispatcher"]["running"] >= 1 and checks["workers"]["running"] >= 1
 
 
-async def test_health_reports_a_silent_dispatcher_as_degraded(api_url: str) -> None:
+async def test_health_reports_a_silent_dispatcher_as_degraded(api: httpx.AsyncClient, api_url: str) -> None:
     """Everything the API needs answers, but nothing would be dialed: the dispatcher is frozen
     (SIGSTOP) past its heartbeat. Health stays 200 (the API still takes calls: a load balancer
     must keep it) and says "degraded", naming the dispatcher; once it runs again, "ok"."""
@@ -45,12 +48,14 @@ async def test_health_reports_a_silent_dispatcher_as_degraded(api_url: str) -> N
     os.kill(pid, signal.SIGSTOP)
     try:
         await asyncio.sleep(11)
+        frozen = await api.get("/health")
         async with httpx.AsyncClient(base_url=api_url) as anonymous:
-            frozen = await anonymous.get("/health")
+            frozen_status = await anonymous.get("/health")
     finally:
         os.kill(pid, signal.SIGCONT)
     assert frozen.status_code == 200, frozen.text
     assert frozen.json()["status"] == "degraded" and frozen.json()["degraded"] == ["dispatcher"]
+    assert (frozen_status.status_code, frozen_status.json()) == (200, {"status": "degraded"})
     dispatcher = frozen.json()["checks"]["dispatcher"]
     assert not dispatcher["ok"] and "no dispatcher" in dispatcher["error"]
     deadline = time.monotonic() + 15
