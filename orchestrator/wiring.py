@@ -83,6 +83,8 @@ async def build_api(settings: Settings) -> web.Application:
             campaigns,
             campaign_store,
             settings.max_bulk_bytes,
+            settings.max_line_bytes,
+            settings.upload_idle_s,
         )
     )
 

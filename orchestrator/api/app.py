@@ -37,7 +37,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        if exc.status == 408:
+            response.force_close()  # the rest of a stalled body is not waited for on this connection
+        return response
     except SespclError as exc:
         return from_domain(exc)
     except web.HTTPException as exc:

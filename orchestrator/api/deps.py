@@ -23,8 +23,8 @@ class ApiDeps:
     campaigns: CampaignService
     campaign_store: CampaignStore
     max_bulk_bytes: int
+    max_line_bytes: int
+    upload_idle_s: float
 
-
-DEPS = web.AppKey("deps", ApiDeps)
 
 DEPS = web.AppKey("deps", ApiDeps)
