@@ -29,7 +29,7 @@ async def json_body(request: web.Request) -> Any:
         raise idle_error(exc) from exc
     try:
         return json_text.loads(raw)
-    except ValueError as exc:  # bad syntax or UTF-8, NaN, an integer of thousands of digits
+    except ValueError as exc:  # bad syntax or UTF-8, NaN, an integer of thousands of digits, depth
         raise ApiError(400, "malformed-json", f"the body is not valid JSON: {json_text.reason(exc)}") from exc
 
 
