@@ -17,8 +17,15 @@ jsonb) shallow, and refuses a few kilobytes of brackets before they cost anythin
 _STRING_BODY = rb'[^"\\]*+(?:\\.[^"\\]*+)*+'
 """The inside of a JSON string up to its closing quote (possessive: never backtracks)."""
 _STRING = rb'"' + _STRING_BODY + rb'"'
+_WS = rb"[ \t\r\n]*+"
+STRING_REST = re.compile(_STRING_BODY, re.DOTALL)
 RUN = re.compile(rb'(?:[^"\[\]{}]++|' + _STRING + rb")*+", re.DOTALL)
 """Everything up to the next bracket outside a string, or up to a string not closed yet."""
+RUN_TO_COMMA = re.compile(rb'(?:[^"\[\]{},]++|' + _STRING + rb")*+", re.DOTALL)
+"""As RUN, stopping at a comma too."""
+FLAT_ELEMENT = re.compile(_WS + rb'\{(?:[^"\[\]{}]++|' + _STRING + rb")*+\}" + _WS + rb"[,\]]", re.DOTALL)
+"""An object holding no array or object, with the white space around it and the comma or "]"
+after it."""
 OPENERS, CLOSERS = frozenset(b"[{"), frozenset(b"]}")
 QUOTE = ord('"')
 
@@ -58,7 +65,7 @@ def _too_deep(text: str | bytes) -> bool:
 
 
 def skip(pattern: re.Pattern[bytes], data: bytes | bytearray, pos: int) -> int:
-    """Where `pattern` (RUN: it matches the empty text too) stops, from `pos`."""
+    """Where `pattern` (one of the above: each matches the empty text too) stops, from `pos`."""
     match = pattern.match(data, pos)
     assert match is not None
     return match.end()
