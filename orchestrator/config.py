@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     """Largest request body /v1/calls accepts (413 above)."""
     max_bulk_bytes: int = 512 * 1024 * 1024
     """Largest bulk upload (/v1/campaigns/{id}/calls, /voice/bulk); it is streamed, not held."""
+    max_line_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Longest row of a bulk upload: an NDJSON or CSV line, or an element of a JSON array. One
+    longer refuses the whole upload (422): a reader holds at most this much of an unfinished row."""
+    upload_idle_s: float = Field(default=30.0, gt=0)
+    """How long a request body (a bulk upload or a single JSON body) may send nothing before it
+    is cut off with 408 `upload-idle`; nothing of it is stored."""
     max_uploads: int = Field(default=4, ge=1, le=64)
     """Bulk uploads each API process stores at once. Each holds a database connection of its
     own while its body streams in, apart from the pool every other request uses; one more waits

@@ -101,6 +101,8 @@ async def build_api(settings: Settings) -> web.Application:
             campaigns=campaigns,
             campaign_store=campaign_store,
             max_bulk_bytes=settings.max_bulk_bytes,
+            max_line_bytes=settings.max_line_bytes,
+            upload_idle_s=settings.upload_idle_s,
             rate_limiter=limiter,
             health_cache_s=settings.health_cache_s,
         )

@@ -34,14 +34,19 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+        response = error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+        if exc.status == 408:
+            response.force_close()  # the rest of a stalled body is not waited for on this connection
+        return response
     except SespclError as exc:
         return from_domain(exc)
     except web.HTTPException as exc:
         if exc.status == 404:
             return error_response(404, "no-such-route", f"no route {request.method} {request.path}")
-        if exc.status == 405:
-            return error_response(405, "method-not-allowed", f"{request.method} is not allowed here")
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            response = error_response(405, "method-not-allowed", f"{request.method} is not allowed here")
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
         raise
     except ConnectionResetError:
         # The client went away mid-request (an upload cut off): nobody to answer, and not a fault

@@ -10,10 +10,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator.api.access import principal
-from orchestrator.api.bulk_formats import READERS, BodyTooLarge, MalformedBody
+from orchestrator.api.body_stream import BodyIdle, BodyStream, BodyTooLarge
+from orchestrator.api.bulk_formats import READERS
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError
-from orchestrator.api.parsing import json_body, validation_error
+from orchestrator.api.framing import MalformedBody, RowTooLong
+from orchestrator.api.parsing import idle_error, json_body, validation_error
 from orchestrator.api.presenters import call_json, campaign_json
 from orchestrator.api.schemas import CampaignIn
 from orchestrator.domain.call import CallStatus
@@ -92,18 +94,26 @@ async def _intake(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
     deps = _deps(request)
     _check_bulk_request(request)
     reader = READERS[request.content_type]
-    limit = deps.max_bulk_bytes
+    body = BodyStream(request.content, most=deps.max_bulk_bytes, idle_s=deps.upload_idle_s)
     try:
         who = principal(request)
         report = await deps.campaigns.intake(
             campaign_id,
-            reader(request.content, limit),
+            reader(body, deps.max_line_bytes),
             created_by=who.name,
             destinations=who.destinations,
         )
     except BodyTooLarge as exc:
         raise ApiError(
-            413, "body-too-large", f"a bulk body may be at most {limit} bytes; nothing was stored"
+            413, "body-too-large", f"a bulk body may be at most {exc.most} bytes; nothing was stored"
+        ) from exc
+    except BodyIdle as exc:
+        raise idle_error(exc) from exc
+    except RowTooLong as exc:
+        raise ApiError(
+            422,
+            f"{exc.what}-too-long",
+            f"{exc} (SESPCL_MAX_LINE_BYTES); nothing was stored",
         ) from exc
     except MalformedBody as exc:
         raise ApiError(400, "malformed-body", f"{exc}; nothing was stored") from exc

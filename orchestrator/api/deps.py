@@ -25,6 +25,8 @@ class ApiDeps:
     campaigns: CampaignService
     campaign_store: CampaignStore
     max_bulk_bytes: int
+    max_line_bytes: int
+    upload_idle_s: float
     rate_limiter: RateLimiter | None = None
     """None: no key is rate limited (tests of handlers alone)."""
     health_cache_s: float = 1.0

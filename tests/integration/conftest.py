@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -83,6 +84,27 @@ async def wait_events(
         if time.monotonic() > deadline:
             pytest.fail(f"no '{last_type}' status event for {call_id} after {timeout} s: {events}")
         await asyncio.sleep(0.3)
+
+
+CAMPAIGN_TEMPLATE = "Hello {{name}}, your appointment is on {{day}}."
+
+
+def nanp_numbers(count: int) -> list[str]:
+    """Distinct valid NANP numbers (exchange 2xx-9xx), different on every call."""
+    start = uuid.uuid4().int % 5_000_000
+    return [f"+1415{200 + (start + i) // 10000 % 800:03d}{(start + i) % 10000:04d}" for i in range(count)]
+
+
+async def new_campaign(api: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
+    body = {
+        "name": f"test {uuid.uuid4().hex[:6]}",
+        "defaults": {"tts": {"text": CAMPAIGN_TEMPLATE}, "ring_timeout_s": 10},
+    }
+    body.update(extra)
+    response = await api.post("/v1/campaigns", json=body)
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"] == f"/v1/campaigns/{response.json()['id']}"
+    return dict(response.json())
 
 
 def call_body(

@@ -18,27 +18,7 @@ import httpx
 import psycopg
 
 from tests.integration.cli import carrier_trunk, sespcl
-from tests.integration.conftest import wait_final
-
-TEMPLATE = "Hello {{name}}, your appointment is on {{day}}."
-
-
-def _numbers(count: int) -> list[str]:
-    """Distinct valid NANP numbers (exchange 2xx-9xx), different on every call."""
-    start = uuid.uuid4().int % 5_000_000
-    return [f"+1415{200 + (start + i) // 10000 % 800:03d}{(start + i) % 10000:04d}" for i in range(count)]
-
-
-async def _campaign(api: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
-    body = {
-        "name": f"test {uuid.uuid4().hex[:6]}",
-        "defaults": {"tts": {"text": TEMPLATE}, "ring_timeout_s": 10},
-    }
-    body.update(extra)
-    response = await api.post("/v1/campaigns", json=body)
-    assert response.status_code == 201, response.text
-    assert response.headers["Location"] == f"/v1/campaigns/{response.json()['id']}"
-    return dict(response.json())
+from tests.integration.conftest import nanp_numbers, new_campaign, wait_final
 
 
 async def _upload(api: httpx.AsyncClient, campaign: str, content: bytes, ctype: str) -> httpx.Response:
@@ -58,8 +38,8 @@ async def _all_calls(api: httpx.AsyncClient, campaign: str, limit: int = 100) ->
 
 
 async def test_bulk_in_three_formats(api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]) -> None:
-    campaign = (await _campaign(api))["id"]
-    n = _numbers(9)
+    campaign = (await new_campaign(api))["id"]
+    n = nanp_numbers(9)
     array = json.dumps(
         [
             {"to": n[0], "name": "Ann", "day": "Monday"},
@@ -114,7 +94,7 @@ async def test_bulk_in_three_formats(api: httpx.AsyncClient, db: psycopg.Connect
 async def test_voice_bulk_creates_the_campaign(
     api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]
 ) -> None:
-    n = _numbers(3)
+    n = nanp_numbers(3)
     rows = "\n".join(json.dumps({"to": x, "first": "Sam"}) for x in n).encode()
     response = await api.post(
         "/voice/bulk",
@@ -151,8 +131,8 @@ async def test_voice_bulk_creates_the_campaign(
 async def test_pause_stops_dialing_and_resume_continues(
     api: httpx.AsyncClient, db: psycopg.Connection[dict[str, Any]]
 ) -> None:
-    campaign = (await _campaign(api, cps=2))["id"]
-    n = _numbers(10)
+    campaign = (await new_campaign(api, cps=2))["id"]
+    n = nanp_numbers(10)
     rows = "\n".join(json.dumps({"to": x, "name": "Pat", "day": "Monday"}) for x in n).encode()
     assert (await _upload(api, campaign, rows, "application/x-ndjson")).json()["accepted"] == 10
 
@@ -188,9 +168,9 @@ async def test_pause_stops_dialing_and_resume_continues(
 
 
 async def test_cancel_cancels_undialed_calls(api: httpx.AsyncClient) -> None:
-    campaign = (await _campaign(api))["id"]
+    campaign = (await new_campaign(api))["id"]
     assert (await api.post(f"/v1/campaigns/{campaign}/pause")).status_code == 200
-    rows = "\n".join(json.dumps({"to": x, "name": "Q", "day": "Monday"}) for x in _numbers(5)).encode()
+    rows = "\n".join(json.dumps({"to": x, "name": "Q", "day": "Monday"}) for x in nanp_numbers(5)).encode()
     assert (await _upload(api, campaign, rows, "application/x-ndjson")).json()["accepted"] == 5
     canceled = await api.post(f"/v1/campaigns/{campaign}/cancel")
     assert canceled.status_code == 200
@@ -234,10 +214,10 @@ def _raw_post(
 async def test_upload_cut_off_midway_stores_nothing(
     api: httpx.AsyncClient, api_url: str, api_key: str
 ) -> None:
-    campaign = (await _campaign(api))["id"]
+    campaign = (await new_campaign(api))["id"]
     await api.post(f"/v1/campaigns/{campaign}/pause")
     rows = "".join(
-        json.dumps({"to": x, "name": "R", "day": "Monday"}) + "\n" for x in _numbers(2000)
+        json.dumps({"to": x, "name": "R", "day": "Monday"}) + "\n" for x in nanp_numbers(2000)
     ).encode()
     half = rows[: len(rows) // 2]
     api_log = Path(os.environ["SESPCL_STATE_DIR"], "logs", "api.log")
@@ -266,7 +246,7 @@ async def test_upload_cut_off_midway_stores_nothing(
 
 
 async def test_body_above_the_limit_is_413(api: httpx.AsyncClient, api_url: str, api_key: str) -> None:
-    campaign = (await _campaign(api))["id"]
+    campaign = (await new_campaign(api))["id"]
     reply = await asyncio.to_thread(
         _raw_post,
         api_url,
@@ -283,15 +263,15 @@ async def test_body_above_the_limit_is_413(api: httpx.AsyncClient, api_url: str,
 
 
 async def test_wrong_media_type_is_415(api: httpx.AsyncClient) -> None:
-    campaign = (await _campaign(api))["id"]
+    campaign = (await new_campaign(api))["id"]
     response = await _upload(api, campaign, b"to\n+14155550123\n", "text/plain")
     assert response.status_code == 415
 
 
 async def test_keyset_pages_are_stable_under_inserts(api: httpx.AsyncClient) -> None:
-    campaign = (await _campaign(api))["id"]
+    campaign = (await new_campaign(api))["id"]
     await api.post(f"/v1/campaigns/{campaign}/pause")
-    n = _numbers(30)
+    n = nanp_numbers(30)
     first = "\n".join(json.dumps({"to": x, "name": "K", "day": "Monday"}) for x in n[:20]).encode()
     await _upload(api, campaign, first, "application/x-ndjson")
     page1 = (await api.get("/v1/calls", params={"campaign": campaign, "limit": "7"})).json()
@@ -344,12 +324,12 @@ async def test_a_big_campaign_does_not_starve_a_small_one(api: httpx.AsyncClient
     with carrier_trunk("t-fair", "127.0.30.8", "answer"):
         updated = await asyncio.to_thread(sespcl, "trunks", "update", "t-fair", "--cps", "4")
         assert updated.returncode == 0, updated.stderr
-        big = (await _campaign(api, defaults={"trunk": "t-fair", "tts": {"text": "Big."}}))["id"]
-        small = (await _campaign(api, defaults={"trunk": "t-fair", "tts": {"text": "Small."}}))["id"]
+        big = (await new_campaign(api, defaults={"trunk": "t-fair", "tts": {"text": "Big."}}))["id"]
+        small = (await new_campaign(api, defaults={"trunk": "t-fair", "tts": {"text": "Small."}}))["id"]
         for campaign in (big, small):  # both held until both are loaded: the claim decides the order
             await api.post(f"/v1/campaigns/{campaign}/pause")
-        rows_big = "\n".join(json.dumps({"to": x}) for x in _numbers(40)).encode()
-        rows_small = "\n".join(json.dumps({"to": x}) for x in _numbers(4)).encode()
+        rows_big = "\n".join(json.dumps({"to": x}) for x in nanp_numbers(40)).encode()
+        rows_small = "\n".join(json.dumps({"to": x}) for x in nanp_numbers(4)).encode()
         assert (await _upload(api, big, rows_big, "application/x-ndjson")).json()["accepted"] == 40
         assert (await _upload(api, small, rows_small, "application/x-ndjson")).json()["accepted"] == 4
         for campaign in (big, small):
@@ -367,9 +347,9 @@ async def test_uploads_beyond_the_limit_wait_then_get_503_and_never_starve_other
     """SESPCL_MAX_UPLOADS (4 on the test stack) slow uploads hold their own connections; a fifth
     is refused with 503 and Retry-After once it waited its turn, while single calls and the
     campaign reads are served as usual; the four then finish and store everything."""
-    campaign = (await _campaign(api))["id"]
+    campaign = (await new_campaign(api))["id"]
     await api.post(f"/v1/campaigns/{campaign}/pause")
-    numbers = _numbers(8)
+    numbers = nanp_numbers(8)
     release = asyncio.Event()
 
     async def slow_body(number: str) -> AsyncIterator[bytes]:

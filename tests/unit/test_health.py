@@ -56,6 +56,8 @@ def _deps(store: Store) -> ApiDeps:
         campaigns=cast(Any, None),
         campaign_store=cast(Any, None),
         max_bulk_bytes=1 << 20,
+        max_line_bytes=65536,
+        upload_idle_s=30.0,
     )
 
 

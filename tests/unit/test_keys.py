@@ -239,6 +239,8 @@ def _deps(keys: Keys, limiter: Limiter) -> ApiDeps:
         campaigns=stub,
         campaign_store=stub,
         max_bulk_bytes=1 << 20,
+        max_line_bytes=65536,
+        upload_idle_s=30.0,
         rate_limiter=cast(Any, limiter),
     )
 

@@ -113,6 +113,8 @@ def _stub_deps() -> ApiDeps:
         campaigns=cast(Any, _Stub()),
         campaign_store=cast(Any, _Stub()),
         max_bulk_bytes=1 << 20,
+        max_line_bytes=65536,
+        upload_idle_s=30.0,
     )
 
 

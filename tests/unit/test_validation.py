@@ -98,7 +98,16 @@ def test_idempotency_hash_follows_content() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['{"a": NaN}', '{"a": -Infinity}', '{"a": ' + "9" * 5000 + "}", b'{"a": "\xff"}', "{oops"],
+    [
+        '{"a": NaN}',
+        '{"a": -Infinity}',
+        '{"a": ' + "9" * 5000 + "}",
+        b'{"a": "\xff"}',
+        "{oops",
+        "[" * 100_000 + "]" * 100_000,
+        b'{"a": ' + b"[" * 32 + b"]" * 32 + b"}",
+        '{"a": ' + '{"b": ' * 40 + "1" + "}" * 41,
+    ],
 )
 def test_bodies_that_are_not_standard_json_are_value_errors(text: str | bytes) -> None:
     """Each becomes a 400 with the reason, never a server error (jsonb refuses NaN later)."""
@@ -151,3 +160,18 @@ def test_realtime_values_survive_asterisks_split_at_semicolons(text: str) -> Non
     assert ";" not in stored
     # what res_config_pgsql does: split at ';', then decode ^XX in each part
     assert [from_realtime_text(part) for part in stored.split(";")] == [text]
+
+
+def test_json_nested_up_to_the_bound_is_read() -> None:
+    import json
+
+    from orchestrator.api import json_text
+
+    value: object = "deepest"
+    for _ in range(json_text.MAX_DEPTH - 1):
+        value = [value]
+    text = json.dumps({"a": value})
+    assert text.count("[") + 1 == json_text.MAX_DEPTH
+    assert json_text.loads(text) == {"a": value}
+    with pytest.raises(ValueError, match="nested deeper"):
+        json_text.loads(json.dumps({"a": [value]}))
