@@ -14,6 +14,7 @@ from redis.client import Pipeline
 from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.worker_registration import register
 
 from orchestrator.supervision.heartbeat import beat
 
@@ -108,7 +109,11 @@ class WorkQueues:
 class HeartbeatWorker(SimpleWorker):
     """SimpleWorker (jobs run in this process: the database connection and the speech engine
     are reused, instead of a fork per job) that also touches a heartbeat file on each of RQ's own
-    heartbeats: between jobs, after each job, and every few seconds while it waits for one."""
+    heartbeats: between jobs, after each job, and every few seconds while it waits for one.
+
+    Each heartbeat also registers the worker again (two SADDs): RQ registers it at start only,
+    and a Redis that was flushed or restarted empty would list no worker at all (/health:
+    "no worker") while every worker still runs."""
 
     heartbeat_file: Path | None = None
 
@@ -116,3 +121,4 @@ class HeartbeatWorker(SimpleWorker):
         if self.heartbeat_file is not None:
             beat(self.heartbeat_file)
         super().heartbeat(timeout, pipeline)
+        register(self, pipeline)

@@ -432,6 +432,13 @@ async def test_redis_flushed_mid_batch(api: httpx.AsyncClient, db: Db, traced_tr
     print("fault report (Redis flushed twice):", report)
     assert report["non_final"] == 0 and report["final_statuses"] == {"completed": 200}
     assert report["invites_per_attempt_max"] == 1 and report["invites"] == 200
+    deadline = time.monotonic() + 15
+    while True:  # RQ registers a worker when it starts: each heartbeat registers it again
+        workers = (await api.get("/health")).json()["checks"]["workers"]
+        if workers["ok"]:
+            break
+        assert time.monotonic() < deadline, f"after the flush, /health still says {workers}"
+        await asyncio.sleep(0.5)
     await asyncio.sleep(6)  # lost event batches are noticed and sent again within seconds
     rows = db.execute(
         "SELECT a.id, (SELECT count(*) FROM call_events e "
