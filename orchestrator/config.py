@@ -107,8 +107,8 @@ class Settings(BaseSettings):
     """After a failed OriginateResponse, how long to wait for the Hangup that carries the cause."""
 
     db_upkeep_s: float = Field(default=15.0, ge=0)
-    """How often the dispatcher checks whether tables need VACUUM or ANALYZE; it acts only when
-    the server's autovacuum is off (0: never)."""
+    """How often `sespcl db upkeep` checks whether tables need VACUUM or ANALYZE; it acts only
+    when the server's autovacuum is off (0: never)."""
 
     heartbeat_file: Path | None = None
     """Where a dispatcher or worker touches its heartbeat, every `heartbeat_s`, from its own

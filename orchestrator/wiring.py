@@ -8,6 +8,8 @@ import re
 import signal
 import socket
 import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -184,28 +186,43 @@ async def run_dispatcher(settings: Settings) -> None:
         ),
         lambda row: node_reachable(row.ami_host, row.ami_port, row.ari_url),
     )
-    keeper = TableKeeper(TableUpkeepStore(settings.database_url, "sespcl-dispatcher"), settings.db_upkeep_s)
+    log.info("dispatcher.start")
+    try:
+        await _run_beating(settings, dispatcher.run(), dispatcher.stop)
+    finally:
+        await pool.close()
+        log.info("dispatcher.stopped")
+
+
+async def run_upkeep(settings: Settings) -> None:
+    """Table upkeep where the server's autovacuum is off. Its own process, as the schema's owner:
+    PostgreSQL 15 lets only a table's owner VACUUM it, and the dispatcher's role owns nothing."""
+    keeper = TableKeeper(TableUpkeepStore(settings.database_url, "sespcl-upkeep"), settings.db_upkeep_s)
+    log.info("upkeep.start", every_s=settings.db_upkeep_s)
+    await _run_beating(settings, keeper.run(), keeper.stop)
+    log.info("upkeep.stopped")
+
+
+async def _run_beating(
+    settings: Settings, work: Coroutine[Any, Any, None], stop_work: Callable[[], None]
+) -> None:
+    """`work` until SIGTERM or SIGINT (which call `stop_work`), beating the heartbeat file
+    meanwhile when there is one."""
     stopping = asyncio.Event()
 
     def stop() -> None:
-        dispatcher.stop()
-        keeper.stop()
+        stop_work()
         stopping.set()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
-    log.info("dispatcher.start")
-    try:
-        beats = (
-            [beat_forever(settings.heartbeat_file, settings.heartbeat_s, stopping)]
-            if settings.heartbeat_file is not None
-            else []
-        )
-        await asyncio.gather(dispatcher.run(), keeper.run(), *beats)
-    finally:
-        await pool.close()
-        log.info("dispatcher.stopped")
+    beats = (
+        [beat_forever(settings.heartbeat_file, settings.heartbeat_s, stopping)]
+        if settings.heartbeat_file is not None
+        else []
+    )
+    await asyncio.gather(work, *beats)
 
 
 HEARTBEAT_WORKER_TTL_S = 18

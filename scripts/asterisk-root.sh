@@ -36,8 +36,18 @@ add_missing_packages() {
         || { tail -n 30 "${ROOT}.build.log" >&2; die "adding packages to $ROOT failed (log: ${ROOT}.build.log)"; }
 }
 
+# The root's asterisk user must share neither its uid nor its gid with a host account: the nodes
+# see the host's /proc, and through /proc/<pid>/root a process reaches every file its uid may
+# open on the host (Debian's package made uid 101, the host's postgres: PostgreSQL's data).
+root_id() { awk -F: -v n=asterisk '$1 == n { print $3 }' "$ROOT/etc/$1"; }
+ids_shared() {
+    local uid gid
+    uid="$(root_id passwd)" gid="$(root_id group)"
+    [[ -n $uid ]] && { getent passwd "$uid" >/dev/null || getent group "$gid" >/dev/null; }
+}
+
 # Fast path: nothing to do.
-if complete "$ROOT"; then
+if complete "$ROOT" && ! ids_shared; then
     exit 0
 fi
 
@@ -63,18 +73,38 @@ safe_remove() {
     rm -rf --one-file-system -- "$dir"
 }
 
+# Give the root's asterisk user and group an id no host account has (files follow, in the
+# root only: whatever is mounted into it is left alone).
+separate_ids() {
+    local uid gid new m prune=()
+    uid="$(root_id passwd)" gid="$(root_id group)"
+    for new in $(seq 64100 64999); do
+        getent passwd "$new" >/dev/null || getent group "$new" >/dev/null && continue
+        awk -F: -v i="$new" '$3 == i { found = 1 } END { exit !found }' "$ROOT/etc/passwd" "$ROOT/etc/group" && continue
+        break
+    done
+    log "moving the root's asterisk user from uid $uid, gid $gid (host accounts have them) to $new"
+    chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin groupmod -g "$new" asterisk
+    chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin usermod -u "$new" -g "$new" asterisk
+    for m in $(mounts_under "$ROOT"); do prune+=(-path "$m" -prune -o); done
+    find "$ROOT" "${prune[@]}" -uid "$uid" -exec chown -h "$new" {} +
+    find "$ROOT" "${prune[@]}" -gid "$gid" -exec chgrp -h "$new" {} +
+}
+
 mkdir -p "$(dirname "$ROOT")"
 exec 9>"${ROOT}.lock"
 log "waiting for lock ${ROOT}.lock"
 flock 9
 # Another process may have built it while we waited.
 if complete "$ROOT"; then
+    if ids_shared; then separate_ids; fi
     log "root at $ROOT is ready"
     exit 0
 fi
 if has_asterisk "$ROOT"; then
     add_missing_packages
     complete "$ROOT" || die "$ROOT still lacks part of ${PACKAGES[*]}"
+    if ids_shared; then separate_ids; fi
     exit 0
 fi
 
@@ -125,4 +155,5 @@ umount "$TMP/proc"
 complete "$TMP" || die "build finished but $TMP has no usr/sbin/asterisk or chan_pjsip.so"
 mv -T -- "$TMP" "$ROOT"
 trap - EXIT
+if ids_shared; then separate_ids; fi
 log "root ready at $ROOT in $((SECONDS - start)) s ($(chroot "$ROOT" dpkg-query -W -f='${Version}' asterisk 2>/dev/null || echo '?'))"

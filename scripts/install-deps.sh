@@ -29,7 +29,11 @@ done
 # pyttsx3 loads libespeak-ng through ctypes; the venv module ships separately on Debian.
 [[ -e /usr/lib/x86_64-linux-gnu/libespeak-ng.so.1 || -e /usr/lib/aarch64-linux-gnu/libespeak-ng.so.1 ]] \
     || missing+=(libespeak-ng1)
-python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# Debian's own interpreter: the services run as an unprivileged user, who may not reach one
+# installed under a home directory (pyenv's under /root).
+PYTHON=/usr/bin/python3
+[[ -x $PYTHON ]] || missing+=(python3)
+[[ -x $PYTHON ]] && "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     log "installing Debian packages: ${missing[*]}"
@@ -38,12 +42,17 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The venv is rebuilt only when the requirements change (a stamp holds their hash).
+# The venv is rebuilt only when the requirements change (a stamp holds their hash), and made
+# again when it was made from another interpreter.
 stamp="$VENV/.sespcl-requirements"
 want="$(cat "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [[ -x $VENV/bin/python && "$(readlink -f "$VENV/bin/python")" != "$(readlink -f "$PYTHON")" ]]; then
+    log "the Python environment in $VENV was made from another interpreter: making it again"
+    rm -rf -- "$VENV"
+fi
 if [[ ! -x $VENV/bin/python || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
     log "preparing the Python environment in $VENV"
-    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+    [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
     pip_log="$(mktemp)"
     if ! { "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/requirements-dev.txt" \
            && "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$REPO"; } >"$pip_log" 2>&1; then

@@ -32,6 +32,9 @@ CARRIERS=("demo 127.0.20.1 answer" "busy 127.0.20.2 busy" "noanswer 127.0.20.3 n
           "unavailable 127.0.20.4 unavailable")
 TRUNKS=("demo 127.0.20.1" "busy 127.0.20.2" "noanswer 127.0.20.3" "unavailable 127.0.20.4"
         "unreachable 127.0.20.5")
+# The API, dispatcher and workers run as this unprivileged system user (made if missing): they
+# need no root. The nodes start as root only to chroot, and Asterisk drops to its own user.
+SERVICE_USER="${SESPCL_SERVICE_USER:-sespcl}"
 SUPERVISOR_CONF="$STATE/supervisord.conf"
 SUPERVISOR_SOCK="$STATE/supervisor.sock"
 SUPERVISORCTL=("$VENV/bin/supervisorctl" -c "$SUPERVISOR_CONF")
@@ -173,6 +176,7 @@ write_supervisor_conf() {
     # supervisord starts with an empty environment: each program gets what it needs and no other
     # process's secrets, plus the SESPCL_* settings of this shell (SESPCL_MAX_CALL_S, …).
     local common="PATH=$(env_value "$PATH"),LANG=\"C.UTF-8\",REDIS_URL=$(env_value "$REDIS_URL"),SESPCL_LOG_JSON=\"true\""
+    local service="HOME=$(env_value "$STATE/run"),USER=$(env_value "$SERVICE_USER")"
     common+=",SESPCL_AUDIO_DIR=$(env_value "$SESPCL_AUDIO_DIR")$(settings_from_shell)"
     {
         cat <<CONF
@@ -215,17 +219,22 @@ CONF
             checks+=(--check "node-n$n=ami:$addr:5038")
         done
         program api "$VENV/bin/sespcl serve" \
-            "DATABASE_URL=$(env_value "$(role_url sespcl_api "$SESPCL_DB_API_PASSWORD")"),$common,SESPCL_API_KEY=$(env_value "$SESPCL_API_KEY")" \
-            8 api "priority=200"
+            "DATABASE_URL=$(env_value "$(role_url sespcl_api "$SESPCL_DB_API_PASSWORD")"),$common,$service,SESPCL_API_KEY=$(env_value "$SESPCL_API_KEY")" \
+            8 api "priority=200" "user=$SERVICE_USER"
         checks+=(--check "api=$SESPCL_API_URL/health/live")
         program dispatcher "$VENV/bin/sespcl dispatcher" \
-            "DATABASE_URL=$(env_value "$(role_url sespcl_dispatcher "$SESPCL_DB_DISPATCHER_PASSWORD")"),$common,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/dispatcher.beat")" \
-            8 dispatcher "priority=200"
+            "DATABASE_URL=$(env_value "$(role_url sespcl_dispatcher "$SESPCL_DB_DISPATCHER_PASSWORD")"),$common,$service,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/dispatcher.beat")" \
+            8 dispatcher "priority=200" "user=$SERVICE_USER"
         checks+=(--check "dispatcher=file:$STATE/run/dispatcher.beat")
         program worker "$VENV/bin/sespcl worker" \
-            "DATABASE_URL=$(env_value "$(role_url sespcl_worker "$SESPCL_DB_WORKER_PASSWORD")"),$common,SESPCL_HEARTBEAT_FILE=\"$STATE/run/worker-%(process_num)d.beat\"" \
-            8 "worker-%(process_num)d" "priority=200" "numprocs=$WORKER_COUNT" "numprocs_start=1" "process_name=%(program_name)s-%(process_num)d"
+            "DATABASE_URL=$(env_value "$(role_url sespcl_worker "$SESPCL_DB_WORKER_PASSWORD")"),$common,$service,SESPCL_HEARTBEAT_FILE=\"$STATE/run/worker-%(process_num)d.beat\"" \
+            8 "worker-%(process_num)d" "priority=200" "user=$SERVICE_USER" "numprocs=$WORKER_COUNT" "numprocs_start=1" "process_name=%(program_name)s-%(process_num)d"
         for ((n = 1; n <= WORKER_COUNT; n++)); do checks+=(--check "worker:worker-$n=file:$STATE/run/worker-$n.beat"); done
+        # VACUUM/ANALYZE where autovacuum is off: only a table's owner may, so it holds the owner's role.
+        program upkeep "$VENV/bin/sespcl db upkeep" \
+            "DATABASE_URL=$(env_value "$DATABASE_URL"),$common,$service,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/upkeep.beat")" \
+            8 upkeep "priority=200" "user=$SERVICE_USER"
+        checks+=(--check "upkeep=file:$STATE/run/upkeep.beat")
         program watchdog "$VENV/bin/sespcl watchdog --supervisor-socket $SUPERVISOR_SOCK ${checks[*]}" \
             "$common" 8 watchdog "priority=300"
     } >"$SUPERVISOR_CONF.tmp"
@@ -245,6 +254,18 @@ settings_from_shell() {
     done
 }
 
+# The services' user, the audio directory it writes prompts into (Asterisk reads them), and its
+# run directory (heartbeats, HOME). Files rendered earlier by root stay readable and replaceable.
+ensure_service_user() {
+    if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
+        log "adding the system user $SERVICE_USER (the API, dispatcher and workers run as it)"
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
+    fi
+    install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0755 "$SESPCL_AUDIO_DIR"
+    install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0750 "$STATE/run"
+    chown "$SERVICE_USER:" "$SESPCL_AUDIO_DIR" "$STATE/run" "$STATE"/run/*.beat 2>/dev/null || true
+}
+
 supervisor_running() { [[ -S $SUPERVISOR_SOCK ]] && "${SUPERVISORCTL[@]}" pid >/dev/null 2>&1; }
 
 start_supervisor() {
@@ -254,7 +275,7 @@ start_supervisor() {
         "${SUPERVISORCTL[@]}" update >/dev/null
         "${SUPERVISORCTL[@]}" start all >/dev/null || true
     else
-        log "starting supervisord (API, dispatcher, $WORKER_COUNT workers, $NODE_COUNT nodes, watchdog)"
+        log "starting supervisord (API, dispatcher, $WORKER_COUNT workers, upkeep, $NODE_COUNT nodes, watchdog)"
         rm -f "$SUPERVISOR_SOCK"
         env -i PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 "$VENV/bin/supervisord" -c "$SUPERVISOR_CONF" \
             || die "supervisord did not start; see $STATE/logs/supervisord.log"
@@ -290,7 +311,7 @@ up() {
     load_env
     ensure_postgres
     ensure_redis
-    mkdir -p "$SESPCL_AUDIO_DIR"
+    ensure_service_user
     "$VENV/bin/sespcl" db migrate >/dev/null
     bash "$REPO/scripts/asterisk-root.sh"
     # The nodes read trunks from the same database (PJSIP realtime), as their own role.
@@ -354,7 +375,7 @@ down() {
 restart() {
     load_env
     supervisor_running || die "the stack is not up (make up)"
-    "${SUPERVISORCTL[@]}" restart api dispatcher "worker:*" >/dev/null
+    "${SUPERVISORCTL[@]}" restart api dispatcher "worker:*" upkeep watchdog >/dev/null
     wait_healthy
 }
 

@@ -168,6 +168,18 @@ def migrate() -> None:
     click.echo("schema up to date")
 
 
+@db.command()
+def upkeep() -> None:
+    """Run table upkeep: VACUUM and ANALYZE the tables that need it whenever the server's
+    autovacuum is off (every SESPCL_DB_UPKEEP_S). Runs as the schema's owner (DATABASE_URL):
+    only a table's owner may VACUUM it."""
+    from orchestrator.wiring import run_upkeep
+
+    _setup()
+    with _one_line_errors():
+        asyncio_run(run_upkeep(get_settings()))
+
+
 @db.command("prune-cdr")
 @click.option(
     "--older-than-days",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +51,11 @@ def test_the_api_answers_every_generated_request_without_a_server_error(
     report = result.stdout[-12000:] + result.stderr[-2000:]
     print(f"fuzz report (seed {seed}):\n{report}")
     assert result.returncode == 0, f"schemathesis found failures (seed {seed}):\n{report}"
-    assert f"Selected: {operations}/{operations}" in result.stdout, "every operation is fuzzed"
-    assert f"Tested: {operations}" in result.stdout
+    selected = re.search(r"Selected: (\d+)/(\d+)", result.stdout)
+    tested = re.search(r"Tested: (\d+)", result.stdout)
+    assert selected and tested, "schemathesis's summary names what it tested"
+    # every operation but the schema's own GET /openapi.json, which schemathesis loads, not fuzzes
+    assert int(selected[1]) == int(selected[2]) == int(tested[1]) == operations - 1, selected[0]
 
     live = httpx.get(f"{api_url}/health/live", timeout=2)
     health = httpx.get(f"{api_url}/health", timeout=5)

@@ -186,3 +186,33 @@ def test_the_owner_owns_every_table(db: Db) -> None:
     ).fetchall()
     assert others == []
     assert db.execute("SELECT current_user AS u").fetchone() == {"u": "sespcl_owner"}
+
+
+def test_no_service_process_runs_as_root() -> None:
+    """The API, dispatcher and workers run as an unprivileged user; each node's Asterisk drops to
+    its own once it has bound its ports."""
+    import subprocess
+    from pathlib import Path
+
+    found: dict[str, list[int]] = {}
+    for command in ("serve", "dispatcher", "worker"):
+        listed = subprocess.run(["pgrep", "-f", f"bin/sespcl {command}"], capture_output=True, text=True)
+        pids = [int(p) for p in listed.stdout.split()]
+        found[command] = [
+            p for p in pids if b"python" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]
+        ]
+    state = Path(os.environ["SESPCL_STATE_DIR"])
+    found["asterisk"] = [int((state / f"asterisk-{node}.pid").read_text()) for node in ("n1", "n2")]
+    assert all(found.values()), found
+    def uids(pid: int) -> set[int]:  # real, effective, saved and filesystem
+        line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("Uid:"))
+        return {int(uid) for uid in line.split()[1:]}
+
+    owners = {name: set().union(*(uids(pid) for pid in pids)) for name, pids in found.items()}
+    assert all(0 not in ids for ids in owners.values()), owners
+    # A node sees the host's /proc: its uid must open none of the host's files (postgres' data).
+    import pwd
+
+    for uid in owners["asterisk"]:
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)

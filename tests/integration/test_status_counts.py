@@ -4,6 +4,7 @@ table at every scrape. They must equal a real count, whatever wrote the calls.""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -87,7 +88,8 @@ async def test_kept_counts_equal_a_count_of_the_calls_table(api: httpx.AsyncClie
 
 @pytest.fixture
 def scratch_db() -> Iterator[str]:
-    url = _env("DATABASE_URL")
+    # making a database takes a superuser (the stack's roles may not)
+    url = os.environ.get("SESPCL_DATABASE_ADMIN_URL") or _env("DATABASE_URL")
     name = f"sespcl_counts_{uuid.uuid4().hex[:8]}"
     admin_url = make_conninfo(url, dbname=conninfo_to_dict(url).get("dbname", "postgres"))
     with psycopg.connect(admin_url, autocommit=True) as admin:

@@ -1,4 +1,5 @@
-"""On a server whose autovacuum is off, the running dispatcher vacuums tables that need it."""
+"""On a server whose autovacuum is off, the stack's upkeep process (`sespcl db upkeep`, as the schema's
+owner) vacuums tables that need it."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ import pytest
 Db = psycopg.Connection[dict[str, Any]]
 
 
-def test_dispatcher_vacuums_a_table_full_of_dead_rows_when_autovacuum_is_off(db: Db) -> None:
+def test_upkeep_vacuums_a_table_full_of_dead_rows_when_autovacuum_is_off(db: Db) -> None:
     if db.execute("SELECT current_setting('autovacuum') AS v").fetchone()["v"] == "on":  # type: ignore[index]
-        pytest.skip("this server's autovacuum is on: the dispatcher rightly leaves upkeep to it")
+        pytest.skip("this server's autovacuum is on: upkeep rightly leaves the tables to it")
     table = f"upkeep_probe_{uuid.uuid4().hex[:8]}"
     db.execute(f"CREATE TABLE {table} (n int)")
     try:
         db.execute(f"INSERT INTO {table} SELECT generate_series(1, 500)")
         db.execute(f"DELETE FROM {table}")  # 500 dead rows, none live: past autovacuum's rule
-        deadline = time.monotonic() + 60  # the dispatcher looks every 15 s
+        deadline = time.monotonic() + 60  # upkeep looks every 15 s
         row: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             row = db.execute(

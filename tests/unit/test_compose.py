@@ -11,7 +11,7 @@ import yaml
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 INTERPOLATION = re.compile(r"\$\{([A-Z_]+)(:?[-?+][^}]*)?\}")
-ROLES = {"migrate": "sespcl_owner", "admin": "sespcl_owner", "api": "sespcl_api",
+ROLES = {"migrate": "sespcl_owner", "admin": "sespcl_owner", "upkeep": "sespcl_owner", "api": "sespcl_api",
          "dispatcher": "sespcl_dispatcher", "worker": "sespcl_worker"}  # fmt: skip
 
 
@@ -55,7 +55,7 @@ def test_redis_requires_its_password_and_every_client_gives_it() -> None:
 
 
 def test_every_long_running_service_has_a_liveness_healthcheck() -> None:
-    for name in ("api", "dispatcher", "worker", "postgres", "redis"):
+    for name in ("api", "dispatcher", "worker", "upkeep", "postgres", "redis"):
         check = _services()[name]["healthcheck"]
         assert not check.get("disable") and check["test"], name
     assert _services()["dispatcher"]["healthcheck"]["test"] == ["CMD", "sespcl", "alive"]
