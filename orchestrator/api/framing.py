@@ -98,7 +98,7 @@ class LineSplitter:
 
 
 _BEFORE, _INSIDE, _AFTER = range(3)
-_WS = re.compile(rb"[ \t\r\n]*+")
+_WS = re.compile(rb"[ \t\r\n]*")
 
 
 class ArraySplitter:

@@ -14,16 +14,21 @@ MAX_DEPTH = 32
 needs more than a few; the bound keeps every recursive step after parsing (validation, hashing,
 jsonb) shallow, and refuses a few kilobytes of brackets before they cost anything."""
 
-_STRING_BODY = rb'[^"\\]*+(?:\\.[^"\\]*+)*+'
-"""The inside of a JSON string up to its closing quote (possessive: never backtracks)."""
+# No possessive quantifiers (*+, ++): Python 3.11 before 3.11.5 matches some of them wrongly,
+# and Debian 12's is 3.11.2. Each pattern below is written so that backtracking
+# cannot help it: RUN, RUN_TO_COMMA, STRING_REST and the white space have nothing after their
+# repetition (the first, longest match stands), and FLAT_ELEMENT's loop takes one byte at a
+# time, never one a bracket or a quote, so giving bytes back fails at once: linear either way.
+_STRING_BODY = rb'[^"\\]*(?:\\.[^"\\]*)*'
+"""The inside of a JSON string up to its closing quote."""
 _STRING = rb'"' + _STRING_BODY + rb'"'
-_WS = rb"[ \t\r\n]*+"
+_WS = rb"[ \t\r\n]*"
 STRING_REST = re.compile(_STRING_BODY, re.DOTALL)
-RUN = re.compile(rb'(?:[^"\[\]{}]++|' + _STRING + rb")*+", re.DOTALL)
+RUN = re.compile(rb'(?:[^"\[\]{}]+|' + _STRING + rb")*", re.DOTALL)
 """Everything up to the next bracket outside a string, or up to a string not closed yet."""
-RUN_TO_COMMA = re.compile(rb'(?:[^"\[\]{},]++|' + _STRING + rb")*+", re.DOTALL)
+RUN_TO_COMMA = re.compile(rb'(?:[^"\[\]{},]+|' + _STRING + rb")*", re.DOTALL)
 """As RUN, stopping at a comma too."""
-FLAT_ELEMENT = re.compile(_WS + rb'\{(?:[^"\[\]{}]++|' + _STRING + rb")*+\}" + _WS + rb"[,\]]", re.DOTALL)
+FLAT_ELEMENT = re.compile(_WS + rb'\{(?:[^"\[\]{}]|' + _STRING + rb")*\}" + _WS + rb"[,\]]", re.DOTALL)
 """An object holding no array or object, with the white space around it and the comma or "]"
 after it."""
 OPENERS, CLOSERS = frozenset(b"[{"), frozenset(b"]}")
