@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -14,6 +15,16 @@ EventCallback = Callable[[str, str, dict[str, str]], None]
 """(node name, event name, fields)"""
 StateCallback = Callable[[str, bool], None]
 """(node name, up)"""
+
+
+class Unsent(Enum):
+    """Why attempts known never dialed go back to the queue: the store words it in the call's
+    history."""
+
+    NOT_SENT = "not sent"
+    """Claimed, never sent: a mark that failed, a stop, a node not connected, an adoption."""
+    REFUSED = "refused"
+    """The node made no channel for it: nothing was dialed."""
 
 
 class DialNode(Protocol):
@@ -55,9 +66,7 @@ class DispatchRepository(Protocol):
 
     async def mark_sending(self, attempt_ids: list[UUID]) -> Marked: ...
 
-    async def requeue_unsent(self, attempt_ids: list[UUID]) -> list[dict[str, Any]]: ...
-
-    async def requeue_refused(self, attempt_ids: list[UUID]) -> list[dict[str, Any]]: ...
+    async def requeue_unsent(self, attempt_ids: list[UUID], why: Unsent) -> list[dict[str, Any]]: ...
 
     async def requeue_stray(self, older_than_s: float) -> list[dict[str, Any]]: ...
 

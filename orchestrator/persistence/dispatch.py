@@ -12,6 +12,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, Defer, Expire, dial_decision
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.pacing import trim_to_room
+from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import (
@@ -33,6 +34,7 @@ _REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
 _STRAY_REASON = "queued again: its claim was stored but its dispatcher never heard back"
 _REFUSED_REASON = "queued again: the node made no channel for it (nothing was dialed)"
 _DRAINED_REASON = "queued again: its node was drained before it was dialed"
+_UNSENT_REASONS = {Unsent.NOT_SENT: _REQUEUED_REASON, Unsent.REFUSED: _REFUSED_REASON}
 _REQUEUE_TEMPLATE = """
     WITH unsent AS (
         SELECT a.id, a.call_id, a.number FROM call_attempts a JOIN calls c ON c.id = a.call_id
@@ -357,21 +359,15 @@ class DispatchStore:
                 requeued = tuple(await cur.fetchall())
             return Marked(sent, requeued)
 
-    async def requeue_unsent(self, attempt_ids: list[UUID]) -> list[Row]:
+    async def requeue_unsent(self, attempt_ids: list[UUID], why: Unsent) -> list[Row]:
         """Attempts of this dispatcher that it knows were never sent (the caller's word: its own
-        claims whose mark failed, or adopted ones never marked): removed, and their calls queued
-        again (canceled instead if a cancel came meanwhile), the attempt not counted.
+        claims whose mark failed, or adopted ones never marked, or those a node made no channel
+        for): removed, and their calls queued again (canceled instead if a cancel came
+        meanwhile), the attempt not counted. `why` words the reason in the call's history.
         Returns (call_id, attempt_id, status) for each call put back."""
         if not attempt_ids:
             return []
-        return await self._requeue(_REQUEUE_UNSENT_SQL, _REQUEUED_REASON, ids=attempt_ids)
-
-    async def requeue_refused(self, attempt_ids: list[UUID]) -> list[Row]:
-        """Attempts a node refused to make a channel for: nothing was dialed. As `requeue_unsent`,
-        with that reason."""
-        if not attempt_ids:
-            return []
-        return await self._requeue(_REQUEUE_UNSENT_SQL, _REFUSED_REASON, ids=attempt_ids)
+        return await self._requeue(_REQUEUE_UNSENT_SQL, _UNSENT_REASONS[why], ids=attempt_ids)
 
     async def requeue_stray(self, older_than_s: float) -> list[Row]:
         """This dispatcher's attempts never marked sent and older than `older_than_s`: claims it

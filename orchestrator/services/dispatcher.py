@@ -22,7 +22,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import NodeNotConnected, OriginateRequest
 from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, TokenBucket, plan_nodes, total_room
-from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector
+from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink, NodeConnector, Unsent
 from orchestrator.domain.records import Claim, NodeRow, StoredStatus
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.batches import OrderedBatches
@@ -150,11 +150,12 @@ class Dispatcher:
         self._transitions: OrderedBatches[Transition] = OrderedBatches(limit=500)
         self._events: list[dict[str, Any]] = []
         self._event_uids = event_uids()
-        self._unsent: set[UUID] = set()  # claimed, not marked sent (the mark failed): to requeue
+        self._unsent: dict[UUID, Unsent] = {}
+        """Attempts known never dialed (a mark that failed, a node that made no channel): to
+        requeue, each with why."""
         self._refused: dict[UUID, tuple[int, float]] = {}
         """Calls a node refused to make a channel for (nothing dialed): how many times, and since
         when (monotonic)."""
-        self._unsent_refused: set[UUID] = set()  # their attempts, to requeue as `_unsent`
         self._bucket = TokenBucket(settings.cps, now=time.monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -195,7 +196,7 @@ class Dispatcher:
             await asyncio.gather(*loops)
         finally:
             await self._store_what_is_left()
-            if self._unsent or self._unsent_refused:
+            if self._unsent:
                 try:  # claims a stop kept from being sent; else the next dispatcher's adoption does it
                     await self._requeue_own_unsent()
                 except Exception:
@@ -491,7 +492,7 @@ class Dispatcher:
                 await asyncio.sleep(max(0.0, started + n * spacing_s - time.monotonic()))
             if self._stopping.is_set():
                 # Never marked sent: known unsent, back to the queue.
-                self._unsent.update(c.attempt_id for c in group)
+                self._unsent.update(dict.fromkeys((c.attempt_id for c in group), Unsent.NOT_SENT))
                 continue
             await self._send_group(group)
 
@@ -502,7 +503,7 @@ class Dispatcher:
             marked = await self._store.mark_sending([c.attempt_id for c in claims])
         except Exception:
             log.exception("dispatch.mark_sending_failed", count=len(claims))
-            self._unsent.update(c.attempt_id for c in claims)
+            self._unsent.update(dict.fromkeys((c.attempt_id for c in claims), Unsent.NOT_SENT))
             return
         self._note_requeued(list(marked.requeued))
         mine = marked.sent
@@ -562,7 +563,7 @@ class Dispatcher:
             self._unacknowledged(key)
             self._attempts.pop(key, None)
             self._started.pop(key, None)
-            self._unsent.add(claim.attempt_id)
+            self._unsent[claim.attempt_id] = Unsent.NOT_SENT
             return
         except Exception as exc:
             self._unacknowledged(key)
@@ -618,7 +619,7 @@ class Dispatcher:
             self._pacers[claim.node].on_refused(time.monotonic())
         self._attempts.pop(key, None)
         self._started.pop(key, None)
-        self._unsent_refused.add(claim.attempt_id)
+        self._unsent[claim.attempt_id] = Unsent.REFUSED
 
     # ---- events from Asterisk ---------------------------------------------------------------
 
@@ -798,7 +799,7 @@ class Dispatcher:
                 self._spawn(self._reconcile_adopted(name, RECONCILE_MIN_AGE_S - age + 1.0))
         if unsent:
             # Ours now, so the periodic retry may requeue them if this fails: they are known unsent.
-            self._unsent.update(unsent)
+            self._unsent.update(dict.fromkeys(unsent, Unsent.NOT_SENT))
             await self._requeue_own_unsent()
 
     async def _requeue_own_unsent(self) -> None:
@@ -806,14 +807,12 @@ class Dispatcher:
         mark failed, whether or not it reached the database; adopted ones never marked): back
         to the queue. Retried every few seconds until it succeeds. Then any it owns but does not
         know of (a claim that raised after its COMMIT landed)."""
-        if self._unsent:
-            ids = list(self._unsent)
-            self._note_requeued(await self._store.requeue_unsent(ids))
-            self._unsent.difference_update(ids)
-        if self._unsent_refused:
-            ids = list(self._unsent_refused)
-            self._note_requeued(await self._store.requeue_refused(ids))
-            self._unsent_refused.difference_update(ids)
+        for why in Unsent:
+            ids = [attempt for attempt, reason in self._unsent.items() if reason is why]
+            if ids:
+                self._note_requeued(await self._store.requeue_unsent(ids, why))
+                for attempt in ids:
+                    self._unsent.pop(attempt, None)
         self._note_requeued(await self._store.requeue_stray(STRAY_AFTER_S))
 
     def _note_requeued(self, rows: list[dict[str, Any]]) -> None:

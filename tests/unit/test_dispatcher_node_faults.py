@@ -16,6 +16,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
 from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import NodePacer
+from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import Claim
 from orchestrator.services.dispatcher import (
     CHANNEL_EXPECTED_AFTER_S,
@@ -104,7 +105,7 @@ async def test_an_originate_refused_before_it_was_sent_is_queued_again_not_faile
     pacer.on_sent(1, time.monotonic())
     dispatcher._unacked[key] = ("n1", time.monotonic())
     await dispatcher._originate(claim)
-    assert claim.attempt_id in dispatcher._unsent, "handed to the requeue, which puts it back"
+    assert dispatcher._unsent.get(claim.attempt_id) is Unsent.NOT_SENT, "handed to the requeue"
     assert key not in dispatcher._attempts and key not in dispatcher._started
     assert pacer.outstanding == 0, "its in-flight slot is freed, not held until forgotten (10 s)"
     assert len(dispatcher._transitions) == 0, "no status stored for it: it was never dialed"
@@ -225,7 +226,7 @@ async def test_a_call_the_node_made_no_channel_for_is_queued_again_and_the_node_
         attempt = dataclasses.replace(claim, attempt_id=uuid.uuid4())  # each claim is a new attempt
         pacer = _dialing(dispatcher, attempt)
         await dispatcher._originate(attempt)
-        assert attempt.attempt_id in dispatcher._unsent_refused, "back to the queue: nothing was dialed"
+        assert dispatcher._unsent.get(attempt.attempt_id) is Unsent.REFUSED, "queued: nothing dialed"
         assert str(attempt.attempt_id) not in dispatcher._attempts
         assert len(dispatcher._transitions) == 0, "not failed"
         assert dispatcher._refused[claim.call_id][0] == refusal, "the call's refusals are counted"
@@ -237,7 +238,7 @@ async def test_a_call_the_node_made_no_channel_for_is_queued_again_and_the_node_
     last = dataclasses.replace(claim, attempt_id=uuid.uuid4())
     _dialing(dispatcher, last)
     await dispatcher._originate(last)
-    assert last.attempt_id not in dispatcher._unsent_refused
+    assert last.attempt_id not in dispatcher._unsent
     [failed] = dispatcher._transitions.drain()
     assert failed.status is CallStatus.FAILED and failed.attempt_id == last.attempt_id
     assert failed.ending is not None and failed.ending.reason == REFUSED_REASON
@@ -254,7 +255,7 @@ async def test_a_failed_originate_after_its_channel_was_made_is_not_a_refusal() 
     await dispatcher._originate(claim)
     [failed] = dispatcher._transitions.drain()
     assert failed.status is CallStatus.FAILED, "a channel was made: something may have been dialed"
-    assert not dispatcher._unsent_refused and pacer.state(time.monotonic()).refusals == 0
+    assert not dispatcher._unsent and pacer.state(time.monotonic()).refusals == 0
 
 
 def test_a_node_back_with_another_start_time_lost_every_call_it_carried() -> None:

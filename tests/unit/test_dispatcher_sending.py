@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
 from orchestrator.domain.pacing import NodeLoad
+from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import Claim, Marked
 from orchestrator.services.dispatcher import SEND_GROUPS, SEND_SPREAD
 from tests.unit.test_dispatcher_node_faults import _claim, _dispatcher
@@ -78,4 +79,5 @@ async def test_a_stop_during_the_spread_keeps_the_rest_unsent_for_the_queue() ->
     await poll
     sent = {uuid.UUID(key) for key in node.sent}
     assert len(store.marked) == 1 and set(store.marked[0][1]) == sent
-    assert dispatcher._unsent == {c.attempt_id for c in claims} - sent, "the rest go back to the queue"
+    rest = {c.attempt_id for c in claims} - sent
+    assert dispatcher._unsent == dict.fromkeys(rest, Unsent.NOT_SENT), "the rest go back to the queue"
