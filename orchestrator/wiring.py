@@ -37,7 +37,7 @@ from orchestrator.queueing import WorkQueues
 from orchestrator.rate_limit import connect as rate_limiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
-from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
+from orchestrator.services.dispatch import Dispatcher, DispatchSettings
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
 from orchestrator.speech import available_voices

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from orchestrator.services.dispatcher import event_uids
+from orchestrator.services.dispatch import event_uids
 
 
 def test_event_uids_are_unique_version_4_uuids() -> None:

@@ -5,79 +5,67 @@ the rest). Fake ports; the real thing is in the integration tests and bench/disp
 from __future__ import annotations
 
 import asyncio
-import time
+import dataclasses
 import uuid
-from typing import Any
 
-from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
-from orchestrator.domain.pacing import NodeLoad
+from orchestrator.domain.pacing import PacerSettings
 from orchestrator.domain.ports import Unsent
-from orchestrator.domain.records import Claim, Marked
-from orchestrator.services.dispatcher import SEND_GROUPS, SEND_SPREAD
-from tests.unit.test_dispatcher_node_faults import _claim, _dispatcher
+from orchestrator.domain.records import Claim
+from orchestrator.services.dispatch import SEND_GROUPS, SEND_SPREAD, Dispatcher
+from tests.unit.fakes import SETTINGS, FakeClock, FakeNode, FakeStore, make_claim, make_dispatcher, settle
+
+FAST_NODE = dataclasses.replace(SETTINGS, pacer=PacerSettings(initial_rate=500.0))
+"""Paced fast enough from the start to take a whole poll's claims."""
 
 
-class RecordingNode:
-    driver = "ami"
-    version = None
-    boot_id: str | None = None
-    up = True
-
-    def __init__(self) -> None:
-        self.sent: dict[str, float] = {}
-
-    async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
-        self.sent[request.attempt_id] = time.monotonic()
-        return OriginateOutcome(True, 4)
-
-
-class ClaimingStore:
-    def __init__(self, claims: list[Claim]) -> None:
-        self._claims = claims
-        self.marked: list[tuple[float, list[uuid.UUID]]] = []
-
-    async def claim(self, plan: list[str]) -> list[Claim]:
-        return self._claims[: len(plan)]
-
-    async def mark_sending(self, attempt_ids: list[uuid.UUID]) -> Marked:
-        self.marked.append((time.monotonic(), attempt_ids))
-        return Marked(frozenset(attempt_ids))
-
-
-def _polling(claims: list[Claim]) -> tuple[Any, ClaimingStore, RecordingNode]:
-    store = ClaimingStore(claims)
-    dispatcher = _dispatcher(store)
-    node = RecordingNode()
-    dispatcher._nodes["n1"] = node  # type: ignore[assignment]
-    dispatcher._loads = lambda now: [NodeLoad("n1", 0, 1000, True, False)]  # type: ignore[method-assign]
-    return dispatcher, store, node
+def _polling(claims: list[Claim]) -> tuple[Dispatcher, FakeStore, FakeNode, FakeClock]:
+    clock = FakeClock()
+    store = FakeStore(claims=claims, clock=clock)
+    node = FakeNode("n1", clock=clock)
+    return make_dispatcher(store, clock=clock, settings=FAST_NODE, nodes=(node,)), store, node, clock
 
 
 async def test_a_polls_claims_go_out_in_groups_spread_over_the_poll() -> None:
-    claims = [_claim("n1") for _ in range(12)]
-    dispatcher, store, node = _polling(claims)
-    started = time.monotonic()
-    await dispatcher._claim_and_dial()
-    await asyncio.sleep(0.05)  # the last group's originate tasks
-    spacing = dispatcher._settings.poll_s * SEND_SPREAD / SEND_GROUPS
+    claims = [make_claim("n1") for _ in range(12)]
+    dispatcher, store, node, clock = _polling(claims)
+    started = clock.monotonic()
+    poll = asyncio.ensure_future(dispatcher.sender.claim_and_dial())
+    await clock.advance(FAST_NODE.poll_s)
+    await poll
+    await settle()  # the last group's originate tasks
+    spacing = FAST_NODE.poll_s * SEND_SPREAD / SEND_GROUPS
     assert len(store.marked) > 1, "not all at once"
     assert [len(ids) for _, ids in store.marked] == [12 // SEND_GROUPS] * SEND_GROUPS
     marks = [at for at, _ in store.marked] + [float("inf")]
     for n, (marked_at, ids) in enumerate(store.marked):
-        assert marked_at - started >= n * spacing - 0.005, f"group {n} went out early"
+        assert marked_at - started >= n * spacing - 1e-9, f"group {n} went out early"
         # Marked sent just before its Originates, which go before the next group is marked.
         assert all(marked_at <= node.sent[str(i)] < marks[n + 1] for i in ids)
     assert sorted(node.sent) == sorted(str(c.attempt_id) for c in claims), "each claim sent once"
 
 
 async def test_a_stop_during_the_spread_keeps_the_rest_unsent_for_the_queue() -> None:
-    claims = [_claim("n1") for _ in range(8)]
-    dispatcher, store, node = _polling(claims)
-    poll = asyncio.ensure_future(dispatcher._claim_and_dial())
-    await asyncio.sleep(0.01)  # the first group is out
+    claims = [make_claim("n1") for _ in range(8)]
+    dispatcher, store, node, clock = _polling(claims)
+    poll = asyncio.ensure_future(dispatcher.sender.claim_and_dial())
+    await clock.advance(0.01)  # the first group is out
     dispatcher.stop()
+    await clock.advance(FAST_NODE.poll_s)
     await poll
     sent = {uuid.UUID(key) for key in node.sent}
     assert len(store.marked) == 1 and set(store.marked[0][1]) == sent
     rest = {c.attempt_id for c in claims} - sent
-    assert dispatcher._unsent == dict.fromkeys(rest, Unsent.NOT_SENT), "the rest go back to the queue"
+    assert all(dispatcher.unsent.why(a) is Unsent.NOT_SENT for a in rest), "the rest go back to the queue"
+    assert len(dispatcher.unsent) == len(rest), "and only they"
+
+
+async def test_the_unsent_go_back_not_sent_first_then_refused_then_strays() -> None:
+    """One store method, the reason as its argument, in the order the twin methods ran."""
+    dispatcher, store, _, _ = _polling([])
+    not_sent, refused = uuid.uuid4(), uuid.uuid4()
+    dispatcher.unsent.add([refused], Unsent.REFUSED)
+    dispatcher.unsent.add([not_sent], Unsent.NOT_SENT)
+    await dispatcher.unsent.requeue()
+    assert [why for why, _ in store.requeued] == ["NOT_SENT", "REFUSED", "stray"]
+    assert store.requeued[:2] == [("NOT_SENT", [not_sent]), ("REFUSED", [refused])]
+    assert len(dispatcher.unsent) == 0, "each is requeued once"

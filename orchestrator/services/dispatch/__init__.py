@@ -1,0 +1,56 @@
+"""The dispatcher and its parts (see dispatcher.py for how they fit together)."""
+
+from orchestrator.services.dispatch.clock import Clock, SystemClock
+from orchestrator.services.dispatch.dispatcher import Dispatcher, Loop
+from orchestrator.services.dispatch.events import EventRecorder, event_uids
+from orchestrator.services.dispatch.settings import (
+    ADOPT_EVERY_S,
+    APPLY_GATHER_S,
+    CHANNEL_EXPECTED_AFTER_S,
+    EXPIRE_EVERY_S,
+    FOLD_COUNTS_EVERY_S,
+    HEARTBEAT_S,
+    ORPHAN_AFTER_S,
+    OUTBOX_CHECK_S,
+    PING_FAILURES_DOWN,
+    PING_TIMEOUT_S,
+    RECONCILE_MIN_AGE_S,
+    REFUSED_FOR_AT_MOST_S,
+    REFUSED_REASON,
+    REFUSED_TRACKED_MAX,
+    RENDER_SWEEP_S,
+    RING_END_MARGIN_S,
+    SEND_GROUPS,
+    SEND_SPREAD,
+    STRAY_AFTER_S,
+    DispatchSettings,
+)
+
+__all__ = [
+    "ADOPT_EVERY_S",
+    "APPLY_GATHER_S",
+    "CHANNEL_EXPECTED_AFTER_S",
+    "EXPIRE_EVERY_S",
+    "FOLD_COUNTS_EVERY_S",
+    "HEARTBEAT_S",
+    "ORPHAN_AFTER_S",
+    "OUTBOX_CHECK_S",
+    "PING_FAILURES_DOWN",
+    "PING_TIMEOUT_S",
+    "RECONCILE_MIN_AGE_S",
+    "REFUSED_FOR_AT_MOST_S",
+    "REFUSED_REASON",
+    "REFUSED_TRACKED_MAX",
+    "RENDER_SWEEP_S",
+    "RING_END_MARGIN_S",
+    "SEND_GROUPS",
+    "SEND_SPREAD",
+    "STRAY_AFTER_S",
+    "Clock",
+    "DispatchSettings",
+    "Dispatcher",
+    "EventRecorder",
+    "Loop",
+    "SystemClock",
+    "event_uids",
+]

@@ -1,0 +1,77 @@
+"""Status transitions on their way to PostgreSQL: queued in order, stored in gathered batches,
+and once stored, an attempt that ended is forgotten."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from orchestrator.domain.attempt import Transition
+from orchestrator.domain.ports import DispatchRepository
+from orchestrator.domain.records import StoredStatus
+from orchestrator.services.batches import OrderedBatches
+from orchestrator.services.dispatch.clock import Clock
+from orchestrator.services.dispatch.live import LiveAttempts
+from orchestrator.services.dispatch.settings import APPLY_BATCH_MAX, APPLY_GATHER_S
+from orchestrator.services.dispatch.tasks import Background
+
+log = structlog.get_logger(__name__)
+
+RETRY_APPLY_AFTER_S = 1.0
+
+
+class Transitions:
+    def __init__(
+        self, store: DispatchRepository, live: LiveAttempts, clock: Clock, background: Background
+    ) -> None:
+        self._store = store
+        self._live = live
+        self._clock = clock
+        self._background = background
+        self._queue: OrderedBatches[Transition] = OrderedBatches(limit=APPLY_BATCH_MAX)
+
+    def push(self, transition: Transition | None) -> None:
+        """A state's answer to what happened: None when it changed nothing."""
+        if transition is not None:
+            self._queue.put(transition)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def drain(self) -> list[Transition]:
+        """Everything queued, in order, taken out without storing it."""
+        return self._queue.drain()
+
+    async def run(self) -> None:
+        """Until the stop: each batch gathered is stored in one transaction, whatever its size."""
+        while not self._background.stopped:
+            batch = await self._queue.take(wait_s=0.5, gather_s=APPLY_GATHER_S)
+            if batch and not await self._store_batch(batch):
+                self._queue.put_back(batch)  # first next turn: a call's statuses stay in order
+                await self._clock.sleep(RETRY_APPLY_AFTER_S)
+
+    async def store_what_is_left(self) -> None:
+        """At a clean stop: the transitions still queued are stored now, not left for the next
+        dispatcher to work out again from the nodes (which a CDR-less end cannot always tell)."""
+        left = self._queue.drain()
+        for start in range(0, len(left), APPLY_BATCH_MAX):
+            if not await self._store_batch(left[start : start + APPLY_BATCH_MAX], stopping=True):
+                return
+
+    async def _store_batch(self, batch: list[Transition], **log_fields: Any) -> bool:
+        try:
+            outcomes = await self._store.apply(batch)
+        except Exception:
+            log.exception("dispatcher.apply_failed", count=len(batch), **log_fields)
+            return False
+        for transition, stored in zip(batch, outcomes):
+            self._after(transition, stored)
+        return True
+
+    def _after(self, t: Transition, stored: StoredStatus | None) -> None:
+        key = str(t.attempt_id)
+        if stored is not None:  # its `status` event was stored with it
+            log.info("call.status", call_id=str(t.call_id), attempt_id=key, status=stored.status.value)
+        if t.status.is_final:
+            self._live.forget(key)

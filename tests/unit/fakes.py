@@ -1,0 +1,286 @@
+"""Fakes of the dispatcher's ports and clock, shared by its unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orchestrator.domain.attempt import AttemptState, Transition
+from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.ports import Unsent
+from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
+from orchestrator.services.dispatch import Dispatcher, DispatchSettings
+
+SETTLE_TURNS = 20
+"""Loop turns that let woken tasks run until they wait again: the fakes never wait on I/O."""
+
+
+class FakeClock:
+    """Time that moves only when a test says so. `sleep` waits for `advance` to pass its end:
+    a step that sleeps 2 s takes no time in the test, and its order with other sleepers holds."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._mono = start
+        self._wall = datetime(2026, 12, 1, 12, 0, tzinfo=UTC) - timedelta(seconds=start)
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def now(self) -> datetime:
+        return self._wall + timedelta(seconds=self._mono)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._mono + seconds, next(self._order), woken))
+        await woken
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on by `seconds`, waking each sleeper at its time, in order."""
+        until = self._mono + seconds
+        await settle()
+        while self._sleepers and self._sleepers[0][0] <= until:
+            at, _, woken = heapq.heappop(self._sleepers)
+            self._mono = max(self._mono, at)
+            if not woken.done():
+                woken.set_result(None)
+            await settle()
+        self._mono = until
+        await settle()
+
+
+async def settle() -> None:
+    for _ in range(SETTLE_TURNS):
+        await asyncio.sleep(0)
+
+
+async def eventually(condition: Callable[[], object], within_s: float = 2.0) -> None:
+    """Wait (real time) until `condition()` holds: for work done in threads or real tasks."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
+
+
+ANSWERED = OriginateOutcome(True, 4)
+
+
+class FakeNode:
+    """A DialNode that answers at once: `outcome` to every Originate (or NodeNotConnected when
+    not `connected`), `channels` to a listing; a hangup that hangs never returns."""
+
+    version: str | None = None
+
+    def __init__(
+        self,
+        name: str = "n1",
+        *,
+        connected: bool = True,
+        hangup_hangs: bool = False,
+        outcome: OriginateOutcome = ANSWERED,
+        driver: str = "ami",
+        clock: FakeClock | None = None,
+    ) -> None:
+        self.name = name
+        self.driver = driver
+        self.boot_id: str | None = None
+        self.up = True
+        self.channels: dict[str, str] = {}
+        self.hung_up: list[str] = []
+        self.sent: dict[str, float] = {}
+        """Attempt id → when its Originate came (the clock's monotonic time)."""
+        self.closed = False
+        self._connected = connected
+        self._hangup_hangs = hangup_hangs
+        self._outcome = outcome
+        self._clock = clock
+
+    def connect(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
+        if not self._connected:
+            raise NodeNotConnected(f"node {self.name} is not connected")
+        self.sent[request.attempt_id] = self._clock.monotonic() if self._clock is not None else 0.0
+        return self._outcome
+
+    async def hangup(self, channel: str, cause: int = 16) -> None:
+        if self._hangup_hangs:
+            await asyncio.Event().wait()
+        self.hung_up.append(channel)
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        return self.up
+
+    async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
+        return dict(self.channels)
+
+
+class FakeStore:
+    """A DispatchRepository in memory: `claims` handed out in plan order, `cancel` as the calls
+    whose cancel was asked for, every CDR `cdr`; what the dispatcher asked is kept in the lists."""
+
+    def __init__(
+        self,
+        *,
+        claims: list[Claim] | None = None,
+        cancel: list[uuid.UUID] | None = None,
+        cdr: str | None = None,
+        clock: FakeClock | None = None,
+    ) -> None:
+        self._claims = claims or []
+        self._cancel = cancel or []
+        self._cdr = cdr
+        self._clock = clock
+        self.marked: list[tuple[float, list[uuid.UUID]]] = []
+        self.requeued: list[tuple[str, Any]] = []
+        self.applied: list[Transition] = []
+        self.heartbeats = 0
+        self.retired = False
+
+    async def nodes(self) -> list[NodeRow]:
+        return []
+
+    async def mark_node(
+        self, name: str, *, up: bool, version: str | None = None, pace_cps: float | None = None
+    ) -> None:
+        pass
+
+    async def claim(self, node_plan: list[str]) -> list[Claim]:
+        return self._claims[: len(node_plan)]
+
+    async def mark_sending(self, attempt_ids: list[uuid.UUID]) -> Marked:
+        self.marked.append((self._clock.monotonic() if self._clock is not None else 0.0, attempt_ids))
+        return Marked(frozenset(attempt_ids))
+
+    async def requeue_unsent(self, attempt_ids: list[uuid.UUID], why: Unsent) -> list[dict[str, Any]]:
+        self.requeued.append((why.name, sorted(attempt_ids)))
+        return []
+
+    async def requeue_stray(self, older_than_s: float) -> list[dict[str, Any]]:
+        self.requeued.append(("stray", older_than_s))
+        return []
+
+    async def apply(self, transitions: list[Transition]) -> list[StoredStatus | None]:
+        self.applied.extend(transitions)
+        return [StoredStatus(t.status) for t in transitions]
+
+    async def heartbeat(self, host: str, pid: int) -> None:
+        self.heartbeats += 1
+
+    async def retire(self) -> None:
+        self.retired = True
+
+    async def adopt_orphans(
+        self, stale_after_s: float, dead_here: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return []
+
+    async def dispatchers_on(self, host: str) -> list[tuple[str, int]]:
+        return []
+
+    async def cancel_requests(self) -> list[uuid.UUID]:
+        return self._cancel
+
+    async def stale_renders(self, older_than_s: float) -> list[str]:
+        return []
+
+    async def expire_due(self) -> int:
+        return 0
+
+    async def fold_status_counts(self) -> int:
+        return 0
+
+    async def record_events(self, batch: list[dict[str, Any]]) -> int:
+        return len(batch)
+
+    async def cdr_dispositions(self, attempt_ids: list[str]) -> dict[str, str]:
+        return {key: self._cdr for key in attempt_ids} if self._cdr else {}
+
+
+class FakeSink:
+    """An EventSink whose jobs are all recorded at once."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+
+    def enqueue_events(self, batch: list[dict[str, Any]]) -> str:
+        self.batches.append(list(batch))
+        return f"job-{len(self.batches)}"
+
+    def batch_state(self, job_id: str) -> str:
+        return "done"
+
+    def requeue_lost_renders(self, audio_hashes: list[str]) -> int:
+        return 0
+
+
+SETTINGS = DispatchSettings(
+    poll_s=0.2,
+    batch=50,
+    cps=100,
+    max_call_s=600,
+    finalize_grace_s=30,
+    originate_failure_wait_s=0.0,
+    events_flush_s=1.0,
+    events_batch_max=1000,
+)
+
+
+def make_dispatcher(
+    store: FakeStore | None = None,
+    *,
+    clock: FakeClock | None = None,
+    settings: DispatchSettings = SETTINGS,
+    nodes: tuple[FakeNode, ...] = (),
+    sink: FakeSink | None = None,
+) -> Dispatcher:
+    """A dispatcher on fake ports, its `nodes` connected (a row each, as the nodes table has them)."""
+
+    async def reachable(_: NodeRow) -> bool:
+        return True
+
+    def no_connections(row: NodeRow, *callbacks: Any) -> FakeNode:
+        raise AssertionError(f"unexpected connection to {row.name}")
+
+    dispatcher = Dispatcher(
+        store or FakeStore(), no_connections, sink or FakeSink(), settings, reachable, clock or FakeClock()
+    )
+    for node in nodes:
+        dispatcher.nodes.add(node_row(node.name, driver=node.driver), node)
+    return dispatcher
+
+
+def node_row(name: str, *, max_channels: int = 1000, driver: str = "ami") -> NodeRow:
+    return NodeRow(name, "127.0.0.1", 5038, "u", "s", max_channels, drained=False, driver=driver)
+
+
+def make_claim(node: str, *, claimed_at: datetime | None = None) -> Claim:
+    return Claim(
+        call_id=uuid.uuid4(),
+        attempt_id=uuid.uuid4(),
+        attempt_number=1,
+        node=node,
+        to="+14155550100",
+        from_=None,
+        trunk="demo",
+        audio_path="/var/lib/sespcl/audio/x",
+        ring_timeout_s=30,
+        claimed_at=claimed_at or datetime.now(UTC),
+    )
+
+
+def state_of(claim: Claim, **fields: Any) -> AttemptState:
+    return AttemptState(claim.attempt_id, claim.call_id, claim.node, **fields)
