@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.dialing import OriginateRequest
+from orchestrator.domain.records import Claim, NodeRow
 
 
 def originate_request(**overrides: Any) -> OriginateRequest:
@@ -20,3 +24,27 @@ def originate_request(**overrides: Any) -> OriginateRequest:
     )
     fields.update(overrides)
     return OriginateRequest(**fields)
+
+
+def node_row(name: str, *, max_channels: int = 1000, driver: str = "ami") -> NodeRow:
+    return NodeRow(name, "127.0.0.1", 5038, "u", "s", max_channels, drained=False, driver=driver)
+
+
+def make_claim(node: str) -> Claim:
+    return Claim(
+        call_id=uuid.uuid4(),
+        attempt_id=uuid.uuid4(),
+        attempt_number=1,
+        node=node,
+        to="+14155550100",
+        from_=None,
+        trunk="demo",
+        audio_path="/var/lib/sespcl/audio/x",
+        ring_timeout_s=30,
+        claimed_at=datetime.now(UTC),
+    )
+
+
+def state_of(claim: Claim, **fields: Any) -> AttemptState:
+    """The state of `claim`'s attempt, as the dispatcher follows it."""
+    return AttemptState(claim.attempt_id, claim.call_id, claim.node, **fields)

@@ -1,4 +1,5 @@
-"""Fakes of the dispatcher's ports and clock, shared by its unit tests."""
+"""Fakes of the dispatcher's ports and clock, shared by its unit tests; `make_dispatcher` builds
+one on them."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orchestrator.domain.attempt import AttemptState, Transition
+from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
 from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
+from tests.unit.factories import node_row
 
 SETTLE_TURNS = 20
 """Loop turns that let woken tasks run until they wait again: the fakes never wait on I/O."""
@@ -261,26 +263,3 @@ def make_dispatcher(
     for node in nodes:
         dispatcher.nodes.add(node_row(node.name, driver=node.driver), node)
     return dispatcher
-
-
-def node_row(name: str, *, max_channels: int = 1000, driver: str = "ami") -> NodeRow:
-    return NodeRow(name, "127.0.0.1", 5038, "u", "s", max_channels, drained=False, driver=driver)
-
-
-def make_claim(node: str, *, claimed_at: datetime | None = None) -> Claim:
-    return Claim(
-        call_id=uuid.uuid4(),
-        attempt_id=uuid.uuid4(),
-        attempt_number=1,
-        node=node,
-        to="+14155550100",
-        from_=None,
-        trunk="demo",
-        audio_path="/var/lib/sespcl/audio/x",
-        ring_timeout_s=30,
-        claimed_at=claimed_at or datetime.now(UTC),
-    )
-
-
-def state_of(claim: Claim, **fields: Any) -> AttemptState:
-    return AttemptState(claim.attempt_id, claim.call_id, claim.node, **fields)

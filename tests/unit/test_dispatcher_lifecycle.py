@@ -10,7 +10,8 @@ import uuid
 from structlog.testing import capture_logs
 
 from orchestrator.domain.ports import Unsent
-from tests.unit.fakes import FakeSink, FakeStore, eventually, make_claim, make_dispatcher, state_of
+from tests.unit.factories import make_claim, state_of
+from tests.unit.fakes import FakeSink, FakeStore, eventually, make_dispatcher
 
 
 async def test_a_stop_hands_on_what_the_dispatcher_holds_then_retires() -> None:

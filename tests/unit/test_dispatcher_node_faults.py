@@ -21,15 +21,8 @@ from orchestrator.services.dispatch import (
     REFUSED_REASON,
     Dispatcher,
 )
-from tests.unit.fakes import (
-    FakeClock,
-    FakeNode,
-    FakeStore,
-    eventually,
-    make_claim,
-    make_dispatcher,
-    state_of,
-)
+from tests.unit.factories import make_claim, state_of
+from tests.unit.fakes import FakeClock, FakeNode, FakeStore, eventually, make_dispatcher
 
 
 def _dialing(dispatcher: Dispatcher, claim: Claim) -> NodePacer:

@@ -12,7 +12,8 @@ from orchestrator.domain.pacing import PacerSettings
 from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import Claim
 from orchestrator.services.dispatch import SEND_GROUPS, SEND_SPREAD, Dispatcher
-from tests.unit.fakes import SETTINGS, FakeClock, FakeNode, FakeStore, make_claim, make_dispatcher, settle
+from tests.unit.factories import make_claim
+from tests.unit.fakes import SETTINGS, FakeClock, FakeNode, FakeStore, make_dispatcher, settle
 
 FAST_NODE = dataclasses.replace(SETTINGS, pacer=PacerSettings(initial_rate=500.0))
 """Paced fast enough from the start to take a whole poll's claims."""
