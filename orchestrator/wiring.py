@@ -19,7 +19,7 @@ from orchestrator.api.app import create_app
 from orchestrator.api.deps import ApiDeps
 from orchestrator.asterisk.ami import AmiNode
 from orchestrator.asterisk.ari import AriNode
-from orchestrator.asterisk.probe import node_reachable
+from orchestrator.asterisk.probe import ami_banner, node_reachable
 from orchestrator.config import Settings
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
@@ -31,6 +31,7 @@ from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import open_pool
 from orchestrator.persistence.dispatch import DispatchStore
+from orchestrator.persistence.farm import FarmStore
 from orchestrator.persistence.keys import KeyStore
 from orchestrator.persistence.maintenance import TableUpkeepStore
 from orchestrator.queueing import WorkQueues
@@ -38,6 +39,7 @@ from orchestrator.rate_limit import connect as rate_limiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
+from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
 from orchestrator.speech import available_voices
@@ -99,6 +101,7 @@ async def build_api(settings: Settings) -> web.Application:
             store=store,
             queues=queues,
             keys=keys,
+            health=HealthChecks(FarmStore(pool), queues, banner=ami_banner, cache_s=settings.health_cache_s),
             max_body_bytes=settings.max_body_bytes,
             campaigns=campaigns,
             campaign_store=campaign_store,
@@ -106,7 +109,6 @@ async def build_api(settings: Settings) -> web.Application:
             max_line_bytes=settings.max_line_bytes,
             upload_idle_s=settings.upload_idle_s,
             rate_limiter=limiter,
-            health_cache_s=settings.health_cache_s,
         )
     )
 

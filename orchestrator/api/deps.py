@@ -12,6 +12,7 @@ from orchestrator.queueing import WorkQueues
 from orchestrator.rate_limit import RateLimiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
+from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
 
 
@@ -21,6 +22,7 @@ class ApiDeps:
     store: CallStore
     queues: WorkQueues
     keys: Authenticator
+    health: HealthChecks
     max_body_bytes: int
     campaigns: CampaignService
     campaign_store: CampaignStore
@@ -29,7 +31,6 @@ class ApiDeps:
     upload_idle_s: float
     rate_limiter: RateLimiter | None = None
     """None: no key is rate limited (tests of handlers alone)."""
-    health_cache_s: float = 1.0
 
 
 DEPS = web.AppKey("deps", ApiDeps)

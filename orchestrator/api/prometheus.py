@@ -22,7 +22,6 @@ from prometheus_client import (
 )
 
 from orchestrator.api.deps import DEPS
-from orchestrator.api.health import HEALTH
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -88,6 +87,6 @@ async def metrics(request: web.Request) -> web.Response:
         "Times this API process ran /health's checks (at most once a second)",
         registry=farm,
     )
-    health_runs.inc(request.app[HEALTH].runs)
+    health_runs.inc(deps.health.runs)
     body = generate_latest(request.app[REQUESTS_KEY]) + generate_latest(farm)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

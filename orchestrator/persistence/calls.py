@@ -257,16 +257,3 @@ class CallStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute("SELECT name, pace_cps FROM nodes WHERE pace_cps IS NOT NULL")
             return {str(r["name"]): float(r["pace_cps"]) for r in await cur.fetchall()}
-
-    async def health_snapshot(self, silent_after_s: float) -> Row:
-        """What /health reads from PostgreSQL, on one connection: live dispatchers (heartbeat
-        younger than `silent_after_s`) and the nodes to probe."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) AS n FROM dispatchers "
-                "WHERE heartbeat_at > now() - make_interval(secs => %s)",
-                (silent_after_s,),
-            )
-            row = await cur.fetchone()
-            cur = await conn.execute("SELECT name, ami_host, ami_port, drained FROM nodes ORDER BY name")
-            return {"dispatchers": int(row["n"]) if row else 0, "nodes": await cur.fetchall()}

@@ -27,6 +27,7 @@ from orchestrator.domain.keys import (
     parse_scopes,
 )
 from orchestrator.services.keys import TOUCH_EVERY_S, Authenticator, Unauthenticated
+from tests.unit.api_fakes import api_deps
 
 BOOTSTRAP_KEY = "b" * 32
 
@@ -174,14 +175,9 @@ class Limiter:
         return 3 if name in self.over else None
 
 
-class _Stub:
+def _reached(name: str) -> Exception:
     """Any service or store: every awaited method answers 418."""
-
-    def __getattr__(self, name: str) -> Any:
-        async def method(*args: Any, **kwargs: Any) -> Any:
-            raise ApiError(418, "reached", name)
-
-        return method
+    return ApiError(418, "reached", name)
 
 
 class _SyncStub:
@@ -229,18 +225,10 @@ def test_every_route_has_its_scope() -> None:
 
 
 def _deps(keys: Keys, limiter: Limiter) -> ApiDeps:
-    stub = cast(Any, _Stub())
-    return ApiDeps(
-        calls=stub,
-        store=stub,
-        queues=cast(Any, _SyncStub()),
+    return api_deps(
+        _reached,
         keys=_authenticator(keys, Clock()),
-        max_body_bytes=65536,
-        campaigns=stub,
-        campaign_store=stub,
-        max_bulk_bytes=1 << 20,
-        max_line_bytes=65536,
-        upload_idle_s=30.0,
+        queues=cast(Any, _SyncStub()),
         rate_limiter=cast(Any, limiter),
     )
 
