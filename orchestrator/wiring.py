@@ -42,6 +42,7 @@ from orchestrator.services.dispatcher import Dispatcher, DispatchSettings
 from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
+from orchestrator.services.metrics import FarmMetrics
 from orchestrator.speech import available_voices
 from orchestrator.supervision.heartbeat import beat_forever
 
@@ -95,13 +96,13 @@ async def build_api(settings: Settings) -> web.Application:
         cache_s=settings.key_cache_s,
     )
     limiter = rate_limiter(settings.redis_url, settings.rate_limit_timeout_s)
+    farm = FarmStore(pool)
     app = create_app(
         ApiDeps(
             calls=service,
-            store=store,
-            queues=queues,
             keys=keys,
-            health=HealthChecks(FarmStore(pool), queues, banner=ami_banner, cache_s=settings.health_cache_s),
+            health=HealthChecks(farm, queues, banner=ami_banner, cache_s=settings.health_cache_s),
+            metrics=FarmMetrics(farm, queues),
             max_body_bytes=settings.max_body_bytes,
             campaigns=campaigns,
             campaign_store=campaign_store,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from uuid import UUID
@@ -16,7 +15,7 @@ from orchestrator.api.access import auth_middleware, principal
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
 from orchestrator.api.parsing import json_body, validation_error
-from orchestrator.api.presenters import call_json, event_json
+from orchestrator.api.presenters import call_json, event_json, farm_json
 from orchestrator.api.schemas import CallIn
 from orchestrator.domain.errors import SespclError
 
@@ -126,25 +125,7 @@ async def cancel_call(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    by_status, waiting, per_node, depths, pace = await asyncio.gather(
-        deps.store.counts_by_status(),
-        deps.store.dialable_now(),
-        deps.store.live_calls_per_node(),
-        asyncio.to_thread(deps.queues.depths),
-        deps.store.dial_pace(),
-    )
-    return web.json_response(
-        {
-            "calls_by_status": by_status,
-            "queue_depths": {"dialable": waiting, **depths},
-            "live_calls_per_node": per_node,
-            # The calls that could go now, at the pace of the last minute: how long until they
-            # have (calls held for later are in calls_by_status.queued, not here).
-            "dial_pace_cps": round(pace, 2),
-            "eta_s": round(waiting / pace) if pace else None,
-        }
-    )
+    return web.json_response(farm_json(await request.app[DEPS].metrics.overview()))
 
 
 async def openapi(request: web.Request) -> web.Response:

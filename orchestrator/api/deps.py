@@ -6,23 +6,21 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
-from orchestrator.queueing import WorkQueues
 from orchestrator.rate_limit import RateLimiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
+from orchestrator.services.metrics import FarmMetrics
 
 
 @dataclass
 class ApiDeps:
     calls: CallService
-    store: CallStore
-    queues: WorkQueues
     keys: Authenticator
     health: HealthChecks
+    metrics: FarmMetrics
     max_body_bytes: int
     campaigns: CampaignService
     campaign_store: CampaignStore

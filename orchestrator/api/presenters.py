@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.domain.call import FINAL_STATUSES
+from orchestrator.services.metrics import FarmOverview
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -122,3 +123,15 @@ def campaign_json(
         body["pace_cps"] = round(pace or 0.0, 2)
         body["eta_s"] = round(waiting / pace) if pace else None
     return body
+
+
+def farm_json(farm: FarmOverview) -> dict[str, Any]:
+    return {
+        "calls_by_status": farm.calls_by_status,
+        "queue_depths": {"dialable": farm.dialable, **farm.queue_depths},
+        "live_calls_per_node": farm.live_calls_per_node,
+        # The calls that could go now, at the pace of the last minute: how long until they
+        # have (calls held for later are in calls_by_status.queued, not here).
+        "dial_pace_cps": round(farm.dial_pace_cps, 2),
+        "eta_s": farm.eta_s,
+    }

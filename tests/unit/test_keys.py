@@ -180,16 +180,6 @@ def _reached(name: str) -> Exception:
     return ApiError(418, "reached", name)
 
 
-class _SyncStub:
-    """The work queues (called in a thread): every method answers 418."""
-
-    def __getattr__(self, name: str) -> Any:
-        def method(*args: Any, **kwargs: Any) -> Any:
-            raise ApiError(418, "reached", name)
-
-        return method
-
-
 EXPECTED = {
     ("POST", "/v1/calls"): Scope.CALLS_WRITE,
     ("POST", "/v1/calls/{call_id}/cancel"): Scope.CALLS_WRITE,
@@ -228,7 +218,6 @@ def _deps(keys: Keys, limiter: Limiter) -> ApiDeps:
     return api_deps(
         _reached,
         keys=_authenticator(keys, Clock()),
-        queues=cast(Any, _SyncStub()),
         rate_limiter=cast(Any, limiter),
     )
 
