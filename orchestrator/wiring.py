@@ -105,7 +105,6 @@ async def build_api(settings: Settings) -> web.Application:
             metrics=FarmMetrics(farm, queues),
             max_body_bytes=settings.max_body_bytes,
             campaigns=campaigns,
-            campaign_store=campaign_store,
             max_bulk_bytes=settings.max_bulk_bytes,
             max_line_bytes=settings.max_line_bytes,
             upload_idle_s=settings.upload_idle_s,

@@ -176,8 +176,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
-    deps = _deps(request)
-    rows, cursor = await deps.campaign_store.list_page(
+    rows, cursor = await _deps(request).campaigns.page(
         limit=_limit(request, 50, 500), cursor=request.query.get("cursor")
     )
     return web.json_response({"campaigns": [campaign_json(r) for r in rows], "next_cursor": cursor})
@@ -195,21 +194,28 @@ def _status_change(status: CampaignStatus) -> Any:
     return handler
 
 
+def _call_status(request: web.Request) -> CallStatus | None:
+    raw = request.query.get("status")
+    try:
+        return None if raw is None else CallStatus(raw)
+    except ValueError as exc:
+        raise ApiError(
+            422, "invalid-field", f"status must be one of {[s.value for s in CallStatus]}", "status"
+        ) from exc
+
+
 async def list_calls(request: web.Request) -> web.Response:
-    deps = _deps(request)
     campaign: UUID | None = None
     if "campaign" in request.query:
         try:
             campaign = UUID(request.query["campaign"])
         except ValueError as exc:
             raise ApiError(422, "invalid-field", "campaign must be a campaign id", "campaign") from exc
-    status = request.query.get("status")
-    if status is not None and status not in {s.value for s in CallStatus}:
-        raise ApiError(
-            422, "invalid-field", f"status must be one of {[s.value for s in CallStatus]}", "status"
-        )
-    rows, cursor = await deps.campaign_store.calls_page(
-        campaign=campaign, status=status, limit=_limit(request), cursor=request.query.get("cursor")
+    rows, cursor = await _deps(request).calls.page(
+        campaign=campaign,
+        status=_call_status(request),
+        limit=_limit(request),
+        cursor=request.query.get("cursor"),
     )
     return web.json_response({"calls": [call_json(r) for r in rows], "next_cursor": cursor})
 

@@ -1,4 +1,4 @@
-"""What the handlers reach through the application: services, stores, limits."""
+"""What the handlers reach through the application: services and limits (never a store)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.rate_limit import RateLimiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
@@ -23,7 +22,6 @@ class ApiDeps:
     metrics: FarmMetrics
     max_body_bytes: int
     campaigns: CampaignService
-    campaign_store: CampaignStore
     max_bulk_bytes: int
     max_line_bytes: int
     upload_idle_s: float

@@ -1,4 +1,4 @@
-"""Calls as the API sees them: create (idempotently), read, cancel, list, count."""
+"""Calls as the API sees them: create (idempotently), read, cancel, list."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from orchestrator.domain.call import NewCall
+from orchestrator.domain.call import CallStatus, NewCall
 from orchestrator.persistence.db import Pool
+from orchestrator.persistence.paging import decode_cursor, page
 
 Row = dict[str, Any]
 DNC_REASON = "number is on the do-not-call list"
@@ -209,3 +210,28 @@ class CallStore:
                 )
                 return row
         return await self.get(call_id)
+
+    async def list_page(
+        self, *, campaign: UUID | None, status: CallStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Row], str | None]:
+        """Keyset pages in arrival order: a cursor stays right however many calls arrive."""
+        after = decode_cursor(cursor)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT * FROM calls
+                WHERE (%(campaign)s::uuid IS NULL OR campaign_id = %(campaign)s)
+                  AND (%(status)s::text IS NULL OR status = %(status)s)
+                  AND (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))
+                ORDER BY created_at, id LIMIT %(limit)s
+                """,
+                {
+                    "campaign": campaign,
+                    "status": status.value if status is not None else None,
+                    "at": after[0] if after else None,
+                    "id": after[1] if after else None,
+                    "limit": limit + 1,
+                },
+            )
+            rows = await cur.fetchall()
+        return page(rows, limit)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime
 from types import TracebackType
@@ -16,10 +14,11 @@ from psycopg_pool import PoolTimeout
 
 from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.campaign import BulkRow, CampaignStatus
-from orchestrator.domain.errors import Busy, Conflict, NotFound, ValidationFailed
+from orchestrator.domain.errors import Busy, Conflict, NotFound
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import CAMPAIGN_CANCELED, DNC_REASON
 from orchestrator.persistence.db import Pool
+from orchestrator.persistence.paging import decode_cursor, page
 
 Row = dict[str, Any]
 
@@ -174,31 +173,6 @@ class CampaignStore:
                 canceled = cur.rowcount
             return updated, canceled
 
-    async def calls_page(
-        self, *, campaign: UUID | None, status: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[Row], str | None]:
-        """Keyset pages in arrival order: a cursor stays right however many calls arrive."""
-        after = decode_cursor(cursor)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                """
-                SELECT * FROM calls
-                WHERE (%(campaign)s::uuid IS NULL OR campaign_id = %(campaign)s)
-                  AND (%(status)s::text IS NULL OR status = %(status)s)
-                  AND (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))
-                ORDER BY created_at, id LIMIT %(limit)s
-                """,
-                {
-                    "campaign": campaign,
-                    "status": status,
-                    "at": after[0] if after else None,
-                    "id": after[1] if after else None,
-                    "limit": limit + 1,
-                },
-            )
-            rows = await cur.fetchall()
-        return page(rows, limit)
-
     def intake(self, campaign: Row, created_by: str | None = None) -> Intake:
         return Intake(self._upload_pool, campaign, created_by)
 
@@ -352,27 +326,3 @@ class Intake:
         finally:
             await self._pool.putconn(self._conn)
             self._conn = None
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if not cursor:
-        return None
-    try:
-        at, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
-        return datetime.fromisoformat(at), UUID(ident)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed(
-            "not a cursor this API gave out", field="cursor", code="invalid-cursor"
-        ) from exc
-
-
-def encode_cursor(row: Row) -> str:
-    raw = json.dumps([row["created_at"].isoformat(), str(row["id"])])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def page(rows: list[Row], limit: int) -> tuple[list[Row], str | None]:
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1])
-    return rows, None

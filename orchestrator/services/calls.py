@@ -1,4 +1,4 @@
-"""Use cases behind /v1/calls: submit, read, cancel."""
+"""Use cases behind /v1/calls: submit, read, list, cancel."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from uuid import UUID
 import structlog
 
 from orchestrator.domain.audio import SpeechRequest
-from orchestrator.domain.call import NewCall
+from orchestrator.domain.call import CallStatus, NewCall
 from orchestrator.domain.calling_hours import CallingWindow, callee_zones
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
@@ -34,6 +34,10 @@ class CallRepository(TrunkDirectory, Protocol):
     async def events(self, call_id: UUID) -> list[dict[str, Any]]: ...
 
     async def cancel(self, call_id: UUID) -> dict[str, Any] | None: ...
+
+    async def list_page(
+        self, *, campaign: UUID | None, status: CallStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
 
 
 class RenderQueue(Protocol):
@@ -135,6 +139,13 @@ class CallService:
         if await self._repo.get(call_id) is None:
             raise NotFound(f"no call {call_id}", code="no-such-call")
         return await self._repo.events(call_id)
+
+    async def page(
+        self, *, campaign: UUID | None, status: CallStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Calls in arrival order, `limit` at a time, and the cursor of the next page (None: the
+        last one)."""
+        return await self._repo.list_page(campaign=campaign, status=status, limit=limit, cursor=cursor)
 
     async def cancel(self, call_id: UUID) -> dict[str, Any]:
         call = await self._repo.cancel(call_id)

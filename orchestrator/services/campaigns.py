@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -12,7 +13,14 @@ import structlog
 
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.calling_hours import CallingWindow, callee_zones
-from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
+from orchestrator.domain.campaign import (
+    BulkRow,
+    CampaignDefaults,
+    CampaignStatus,
+    RowError,
+    RowParser,
+    Template,
+)
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import ValidationFailed
 from orchestrator.domain.retry import RetryPolicy
@@ -21,10 +29,61 @@ from orchestrator.services.renders import enqueue_renders_stored
 
 log = structlog.get_logger(__name__)
 MAX_REPORTED_ERRORS = 100
+Row = dict[str, Any]
 
 
 class RenderQueue(Protocol):
     def enqueue_renders(self, audio_hashes: list[str]) -> None: ...
+
+
+class IntakeSession(Protocol):
+    """One upload's rows, staged as they come; nothing is kept unless `commit` is reached."""
+
+    staged: int
+
+    async def __aenter__(self) -> IntakeSession: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def add(
+        self, line: int, row: BulkRow, audio_hash: str, time_zones: tuple[str, ...] | None
+    ) -> None: ...
+
+    async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
+        """(calls accepted, audio hashes that need a render)."""
+        ...
+
+
+class CampaignRepository(Protocol):
+    async def create(
+        self,
+        *,
+        name: str,
+        trunk: str,
+        from_: str | None,
+        template: str,
+        voice: str,
+        ring_timeout_s: int,
+        cps: float | None,
+        window: CallingWindow | None = None,
+        expires_at: datetime | None = None,
+        retry: RetryPolicy | None = None,
+        created_by: str | None = None,
+    ) -> Row: ...
+
+    async def get(self, campaign_id: UUID) -> Row: ...
+
+    async def discard_if_empty(self, campaign_id: UUID) -> bool: ...
+
+    async def progress(self, campaign_id: UUID) -> tuple[dict[str, int], float]: ...
+
+    async def list_page(self, *, limit: int, cursor: str | None) -> tuple[list[Row], str | None]: ...
+
+    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[Row, int]: ...
+
+    def intake(self, campaign: Row, created_by: str | None = None) -> IntakeSession: ...
 
 
 @dataclass
@@ -53,7 +112,7 @@ class IntakeReport:
 class CampaignService:
     def __init__(
         self,
-        store: Any,
+        store: CampaignRepository,
         trunks: TrunkDirectory,
         renders: RenderQueue,
         *,
@@ -189,6 +248,10 @@ class CampaignService:
         campaign = await self._store.get(campaign_id)
         counts, pace = await self._store.progress(campaign_id)
         return campaign, counts, pace
+
+    async def page(self, *, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Campaigns in creation order, `limit` at a time, and the next page's cursor."""
+        return await self._store.list_page(limit=limit, cursor=cursor)
 
     async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[dict[str, Any], int]:
         campaign, canceled = await self._store.set_status(campaign_id, status)

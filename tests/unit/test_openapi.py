@@ -270,14 +270,14 @@ async def test_voice_bulk_query_parameters_are_the_documented_ones(doc: dict[str
 
 
 @pytest.mark.parametrize(
-    ("path", "handler", "store_method"),
+    ("path", "handler", "service"),
     [
-        ("/v1/calls", list_calls, "calls_page"),
-        ("/v1/campaigns", list_campaigns, "list_page"),
+        ("/v1/calls", list_calls, "calls"),
+        ("/v1/campaigns", list_campaigns, "campaigns"),
     ],
 )
 async def test_list_limits_are_the_documented_ones(
-    doc: dict[str, Any], path: str, handler: Any, store_method: str
+    doc: dict[str, Any], path: str, handler: Any, service: str
 ) -> None:
     params = {p.get("name"): p for p in doc["paths"][path]["get"]["parameters"]}
     limit = params["limit"]["schema"]
@@ -294,8 +294,8 @@ async def test_list_limits_are_the_documented_ones(
         if accepted:
             with pytest.raises(Reached):
                 await handler(request)
-            name, kwargs = cast(Stub, deps.campaign_store).calls[-1]
-            assert (name, kwargs["limit"]) == (store_method, limit["default"] if value is None else value)
+            name, kwargs = cast(Stub, getattr(deps, service)).calls[-1]
+            assert (name, kwargs["limit"]) == ("page", limit["default"] if value is None else value)
         else:
             with pytest.raises(ApiError) as refused:
                 await handler(request)
