@@ -83,22 +83,7 @@ async def create_call(request: web.Request) -> web.Response:
         )
     who = principal(request)
     call, created = await deps.calls.submit(
-        to=parsed.to,
-        from_=parsed.from_,
-        trunk=parsed.trunk,
-        text=parsed.tts.text,
-        voice=parsed.tts.voice,
-        ring_timeout_s=parsed.ring_timeout_s,
-        metadata=parsed.metadata,
-        idempotency_key=key,
-        request_hash=parsed.canonical_hash() if key is not None else None,
-        not_before=parsed.not_before,
-        expires_at=parsed.expires_at,
-        window=parsed.calling_window.window() if parsed.calling_window else None,
-        tz=parsed.tz,
-        retry=parsed.retry_policy(),
-        created_by=who.name,
-        destinations=who.destinations,
+        parsed.to_request(idempotency_key=key, created_by=who.name, destinations=who.destinations)
     )
     location = f"/v1/calls/{call['id']}"
     return web.json_response(

@@ -12,10 +12,9 @@ import structlog
 
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.call import CallStatus, NewCall
-from orchestrator.domain.calling_hours import CallingWindow, callee_zones
-from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.calling_hours import callee_zones
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
-from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.requests import CallRequest
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 from orchestrator.services.renders import enqueue_renders_stored
 
@@ -44,6 +43,16 @@ class RenderQueue(Protocol):
     def enqueue_render(self, audio_hash: str) -> None: ...
 
 
+def _zones(request: CallRequest) -> tuple[str, ...] | None:
+    """The callee's zones its calling window is read in (None: no window)."""
+    if request.window is None:
+        return None
+    try:
+        return callee_zones(request.to, request.tz, request.window, datetime.now(UTC))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="calling_window", code="calling-window-never-opens") from exc
+
+
 class CallService:
     def __init__(
         self,
@@ -60,62 +69,39 @@ class CallService:
         self._default_voice = default_voice
         self._voices = voices
 
-    async def submit(
-        self,
-        *,
-        to: str,
-        from_: str | None,
-        trunk: str | None,
-        text: str,
-        voice: str | None,
-        ring_timeout_s: int,
-        metadata: dict[str, Any] | None,
-        idempotency_key: str | None,
-        request_hash: str | None,
-        not_before: datetime | None = None,
-        expires_at: datetime | None = None,
-        window: CallingWindow | None = None,
-        tz: str | None = None,
-        retry: RetryPolicy | None = None,
-        created_by: str | None = None,
-        destinations: DestinationPolicy | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    async def submit(self, request: CallRequest) -> tuple[dict[str, Any], bool]:
         """Store a call as `queued`; returns (call, created). A replay returns the original.
 
-        `destinations`: where the asking key may call (refused: 422 destination-not-allowed)."""
-        refusal = destinations.refusal(to) if destinations is not None else None
+        A number the asking key may not call is refused (422 destination-not-allowed)."""
+        destinations = request.destinations
+        refusal = destinations.refusal(request.to) if destinations is not None else None
         if refusal is not None:
             raise ValidationFailed(refusal, field="to", code="destination-not-allowed")
-        trunk_name = await choose_trunk(self._repo, trunk, field="trunk")
-        voice_name = choose_voice(voice, self._default_voice, self._voices, field="tts.voice")
-        speech = SpeechRequest(text=text, voice=voice_name, engine=self._engine)
-        zones = None
-        if window is not None:
-            try:
-                zones = callee_zones(to, tz, window, datetime.now(UTC))
-            except ValueError as exc:
-                raise ValidationFailed(
-                    str(exc), field="calling_window", code="calling-window-never-opens"
-                ) from exc
+        trunk_name = await choose_trunk(self._repo, request.trunk, field="trunk")
+        voice_name = choose_voice(request.voice, self._default_voice, self._voices, field="tts.voice")
+        speech = SpeechRequest(text=request.text, voice=voice_name, engine=self._engine)
         call = NewCall(
             id=uuid.uuid4(),
-            to=to,
-            from_=from_,
+            to=request.to,
+            from_=request.from_,
             trunk=trunk_name,
-            text=text,
+            text=request.text,
             voice=voice_name,
             audio_key=speech.key(),
-            ring_timeout_s=ring_timeout_s,
-            metadata=metadata,
-            not_before=not_before,
-            expires_at=expires_at,
-            window=window,
-            time_zones=zones,
-            retry=retry,
-            created_by=created_by,
+            ring_timeout_s=request.ring_timeout_s,
+            metadata=request.metadata,
+            not_before=request.not_before,
+            expires_at=request.expires_at,
+            window=request.window,
+            time_zones=_zones(request),
+            retry=request.retry,
+            created_by=request.created_by,
         )
         result = await self._repo.create(
-            call, engine=self._engine, idempotency_key=idempotency_key, request_hash=request_hash
+            call,
+            engine=self._engine,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.request_hash,
         )
         if result.idempotency_conflict:
             raise Conflict(

@@ -5,6 +5,8 @@ from pydantic import ValidationError
 
 from orchestrator.api.schemas import CallIn
 from orchestrator.domain.audio import SpeechRequest, audio_file_name
+from orchestrator.domain.calling_hours import CallingWindow
+from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import parse_e164
 from orchestrator.domain.text import control_character_position
 
@@ -94,6 +96,33 @@ def test_idempotency_hash_follows_content() -> None:
     same = CallIn.model_validate(json.loads(json.dumps(_body(metadata={"a": 1}))))
     other = CallIn.model_validate(_body(metadata={"a": 2}))
     assert one.canonical_hash() == same.canonical_hash() != other.canonical_hash()
+
+
+def test_a_call_body_becomes_the_domain_request() -> None:
+    body = _body(
+        **{"from": "+14155550100"},
+        trunk="demo",
+        tts={"text": "hello", "voice": "en-us"},
+        ring_timeout_s=20,
+        metadata={"a": 1},
+        calling_window={"start": "09:00", "end": "18:00"},
+        tz="America/New_York",
+        max_attempts=3,
+        retry_on=["busy"],
+        retry_backoff_s=30,
+    )
+    parsed = CallIn.model_validate(body)
+    policy = DestinationPolicy(frozenset({"US"}), premium=False)
+    request = parsed.to_request(idempotency_key="k1", created_by="ops", destinations=policy)
+    assert (request.to, request.from_, request.trunk) == ("+14155550123", "+14155550100", "demo")
+    assert (request.text, request.voice, request.ring_timeout_s) == ("hello", "en-us", 20)
+    assert request.metadata == {"a": 1} and request.tz == "America/New_York"
+    assert request.window == CallingWindow.parse("09:00", "18:00")
+    assert request.retry == parsed.retry_policy() and request.retry.max_attempts == 3
+    assert (request.created_by, request.destinations) == ("ops", policy)
+    assert (request.idempotency_key, request.request_hash) == ("k1", parsed.canonical_hash())
+    # Without a key there is nothing to compare a replay with.
+    assert parsed.to_request(idempotency_key=None, created_by="ops", destinations=policy).request_hash is None
 
 
 @pytest.mark.parametrize(
