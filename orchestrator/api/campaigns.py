@@ -46,21 +46,7 @@ async def _describe(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
 
 
 async def _create(request: web.Request, parsed: CampaignIn) -> dict[str, Any]:
-    defaults = parsed.defaults
-    row: dict[str, Any] = await _deps(request).campaigns.create(
-        name=parsed.name,
-        trunk=defaults.trunk,
-        from_=defaults.from_,
-        text=defaults.tts.text,
-        voice=defaults.tts.voice,
-        ring_timeout_s=defaults.ring_timeout_s,
-        cps=parsed.cps,
-        window=defaults.calling_window.window() if defaults.calling_window else None,
-        expires_at=defaults.expires_at,
-        retry=defaults.retry_policy(),
-        created_by=principal(request).name,
-    )
-    return row
+    return await _deps(request).campaigns.create(parsed.to_request(created_by=principal(request).name))
 
 
 async def create_campaign(request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, zone
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import parse_e164
-from orchestrator.domain.requests import CallRequest
+from orchestrator.domain.requests import CallRequest, CampaignRequest
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.domain.text import control_character_position
 
@@ -229,3 +229,19 @@ class CampaignIn(BaseModel):
     @classmethod
     def _number(cls, value: object) -> object:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def to_request(self, *, created_by: str) -> CampaignRequest:
+        defaults = self.defaults
+        return CampaignRequest(
+            name=self.name,
+            trunk=defaults.trunk,
+            from_=defaults.from_,
+            text=defaults.tts.text,
+            voice=defaults.tts.voice,
+            ring_timeout_s=defaults.ring_timeout_s,
+            cps=self.cps,
+            window=defaults.calling_window.window() if defaults.calling_window else None,
+            expires_at=defaults.expires_at,
+            retry=defaults.retry_policy(),
+            created_by=created_by,
+        )

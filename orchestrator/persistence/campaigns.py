@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -12,10 +11,8 @@ from psycopg import AsyncConnection, AsyncCopy
 from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
-from orchestrator.domain.calling_hours import CallingWindow
-from orchestrator.domain.campaign import BulkRow, CampaignStatus
+from orchestrator.domain.campaign import BulkRow, CampaignStatus, NewCampaign
 from orchestrator.domain.errors import Busy, Conflict, NotFound
-from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import CAMPAIGN_CANCELED, DNC_REASON
 from orchestrator.persistence.db import Pool
 from orchestrator.persistence.paging import decode_cursor, page
@@ -34,47 +31,36 @@ class CampaignStore:
         self._pool = pool
         self._upload_pool = upload_pool or pool
 
-    async def create(
-        self,
-        *,
-        name: str,
-        trunk: str,
-        from_: str | None,
-        template: str,
-        voice: str,
-        ring_timeout_s: int,
-        cps: float | None,
-        window: CallingWindow | None = None,
-        expires_at: datetime | None = None,
-        retry: RetryPolicy | None = None,
-        created_by: str | None = None,
-    ) -> Row:
-        policy = retry or RetryPolicy()
+    async def create(self, campaign: NewCampaign) -> Row:
+        policy, window = campaign.retry, campaign.window
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
                 INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
                                        ring_timeout_s, cps, window_start, window_end, expires_at,
                                        max_attempts, retry_on, retry_backoff_s, created_by)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
+                VALUES (%(id)s, %(name)s, %(trunk)s, %(from)s, %(template)s, %(voice)s, %(ring)s,
+                        %(cps)s, %(window_start)s, %(window_end)s, %(expires_at)s, %(max_attempts)s,
+                        %(retry_on)s, %(backoff)s, %(created_by)s)
+                RETURNING *
                 """,
-                (
-                    uuid.uuid4(),
-                    name,
-                    trunk,
-                    from_,
-                    template,
-                    voice,
-                    ring_timeout_s,
-                    cps,
-                    window.start if window else None,
-                    window.end if window else None,
-                    expires_at,
-                    policy.max_attempts,
-                    sorted(s.value for s in policy.retry_on),
-                    policy.backoff_s,
-                    created_by,
-                ),
+                {
+                    "id": uuid.uuid4(),
+                    "name": campaign.name,
+                    "trunk": campaign.trunk,
+                    "from": campaign.from_,
+                    "template": campaign.template,
+                    "voice": campaign.voice,
+                    "ring": campaign.ring_timeout_s,
+                    "cps": campaign.cps,
+                    "window_start": window.start if window else None,
+                    "window_end": window.end if window else None,
+                    "expires_at": campaign.expires_at,
+                    "max_attempts": policy.max_attempts,
+                    "retry_on": sorted(s.value for s in policy.retry_on),
+                    "backoff": policy.backoff_s,
+                    "created_by": campaign.created_by,
+                },
             )
             row = await cur.fetchone()
             assert row is not None

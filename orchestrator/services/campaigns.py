@@ -17,12 +17,14 @@ from orchestrator.domain.campaign import (
     BulkRow,
     CampaignDefaults,
     CampaignStatus,
+    NewCampaign,
     RowError,
     RowParser,
     Template,
 )
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import ValidationFailed
+from orchestrator.domain.requests import CampaignRequest
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 from orchestrator.services.renders import enqueue_renders_stored
@@ -57,21 +59,7 @@ class IntakeSession(Protocol):
 
 
 class CampaignRepository(Protocol):
-    async def create(
-        self,
-        *,
-        name: str,
-        trunk: str,
-        from_: str | None,
-        template: str,
-        voice: str,
-        ring_timeout_s: int,
-        cps: float | None,
-        window: CallingWindow | None = None,
-        expires_at: datetime | None = None,
-        retry: RetryPolicy | None = None,
-        created_by: str | None = None,
-    ) -> Row: ...
+    async def create(self, campaign: NewCampaign) -> Row: ...
 
     async def get(self, campaign_id: UUID) -> Row: ...
 
@@ -127,41 +115,33 @@ class CampaignService:
         self._default_voice = default_voice
         self._voices = voices
 
-    async def create(
-        self,
-        *,
-        name: str,
-        trunk: str | None,
-        from_: str | None,
-        text: str,
-        voice: str | None,
-        ring_timeout_s: int,
-        cps: float | None,
-        window: CallingWindow | None = None,
-        expires_at: datetime | None = None,
-        retry: RetryPolicy | None = None,
-        created_by: str | None = None,
-    ) -> dict[str, Any]:
-        trunk_name = await choose_trunk(self._trunks, trunk, field="defaults.trunk")
-        voice_name = choose_voice(voice, self._default_voice, self._voices, field="defaults.tts.voice")
+    async def create(self, request: CampaignRequest) -> Row:
+        trunk_name = await choose_trunk(self._trunks, request.trunk, field="defaults.trunk")
+        voice_name = choose_voice(
+            request.voice, self._default_voice, self._voices, field="defaults.tts.voice"
+        )
         try:
-            Template(text)
+            Template(request.text)
         except ValueError as exc:
             raise ValidationFailed(str(exc), field="defaults.tts.text") from exc
-        row: dict[str, Any] = await self._store.create(
-            name=name,
-            trunk=trunk_name,
-            from_=from_,
-            template=text,
-            voice=voice_name,
-            ring_timeout_s=ring_timeout_s,
-            cps=cps,
-            window=window,
-            expires_at=expires_at,
-            retry=retry or RetryPolicy(),
-            created_by=created_by,
+        row = await self._store.create(
+            NewCampaign(
+                name=request.name,
+                trunk=trunk_name,
+                from_=request.from_,
+                template=request.text,
+                voice=voice_name,
+                ring_timeout_s=request.ring_timeout_s,
+                cps=request.cps,
+                window=request.window,
+                expires_at=request.expires_at,
+                retry=request.retry or RetryPolicy(),
+                created_by=request.created_by,
+            )
         )
-        log.info("campaign.created", campaign_id=str(row["id"]), name=name, created_by=created_by)
+        log.info(
+            "campaign.created", campaign_id=str(row["id"]), name=request.name, created_by=request.created_by
+        )
         return row
 
     async def intake(

@@ -3,7 +3,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.api.schemas import CallIn
+from orchestrator.api.schemas import CallIn, CampaignIn
 from orchestrator.domain.audio import SpeechRequest, audio_file_name
 from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.destinations import DestinationPolicy
@@ -123,6 +123,30 @@ def test_a_call_body_becomes_the_domain_request() -> None:
     assert (request.idempotency_key, request.request_hash) == ("k1", parsed.canonical_hash())
     # Without a key there is nothing to compare a replay with.
     assert parsed.to_request(idempotency_key=None, created_by="ops", destinations=policy).request_hash is None
+
+
+def test_a_campaign_body_becomes_the_domain_request() -> None:
+    parsed = CampaignIn.model_validate(
+        {
+            "name": "outage",
+            "cps": 5,
+            "defaults": {
+                "trunk": "demo",
+                "from": "+14155550100",
+                "tts": {"text": "Hello {{name}}", "voice": "en-us"},
+                "ring_timeout_s": 25,
+                "calling_window": {"start": "09:00", "end": "18:00"},
+                "max_attempts": 2,
+                "retry_on": ["no-answer"],
+            },
+        }
+    )
+    request = parsed.to_request(created_by="ops")
+    assert (request.name, request.cps, request.created_by) == ("outage", 5.0, "ops")
+    assert (request.trunk, request.from_, request.ring_timeout_s) == ("demo", "+14155550100", 25)
+    assert (request.text, request.voice) == ("Hello {{name}}", "en-us")
+    assert request.window == CallingWindow.parse("09:00", "18:00") and request.expires_at is None
+    assert request.retry == parsed.defaults.retry_policy() and request.retry.max_attempts == 2
 
 
 @pytest.mark.parametrize(
