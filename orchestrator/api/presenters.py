@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.domain.call import FINAL_STATUSES
+from orchestrator.domain.call import FINAL_STATUSES, CallStatus
 from orchestrator.services.metrics import FarmOverview
 
 
@@ -116,7 +116,7 @@ def campaign_json(
     if counts is not None:
         total = sum(counts.values())
         done = sum(counts.get(s.value, 0) for s in FINAL_STATUSES)
-        waiting = counts.get("queued", 0)
+        waiting = counts.get(CallStatus.QUEUED.value, 0)
         body["counts"] = counts
         body["total"] = total
         body["progress"] = round(done / total, 4) if total else 0.0

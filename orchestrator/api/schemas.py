@@ -75,6 +75,7 @@ LenientDatetime = Annotated[AwareDatetime, Strict(False)]
 
 
 RetryOutcome = Literal["busy", "no-answer", "failed"]
+"""domain/retry.py's RETRYABLE, spelled out for the JSON schema (a unit test holds them equal)."""
 
 
 class RetryFields(BaseModel):

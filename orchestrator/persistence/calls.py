@@ -8,7 +8,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from orchestrator.domain.call import CallStatus, NewCall
+from orchestrator.domain.call import DIALED_STATUSES, CallStatus, NewCall
 from orchestrator.persistence.db import Pool
 from orchestrator.persistence.paging import decode_cursor, page
 
@@ -81,7 +81,7 @@ class CallStore:
                        %(metadata)s, %(key)s, %(hash)s, coalesce(%(not_before)s, now()), %(expires_at)s,
                        %(window_start)s, %(window_end)s, %(zones)s, %(max_attempts)s, %(retry_on)s,
                        %(backoff)s, %(created_by)s,
-                       CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
+                       CASE WHEN d.number IS NULL THEN %(queued)s ELSE %(canceled)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE now() END
                 FROM (SELECT 1) AS one LEFT JOIN dnc d ON d.number = %(to)s
@@ -90,7 +90,7 @@ class CallStore:
                     INSERT INTO call_events (call_id, at, type, data)
                     SELECT id, ended_at, 'status',
                            jsonb_build_object('status', status, 'reason', status_reason)
-                    FROM created WHERE status = 'canceled'
+                    FROM created WHERE status = %(canceled)s
                 )
                 SELECT * FROM created
                 """,
@@ -107,6 +107,8 @@ class CallStore:
                     "key": idempotency_key,
                     "hash": request_hash,
                     "dnc_reason": DNC_REASON,
+                    "queued": CallStatus.QUEUED.value,
+                    "canceled": CallStatus.CANCELED.value,
                     "not_before": call.not_before,
                     "expires_at": call.expires_at,
                     "window_start": call.window.start if call.window else None,
@@ -158,7 +160,7 @@ class CallStore:
                 -- times): it is the call's creation, read from the call itself.
                 WITH story AS (
                     SELECT 0::bigint AS id, created_at AS at, 'status' AS type,
-                           '{"status": "queued"}'::jsonb AS data, NULL::uuid AS attempt_id
+                           jsonb_build_object('status', %(queued)s::text) AS data, NULL::uuid AS attempt_id
                     FROM calls WHERE id = %(id)s
                     UNION ALL
                     SELECT id, at, type, data, attempt_id FROM call_events WHERE call_id = %(id)s
@@ -166,7 +168,7 @@ class CallStore:
                 SELECT row_number() OVER (ORDER BY at, id) AS seq, at, type, data, attempt_id
                 FROM story ORDER BY at, id
                 """,
-                {"id": call_id},
+                {"id": call_id, "queued": CallStatus.QUEUED.value},
             )
             return await cur.fetchall()
 
@@ -178,28 +180,36 @@ class CallStore:
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 """
-                UPDATE calls SET status = 'canceled', status_reason = %s,
+                UPDATE calls SET status = %(canceled)s, status_reason = %(reason)s,
                        cancel_requested_at = now(), ended_at = now(), updated_at = now()
-                WHERE id = %s AND status = 'queued'
+                WHERE id = %(id)s AND status = %(queued)s
                 RETURNING *
                 """,
-                (CANCELED_BEFORE_DIALING, call_id),
+                {
+                    "id": call_id,
+                    "reason": CANCELED_BEFORE_DIALING,
+                    "canceled": CallStatus.CANCELED.value,
+                    "queued": CallStatus.QUEUED.value,
+                },
             )
             row = await cur.fetchone()
             if row is not None:
                 await conn.execute(
                     "INSERT INTO call_events (call_id, at, type, data) VALUES (%s, now(), 'status', %s)",
-                    (call_id, Jsonb({"status": "canceled", "reason": CANCELED_BEFORE_DIALING})),
+                    (
+                        call_id,
+                        Jsonb({"status": CallStatus.CANCELED.value, "reason": CANCELED_BEFORE_DIALING}),
+                    ),
                 )
                 return row
             cur = await conn.execute(
                 """
                 UPDATE calls SET cancel_requested_at = coalesce(cancel_requested_at, now()),
                        updated_at = now()
-                WHERE id = %s AND status IN ('initiated', 'ringing', 'in-progress')
+                WHERE id = %s AND status = ANY(%s)
                 RETURNING *
                 """,
-                (call_id,),
+                (call_id, sorted(s.value for s in DIALED_STATUSES)),
             )
             row = await cur.fetchone()
             if row is not None:

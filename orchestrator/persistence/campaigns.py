@@ -11,6 +11,7 @@ from psycopg import AsyncConnection, AsyncCopy
 from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.campaign import BulkRow, CampaignStatus, NewCampaign
 from orchestrator.domain.errors import Busy, Conflict, NotFound
 from orchestrator.persistence.calls import CAMPAIGN_CANCELED, DNC_REASON
@@ -142,19 +143,24 @@ class CampaignStore:
                         -- SKIP LOCKED: calls a claim holds now are left to it. It waits for this
                         -- campaign row, then sees the cancel and ends them canceled itself;
                         -- waiting for them here, as it waits for us, would be a deadlock.
-                        UPDATE calls c SET status = 'canceled', status_reason = %(reason)s,
+                        UPDATE calls c SET status = %(canceled)s, status_reason = %(reason)s,
                                ended_at = now(), updated_at = now()
-                        FROM (SELECT id FROM calls WHERE campaign_id = %(id)s AND status = 'queued'
+                        FROM (SELECT id FROM calls WHERE campaign_id = %(id)s AND status = %(queued)s
                               FOR UPDATE SKIP LOCKED) q
                         WHERE c.id = q.id
                         RETURNING c.id
                     )
                     INSERT INTO call_events (call_id, at, type, data)
                     SELECT id, now(), 'status',
-                           jsonb_build_object('status', 'canceled', 'reason', %(reason)s::text)
+                           jsonb_build_object('status', %(canceled)s::text, 'reason', %(reason)s::text)
                     FROM canceled
                     """,
-                    {"reason": CAMPAIGN_CANCELED, "id": campaign_id},
+                    {
+                        "reason": CAMPAIGN_CANCELED,
+                        "id": campaign_id,
+                        "canceled": CallStatus.CANCELED.value,
+                        "queued": CallStatus.QUEUED.value,
+                    },
                 )
                 canceled = cur.rowcount
             return updated, canceled
@@ -228,7 +234,7 @@ class Intake:
             "SELECT status FROM campaigns WHERE id = %s FOR UPDATE", (self._campaign["id"],)
         )
         current = await cur.fetchone()
-        if current is None or current["status"] == "canceled":
+        if current is None or current["status"] == CampaignStatus.CANCELED.value:
             raise Conflict(
                 "the campaign was canceled during the upload; nothing was stored", code="campaign-canceled"
             )
@@ -258,7 +264,7 @@ class Intake:
                    now() + s.line * interval '1 microsecond', %(expires_at)s, %(window_start)s,
                    %(window_end)s, string_to_array(s.time_zones, ','),
                    %(max_attempts)s, %(retry_on)s, %(retry_backoff_s)s, %(created_by)s,
-                   CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
+                   CASE WHEN d.number IS NULL THEN %(queued)s ELSE %(canceled)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE now() END
             FROM intake_stage s LEFT JOIN dnc d ON d.number = s.to_number
@@ -269,6 +275,8 @@ class Intake:
                 "voice": voice,
                 "campaign": self._campaign["id"],
                 "dnc_reason": DNC_REASON,
+                "queued": CallStatus.QUEUED.value,
+                "canceled": CallStatus.CANCELED.value,
                 "expires_at": self._campaign["expires_at"],
                 "window_start": self._campaign["window_start"],
                 "window_end": self._campaign["window_end"],
@@ -291,9 +299,13 @@ class Intake:
             FROM (SELECT DISTINCT s.to_number FROM intake_stage s JOIN dnc d ON d.number = s.to_number)
                 AS blocked
             JOIN calls c ON c.campaign_id = %(campaign)s AND c.to_number = blocked.to_number
-            WHERE c.status = 'canceled' AND c.ended_at = now() AND c.status_reason = %(dnc_reason)s
+            WHERE c.status = %(canceled)s AND c.ended_at = now() AND c.status_reason = %(dnc_reason)s
             """,
-            {"campaign": self._campaign["id"], "dnc_reason": DNC_REASON},
+            {
+                "campaign": self._campaign["id"],
+                "dnc_reason": DNC_REASON,
+                "canceled": CallStatus.CANCELED.value,
+            },
         )
         await conn.commit()
         return accepted, renders

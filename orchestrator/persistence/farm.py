@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.campaign import CampaignStatus
 from orchestrator.domain.health import HealthSnapshot, NodeAddress
 from orchestrator.persistence.db import Pool
 
@@ -46,10 +48,13 @@ class FarmStore:
         retry's backoff, a calling window) and not in a paused campaign. Only the queued part
         of the table is read (the dialable index is partial on it)."""
         async with self._pool.connection() as conn:
+            # The API's connections plan each statement with its values (no prepared, generic
+            # plan), so the partial index on queued calls still serves the status parameter.
             cur = await conn.execute(
                 "SELECT count(*) AS n FROM calls c LEFT JOIN campaigns k ON k.id = c.campaign_id "
-                "WHERE c.status = 'queued' AND c.not_before <= now() "
-                "AND (k.id IS NULL OR k.status = 'active')"
+                "WHERE c.status = %s AND c.not_before <= now() "
+                "AND (k.id IS NULL OR k.status = %s)",
+                (CallStatus.QUEUED.value, CampaignStatus.ACTIVE.value),
             )
             row = await cur.fetchone()
             return int(row["n"]) if row else 0

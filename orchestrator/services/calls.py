@@ -11,7 +11,7 @@ from uuid import UUID
 import structlog
 
 from orchestrator.domain.audio import SpeechRequest
-from orchestrator.domain.call import CallStatus, NewCall
+from orchestrator.domain.call import DIALED_STATUSES, CallStatus, NewCall
 from orchestrator.domain.calling_hours import callee_zones
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.domain.requests import CallRequest
@@ -137,7 +137,9 @@ class CallService:
         call = await self._repo.cancel(call_id)
         if call is None:
             raise NotFound(f"no call {call_id}", code="no-such-call")
-        if call["status"] not in ("canceled", "initiated", "ringing", "in-progress"):
+        status = CallStatus(call["status"])
+        # Canceled now, or flagged for the dispatcher to hang up; anything else is refused.
+        if status is not CallStatus.CANCELED and status not in DIALED_STATUSES:
             raise Conflict(f"the call is already {call['status']}", field=None, code="call-already-final")
         log.info("call.cancel", call_id=str(call_id), status=call["status"])
         return call

@@ -1,13 +1,15 @@
 import json
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.api.schemas import CallIn, CampaignIn
+from orchestrator.api.schemas import CallIn, CampaignIn, RetryOutcome
 from orchestrator.domain.audio import SpeechRequest, audio_file_name
 from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import parse_e164
+from orchestrator.domain.retry import RETRYABLE
 from orchestrator.domain.text import control_character_position
 
 
@@ -96,6 +98,10 @@ def test_idempotency_hash_follows_content() -> None:
     same = CallIn.model_validate(json.loads(json.dumps(_body(metadata={"a": 1}))))
     other = CallIn.model_validate(_body(metadata={"a": 2}))
     assert one.canonical_hash() == same.canonical_hash() != other.canonical_hash()
+
+
+def test_the_retry_outcomes_offered_are_the_retryable_statuses() -> None:
+    assert set(get_args(RetryOutcome)) == {s.value for s in RETRYABLE}
 
 
 def test_a_call_body_becomes_the_domain_request() -> None:
