@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -111,38 +112,49 @@ async def add_calls(request: web.Request) -> web.Response:
     return web.json_response(await _intake(request, campaign_id), status=202)
 
 
-async def voice_bulk(request: web.Request) -> web.Response:
-    """The product guide's path: the campaign's settings in the query, the rows in the body."""
-    _check_bulk_request(request)
-    query = request.query
-    known = {"name", "text", "voice", "trunk", "from", "ring_timeout_s", "cps"}
-    unknown = sorted(set(query) - known)
+BULK_QUERY = frozenset({"name", "text", "voice", "trunk", "from", "ring_timeout_s", "cps"})
+"""/voice/bulk's query parameters: CampaignIn's fields, flattened."""
+
+
+def _bulk_number(query: Mapping[str, str], key: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(query[key])
+    except ValueError as exc:
+        raise ApiError(422, "invalid-field", f"{key}: not a number: {query[key]!r}", key) from exc
+
+
+def _bulk_campaign(query: Mapping[str, str]) -> CampaignIn:
+    """The campaign /voice/bulk's query describes, checked as a CampaignIn body would be."""
+    unknown = sorted(set(query) - BULK_QUERY)
     if unknown:
         raise ApiError(422, "unknown-field", f"{unknown[0]}: unknown query parameter", unknown[0])
     if "text" not in query:
         raise ApiError(
             422, "invalid-field", "text: the message (it may hold {{variables}}) is required", "text"
         )
+    tts: dict[str, Any] = {"text": query["text"]}
+    defaults: dict[str, Any] = {"tts": tts}
     body: dict[str, Any] = {
         "name": query.get("name") or f"bulk {datetime.now(UTC).isoformat(timespec='seconds')}",
-        "defaults": {"tts": {"text": query["text"]}},
+        "defaults": defaults,
     }
-    for key in ("trunk", "from"):
-        if key in query:
-            body["defaults"][key] = query[key]
+    defaults |= {key: query[key] for key in ("trunk", "from") if key in query}
     if "voice" in query:
-        body["defaults"]["tts"]["voice"] = query["voice"]
-    for key, target, kind in (("ring_timeout_s", body["defaults"], int), ("cps", body, float)):
-        if key in query:
-            try:
-                target[key] = kind(query[key])
-            except ValueError as exc:
-                raise ApiError(422, "invalid-field", f"{key}: not a number: {query[key]!r}", key) from exc
+        tts["voice"] = query["voice"]
+    if "ring_timeout_s" in query:
+        defaults["ring_timeout_s"] = _bulk_number(query, "ring_timeout_s", int)
+    if "cps" in query:
+        body["cps"] = _bulk_number(query, "cps", float)
     try:
-        parsed = CampaignIn.model_validate(body)
+        return CampaignIn.model_validate(body)
     except ValidationError as exc:
         raise validation_error(exc) from exc
-    row = await _create(request, parsed)
+
+
+async def voice_bulk(request: web.Request) -> web.Response:
+    """The product guide's path: the campaign's settings in the query, the rows in the body."""
+    _check_bulk_request(request)
+    row = await _create(request, _bulk_campaign(request.query))
     try:
         report = await _intake(request, row["id"])
     except Exception:

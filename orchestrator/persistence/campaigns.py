@@ -318,7 +318,7 @@ class Intake:
             if self._copy_cm is not None:
                 try:
                     await self._copy_cm.__aexit__(exc_type or RuntimeError, exc or RuntimeError(), tb)
-                except Exception:
+                except Exception:  # noqa: BLE001 - the COPY is being abandoned; the rollback ends it
                     pass
             await self._conn.rollback()
         finally:

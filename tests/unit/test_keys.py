@@ -15,6 +15,7 @@ from orchestrator.api.app import create_app
 from orchestrator.api.deps import ApiDeps
 from orchestrator.api.errors import ApiError
 from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.errors import Unavailable
 from orchestrator.domain.keys import (
     BOOTSTRAP,
     Principal,
@@ -161,6 +162,17 @@ async def test_last_used_is_written_at_most_once_a_minute() -> None:
     clock.now += TOUCH_EVERY_S
     await auth.authenticate(key)
     assert len(keys.touched) == 2
+
+
+async def test_a_failed_touch_does_not_fail_the_request() -> None:
+    class Unwritable(Keys):
+        async def touch(self, ident: str) -> None:
+            raise Unavailable("last_used_at could not be written")
+
+    keys = Unwritable()
+    auth = _authenticator(keys, Clock())
+    key = keys.add("ci", {Scope.CALLS_READ})
+    assert (await auth.authenticate(key)).name == "ci"
 
 
 class Limiter:
