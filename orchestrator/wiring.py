@@ -19,7 +19,7 @@ from orchestrator.api.app import create_app
 from orchestrator.api.deps import ApiDeps
 from orchestrator.asterisk.ami import AmiNode
 from orchestrator.asterisk.ari import AriNode
-from orchestrator.asterisk.probe import node_reachable
+from orchestrator.asterisk.probe import ami_banner, node_reachable
 from orchestrator.config import Settings
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
@@ -29,17 +29,21 @@ from orchestrator.domain.records import NodeRow
 from orchestrator.loop import new_event_loop
 from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
-from orchestrator.persistence.db import open_pool
+from orchestrator.persistence.db import Pool, open_pool
 from orchestrator.persistence.dispatch import DispatchStore
+from orchestrator.persistence.farm import FarmStore
 from orchestrator.persistence.keys import KeyStore
 from orchestrator.persistence.maintenance import TableUpkeepStore
 from orchestrator.queueing import WorkQueues
+from orchestrator.rate_limit import RateLimiter
 from orchestrator.rate_limit import connect as rate_limiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
+from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
+from orchestrator.services.metrics import FarmMetrics
 from orchestrator.speech import available_voices
 from orchestrator.supervision.heartbeat import beat_forever
 
@@ -58,57 +62,13 @@ async def build_api(settings: Settings) -> web.Application:
     # The API reads whole rows (SELECT *); the dispatcher's hot statements name their columns
     # and keep their prepared plans.
     pool = await open_pool(settings.database_url, name="sespcl-api", max_size=10, prepare=False)
-    store = CallStore(pool)
-    queues = work_queues(settings)
-    service = CallService(
-        store,
-        queues,
-        engine=settings.tts_engine,
-        default_voice=settings.tts_default_voice,
-        voices=available_voices,
-    )
     # Uploads stream for a minute or more: they hold connections of their own, so that a few at
     # once never leave /v1/calls and /health waiting for the pool.
     upload_pool = await open_pool(
         settings.database_url, name="sespcl-api-upload", max_size=settings.max_uploads, prepare=False
     )
-    campaign_store = CampaignStore(pool, upload_pool)
-    campaigns = CampaignService(
-        campaign_store,
-        store,
-        queues,
-        engine=settings.tts_engine,
-        default_voice=settings.tts_default_voice,
-        voices=available_voices,
-    )
-    keys = Authenticator(
-        KeyStore(pool),
-        bootstrap_key=api_key,
-        bootstrap=Principal(
-            name=BOOTSTRAP,
-            scopes=frozenset({Scope.ADMIN}),
-            rate_per_s=settings.api_key_rate_per_s or None,
-            destinations=DestinationPolicy(premium=settings.api_key_allow_premium),
-        ),
-        cache_s=settings.key_cache_s,
-    )
     limiter = rate_limiter(settings.redis_url, settings.rate_limit_timeout_s)
-    app = create_app(
-        ApiDeps(
-            calls=service,
-            store=store,
-            queues=queues,
-            keys=keys,
-            max_body_bytes=settings.max_body_bytes,
-            campaigns=campaigns,
-            campaign_store=campaign_store,
-            max_bulk_bytes=settings.max_bulk_bytes,
-            max_line_bytes=settings.max_line_bytes,
-            upload_idle_s=settings.upload_idle_s,
-            rate_limiter=limiter,
-            health_cache_s=settings.health_cache_s,
-        )
-    )
+    app = create_app(api_deps(settings, api_key=api_key, pool=pool, upload_pool=upload_pool, limiter=limiter))
 
     async def close_pool(_: web.Application) -> None:
         await limiter.close()
@@ -117,6 +77,47 @@ async def build_api(settings: Settings) -> web.Application:
 
     app.on_cleanup.append(close_pool)
     return app
+
+
+def api_deps(
+    settings: Settings, *, api_key: str, pool: Pool, upload_pool: Pool, limiter: RateLimiter
+) -> ApiDeps:
+    """The API's services over its stores and queues."""
+    calls = CallStore(pool)
+    queues = work_queues(settings)
+    farm = FarmStore(pool)
+    engine, voice = settings.tts_engine, settings.tts_default_voice
+    return ApiDeps(
+        calls=CallService(
+            repo=calls, renders=queues, engine=engine, default_voice=voice, voices=available_voices
+        ),
+        campaigns=CampaignService(
+            store=CampaignStore(pool, upload_pool=upload_pool),
+            trunks=calls,
+            renders=queues,
+            engine=engine,
+            default_voice=voice,
+            voices=available_voices,
+        ),
+        keys=Authenticator(
+            keys=KeyStore(pool),
+            bootstrap_key=api_key,
+            bootstrap=Principal(
+                name=BOOTSTRAP,
+                scopes=frozenset({Scope.ADMIN}),
+                rate_per_s=settings.api_key_rate_per_s or None,
+                destinations=DestinationPolicy(premium=settings.api_key_allow_premium),
+            ),
+            cache_s=settings.key_cache_s,
+        ),
+        health=HealthChecks(store=farm, queues=queues, banner=ami_banner, cache_s=settings.health_cache_s),
+        metrics=FarmMetrics(store=farm, queues=queues),
+        max_body_bytes=settings.max_body_bytes,
+        max_bulk_bytes=settings.max_bulk_bytes,
+        max_line_bytes=settings.max_line_bytes,
+        upload_idle_s=settings.upload_idle_s,
+        rate_limiter=limiter,
+    )
 
 
 def serve(settings: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from uuid import UUID
@@ -16,7 +15,7 @@ from orchestrator.api.access import auth_middleware, principal
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
 from orchestrator.api.parsing import json_body, validation_error
-from orchestrator.api.presenters import call_json, event_json
+from orchestrator.api.presenters import call_json, event_json, farm_json
 from orchestrator.api.schemas import CallIn
 from orchestrator.domain.errors import SespclError
 
@@ -53,7 +52,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         # of ours. Nothing of it is stored: an upload is one transaction, rolled back here.
         log.info("api.client_gone", method=request.method, path=request.path)
         return error_response(400, "client-gone", "the connection was closed before the request was read")
-    except Exception:
+    except Exception:  # noqa: BLE001 - the last resort: a bug is a logged 500, never a dropped connection
         log.exception("api.unhandled", path=request.path)
         return error_response(500, "internal-error", "internal error; see the API log")
 
@@ -84,22 +83,7 @@ async def create_call(request: web.Request) -> web.Response:
         )
     who = principal(request)
     call, created = await deps.calls.submit(
-        to=parsed.to,
-        from_=parsed.from_,
-        trunk=parsed.trunk,
-        text=parsed.tts.text,
-        voice=parsed.tts.voice,
-        ring_timeout_s=parsed.ring_timeout_s,
-        metadata=parsed.metadata,
-        idempotency_key=key,
-        request_hash=parsed.canonical_hash() if key is not None else None,
-        not_before=parsed.not_before,
-        expires_at=parsed.expires_at,
-        window=parsed.calling_window.window() if parsed.calling_window else None,
-        tz=parsed.tz,
-        retry=parsed.retry_policy(),
-        created_by=who.name,
-        destinations=who.destinations,
+        parsed.to_request(idempotency_key=key, created_by=who.name, destinations=who.destinations)
     )
     location = f"/v1/calls/{call['id']}"
     return web.json_response(
@@ -126,25 +110,7 @@ async def cancel_call(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    by_status, waiting, per_node, depths, pace = await asyncio.gather(
-        deps.store.counts_by_status(),
-        deps.store.dialable_now(),
-        deps.store.live_calls_per_node(),
-        asyncio.to_thread(deps.queues.depths),
-        deps.store.dial_pace(),
-    )
-    return web.json_response(
-        {
-            "calls_by_status": by_status,
-            "queue_depths": {"dialable": waiting, **depths},
-            "live_calls_per_node": per_node,
-            # The calls that could go now, at the pace of the last minute: how long until they
-            # have (calls held for later are in calls_by_status.queued, not here).
-            "dial_pace_cps": round(pace, 2),
-            "eta_s": round(waiting / pace) if pace else None,
-        }
-    )
+    return web.json_response(farm_json(await request.app[DEPS].metrics.overview()))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -46,21 +47,7 @@ async def _describe(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
 
 
 async def _create(request: web.Request, parsed: CampaignIn) -> dict[str, Any]:
-    defaults = parsed.defaults
-    row: dict[str, Any] = await _deps(request).campaigns.create(
-        name=parsed.name,
-        trunk=defaults.trunk,
-        from_=defaults.from_,
-        text=defaults.tts.text,
-        voice=defaults.tts.voice,
-        ring_timeout_s=defaults.ring_timeout_s,
-        cps=parsed.cps,
-        window=defaults.calling_window.window() if defaults.calling_window else None,
-        expires_at=defaults.expires_at,
-        retry=defaults.retry_policy(),
-        created_by=principal(request).name,
-    )
-    return row
+    return await _deps(request).campaigns.create(parsed.to_request(created_by=principal(request).name))
 
 
 async def create_campaign(request: web.Request) -> web.Response:
@@ -125,38 +112,49 @@ async def add_calls(request: web.Request) -> web.Response:
     return web.json_response(await _intake(request, campaign_id), status=202)
 
 
-async def voice_bulk(request: web.Request) -> web.Response:
-    """The product guide's path: the campaign's settings in the query, the rows in the body."""
-    _check_bulk_request(request)
-    query = request.query
-    known = {"name", "text", "voice", "trunk", "from", "ring_timeout_s", "cps"}
-    unknown = sorted(set(query) - known)
+BULK_QUERY = frozenset({"name", "text", "voice", "trunk", "from", "ring_timeout_s", "cps"})
+"""/voice/bulk's query parameters: CampaignIn's fields, flattened."""
+
+
+def _bulk_number(query: Mapping[str, str], key: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(query[key])
+    except ValueError as exc:
+        raise ApiError(422, "invalid-field", f"{key}: not a number: {query[key]!r}", key) from exc
+
+
+def _bulk_campaign(query: Mapping[str, str]) -> CampaignIn:
+    """The campaign /voice/bulk's query describes, checked as a CampaignIn body would be."""
+    unknown = sorted(set(query) - BULK_QUERY)
     if unknown:
         raise ApiError(422, "unknown-field", f"{unknown[0]}: unknown query parameter", unknown[0])
     if "text" not in query:
         raise ApiError(
             422, "invalid-field", "text: the message (it may hold {{variables}}) is required", "text"
         )
+    tts: dict[str, Any] = {"text": query["text"]}
+    defaults: dict[str, Any] = {"tts": tts}
     body: dict[str, Any] = {
         "name": query.get("name") or f"bulk {datetime.now(UTC).isoformat(timespec='seconds')}",
-        "defaults": {"tts": {"text": query["text"]}},
+        "defaults": defaults,
     }
-    for key in ("trunk", "from"):
-        if key in query:
-            body["defaults"][key] = query[key]
+    defaults |= {key: query[key] for key in ("trunk", "from") if key in query}
     if "voice" in query:
-        body["defaults"]["tts"]["voice"] = query["voice"]
-    for key, target, kind in (("ring_timeout_s", body["defaults"], int), ("cps", body, float)):
-        if key in query:
-            try:
-                target[key] = kind(query[key])
-            except ValueError as exc:
-                raise ApiError(422, "invalid-field", f"{key}: not a number: {query[key]!r}", key) from exc
+        tts["voice"] = query["voice"]
+    if "ring_timeout_s" in query:
+        defaults["ring_timeout_s"] = _bulk_number(query, "ring_timeout_s", int)
+    if "cps" in query:
+        body["cps"] = _bulk_number(query, "cps", float)
     try:
-        parsed = CampaignIn.model_validate(body)
+        return CampaignIn.model_validate(body)
     except ValidationError as exc:
         raise validation_error(exc) from exc
-    row = await _create(request, parsed)
+
+
+async def voice_bulk(request: web.Request) -> web.Response:
+    """The product guide's path: the campaign's settings in the query, the rows in the body."""
+    _check_bulk_request(request)
+    row = await _create(request, _bulk_campaign(request.query))
     try:
         report = await _intake(request, row["id"])
     except Exception:
@@ -176,8 +174,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
-    deps = _deps(request)
-    rows, cursor = await deps.campaign_store.list_page(
+    rows, cursor = await _deps(request).campaigns.page(
         limit=_limit(request, 50, 500), cursor=request.query.get("cursor")
     )
     return web.json_response({"campaigns": [campaign_json(r) for r in rows], "next_cursor": cursor})
@@ -195,21 +192,28 @@ def _status_change(status: CampaignStatus) -> Any:
     return handler
 
 
+def _call_status(request: web.Request) -> CallStatus | None:
+    raw = request.query.get("status")
+    try:
+        return None if raw is None else CallStatus(raw)
+    except ValueError as exc:
+        raise ApiError(
+            422, "invalid-field", f"status must be one of {[s.value for s in CallStatus]}", "status"
+        ) from exc
+
+
 async def list_calls(request: web.Request) -> web.Response:
-    deps = _deps(request)
     campaign: UUID | None = None
     if "campaign" in request.query:
         try:
             campaign = UUID(request.query["campaign"])
         except ValueError as exc:
             raise ApiError(422, "invalid-field", "campaign must be a campaign id", "campaign") from exc
-    status = request.query.get("status")
-    if status is not None and status not in {s.value for s in CallStatus}:
-        raise ApiError(
-            422, "invalid-field", f"status must be one of {[s.value for s in CallStatus]}", "status"
-        )
-    rows, cursor = await deps.campaign_store.calls_page(
-        campaign=campaign, status=status, limit=_limit(request), cursor=request.query.get("cursor")
+    rows, cursor = await _deps(request).calls.page(
+        campaign=campaign,
+        status=_call_status(request),
+        limit=_limit(request),
+        cursor=request.query.get("cursor"),
     )
     return web.json_response({"calls": [call_json(r) for r in rows], "next_cursor": cursor})
 

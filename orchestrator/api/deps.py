@@ -1,4 +1,4 @@
-"""What the handlers reach through the application: services, stores, limits."""
+"""What the handlers reach through the application: services and limits (never a store)."""
 
 from __future__ import annotations
 
@@ -6,30 +6,27 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from orchestrator.persistence.calls import CallStore
-from orchestrator.persistence.campaigns import CampaignStore
-from orchestrator.queueing import WorkQueues
 from orchestrator.rate_limit import RateLimiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
+from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
+from orchestrator.services.metrics import FarmMetrics
 
 
 @dataclass
 class ApiDeps:
     calls: CallService
-    store: CallStore
-    queues: WorkQueues
     keys: Authenticator
+    health: HealthChecks
+    metrics: FarmMetrics
     max_body_bytes: int
     campaigns: CampaignService
-    campaign_store: CampaignStore
     max_bulk_bytes: int
     max_line_bytes: int
     upload_idle_s: float
     rate_limiter: RateLimiter | None = None
     """None: no key is rate limited (tests of handlers alone)."""
-    health_cache_s: float = 1.0
 
 
 DEPS = web.AppKey("deps", ApiDeps)

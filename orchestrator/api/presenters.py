@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.domain.call import FINAL_STATUSES
+from orchestrator.domain.call import FINAL_STATUSES, CallStatus
+from orchestrator.services.metrics import FarmOverview
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -115,10 +116,22 @@ def campaign_json(
     if counts is not None:
         total = sum(counts.values())
         done = sum(counts.get(s.value, 0) for s in FINAL_STATUSES)
-        waiting = counts.get("queued", 0)
+        waiting = counts.get(CallStatus.QUEUED.value, 0)
         body["counts"] = counts
         body["total"] = total
         body["progress"] = round(done / total, 4) if total else 0.0
         body["pace_cps"] = round(pace or 0.0, 2)
         body["eta_s"] = round(waiting / pace) if pace else None
     return body
+
+
+def farm_json(farm: FarmOverview) -> dict[str, Any]:
+    return {
+        "calls_by_status": farm.calls_by_status,
+        "queue_depths": {"dialable": farm.dialable, **farm.queue_depths},
+        "live_calls_per_node": farm.live_calls_per_node,
+        # The calls that could go now, at the pace of the last minute: how long until they
+        # have (calls held for later are in calls_by_status.queued, not here).
+        "dial_pace_cps": round(farm.dial_pace_cps, 2),
+        "eta_s": farm.eta_s,
+    }

@@ -1,12 +1,11 @@
 """GET /metrics: the Prometheus text format, for scraping (a key with metrics:read, as /api/metrics).
 
-Request counts and latencies are this API process's own; the call figures are read from
-PostgreSQL at scrape time, so every API replica reports the same farm-wide numbers.
+Request counts and latencies are this API process's own; the farm's figures are
+services/metrics.py's, read at scrape time, so every API replica reports the same numbers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -22,7 +21,7 @@ from prometheus_client import (
 )
 
 from orchestrator.api.deps import DEPS
-from orchestrator.api.health import HEALTH
+from orchestrator.services.metrics import FarmGauges
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,30 +63,39 @@ async def _measure(request: web.Request, handler: Handler) -> web.StreamResponse
 
 async def metrics(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    by_status = await deps.store.counts_by_status()
-    per_node = await deps.store.live_calls_per_node()
-    pace = await deps.store.dial_pace()
-    farm = CollectorRegistry()
-    calls = Gauge("sespcl_calls", "Calls by status", ["status"], registry=farm)
-    for status, count in by_status.items():
-        calls.labels(status).set(count)
-    live = Gauge("sespcl_live_calls", "Live calls per Asterisk node", ["node"], registry=farm)
-    for node, count in per_node.items():
-        live.labels(node).set(count)
-    Gauge("sespcl_dial_pace_cps", "Attempts started per second over the last minute", registry=farm).set(pace)
-    node_pace = Gauge(
-        "sespcl_node_pace_cps", "New calls per second each node may take now (AIMD)", ["node"], registry=farm
+    farm = await deps.metrics.gauges()
+    body = generate_latest(request.app[REQUESTS_KEY]) + generate_latest(
+        _farm_registry(farm, deps.health.runs)
     )
-    for node, cps in (await deps.store.node_paces()).items():
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _farm_registry(farm: FarmGauges, health_runs: int) -> CollectorRegistry:
+    """The farm's figures as gauges, in a registry made for this scrape."""
+    registry = CollectorRegistry()
+    calls = Gauge("sespcl_calls", "Calls by status", ["status"], registry=registry)
+    for status, count in farm.calls_by_status.items():
+        calls.labels(status).set(count)
+    live = Gauge("sespcl_live_calls", "Live calls per Asterisk node", ["node"], registry=registry)
+    for node, count in farm.live_calls_per_node.items():
+        live.labels(node).set(count)
+    Gauge("sespcl_dial_pace_cps", "Attempts started per second over the last minute", registry=registry).set(
+        farm.dial_pace_cps
+    )
+    node_pace = Gauge(
+        "sespcl_node_pace_cps",
+        "New calls per second each node may take now (AIMD)",
+        ["node"],
+        registry=registry,
+    )
+    for node, cps in farm.node_paces.items():
         node_pace.labels(node).set(cps)
-    depth = Gauge("sespcl_queue_depth", "Jobs waiting in each RQ queue", ["queue"], registry=farm)
-    for queue, count in (await asyncio.to_thread(deps.queues.depths)).items():
+    depth = Gauge("sespcl_queue_depth", "Jobs waiting in each RQ queue", ["queue"], registry=registry)
+    for queue, count in farm.queue_depths.items():
         depth.labels(queue).set(count)
-    health_runs = Counter(
+    Counter(
         "sespcl_health_checks",
         "Times this API process ran /health's checks (at most once a second)",
-        registry=farm,
-    )
-    health_runs.inc(request.app[HEALTH].runs)
-    body = generate_latest(request.app[REQUESTS_KEY]) + generate_latest(farm)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        registry=registry,
+    ).inc(health_runs)
+    return registry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -19,7 +20,9 @@ from pydantic import (
 
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, zone
+from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import parse_e164
+from orchestrator.domain.requests import CallRequest, CampaignRequest
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.domain.text import control_character_position
 
@@ -72,6 +75,7 @@ LenientDatetime = Annotated[AwareDatetime, Strict(False)]
 
 
 RetryOutcome = Literal["busy", "no-answer", "failed"]
+"""domain/retry.py's RETRYABLE, spelled out for the JSON schema (a unit test holds them equal)."""
 
 
 class RetryFields(BaseModel):
@@ -152,10 +156,30 @@ class CallIn(RetryFields):
 
     def canonical_hash(self) -> str:
         """Identifies the request's content, for Idempotency-Key replays."""
-        import hashlib
-
         canonical = self.model_dump_json(by_alias=True, exclude_none=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def to_request(
+        self, *, idempotency_key: str | None, created_by: str, destinations: DestinationPolicy
+    ) -> CallRequest:
+        return CallRequest(
+            to=self.to,
+            from_=self.from_,
+            trunk=self.trunk,
+            text=self.tts.text,
+            voice=self.tts.voice,
+            ring_timeout_s=self.ring_timeout_s,
+            metadata=self.metadata,
+            not_before=self.not_before,
+            expires_at=self.expires_at,
+            window=self.calling_window.window() if self.calling_window else None,
+            tz=self.tz,
+            retry=self.retry_policy(),
+            created_by=created_by,
+            destinations=destinations,
+            idempotency_key=idempotency_key,
+            request_hash=self.canonical_hash() if idempotency_key is not None else None,
+        )
 
 
 class CampaignTtsIn(BaseModel):
@@ -206,3 +230,19 @@ class CampaignIn(BaseModel):
     @classmethod
     def _number(cls, value: object) -> object:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def to_request(self, *, created_by: str) -> CampaignRequest:
+        defaults = self.defaults
+        return CampaignRequest(
+            name=self.name,
+            trunk=defaults.trunk,
+            from_=defaults.from_,
+            text=defaults.tts.text,
+            voice=defaults.tts.voice,
+            ring_timeout_s=defaults.ring_timeout_s,
+            cps=self.cps,
+            window=defaults.calling_window.window() if defaults.calling_window else None,
+            expires_at=defaults.expires_at,
+            retry=defaults.retry_policy(),
+            created_by=created_by,
+        )

@@ -64,6 +64,52 @@ def nodes_add(
     replace: bool,
 ) -> None:
     """Register an Asterisk node."""
+    _check_address(name, ami_host, ami_port, ami_user, ari_url, ari_user)
+    ari_secret = _secret_from(ari_secret_env)
+    if driver == "ari" and (ari_url is None or ari_secret is None):
+        raise click.ClickException(f"--driver ari needs --ari-url and the ARI password in ${ari_secret_env}")
+    channels = get_settings().node_max_channels_default if max_channels is None else max_channels
+    if not 1 <= channels <= MAX_CHANNELS_LIMIT:
+        raise click.ClickException(f"invalid --max-channels: must be 1 to {MAX_CHANNELS_LIMIT}")
+    secret = _secret_from(ami_secret_env)
+    if secret is None:
+        raise click.ClickException(f"environment variable {ami_secret_env} is not set or empty")
+    conflict = (
+        "ON CONFLICT (name) DO UPDATE SET ami_host = EXCLUDED.ami_host, ami_port = EXCLUDED.ami_port, "
+        "ami_user = EXCLUDED.ami_user, ami_secret = EXCLUDED.ami_secret, ari_url = EXCLUDED.ari_url, "
+        "max_channels = EXCLUDED.max_channels, driver = EXCLUDED.driver, ari_user = EXCLUDED.ari_user, "
+        "ari_secret = EXCLUDED.ari_secret"
+        if replace
+        else "ON CONFLICT (name) DO NOTHING"
+    )
+    with database() as conn, conn.transaction():
+        inserted = conn.execute(
+            "INSERT INTO nodes (name, ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels, "
+            "driver, ari_user, ari_secret) "
+            "VALUES (%(name)s, %(ami_host)s, %(ami_port)s, %(ami_user)s, %(ami_secret)s, %(ari_url)s, "
+            f"%(channels)s, %(driver)s, %(ari_user)s, %(ari_secret)s) {conflict}",
+            {
+                "name": name,
+                "ami_host": ami_host,
+                "ami_port": ami_port,
+                "ami_user": ami_user,
+                "ami_secret": secret,
+                "ari_url": ari_url,
+                "channels": channels,
+                "driver": driver,
+                "ari_user": ari_user,
+                "ari_secret": ari_secret,
+            },
+        ).rowcount
+    if not inserted:
+        raise click.ClickException(f"a node named {name!r} already exists")
+    click.echo(f"node {name} added ({driver})")
+
+
+def _check_address(
+    name: str, ami_host: str, ami_port: int, ami_user: str, ari_url: str | None, ari_user: str
+) -> None:
+    """The node's name and how to reach it, refused with the option's name."""
     if not NODE_NAME.fullmatch(name):
         raise click.ClickException(
             f"invalid NAME {name!r}: lowercase letters, digits and '-', "
@@ -81,36 +127,14 @@ def nodes_add(
         raise click.ClickException(f"invalid --ari-url {ari_url!r}")
     if not AMI_USER.fullmatch(ari_user):
         raise click.ClickException(f"invalid --ari-user {ari_user!r}")
-    ari_secret = os.environ.get(ari_secret_env) or None
-    if ari_secret is not None and any(ord(c) < 32 for c in ari_secret):
-        raise click.ClickException(f"{ari_secret_env} contains a control character")
-    if driver == "ari" and (ari_url is None or ari_secret is None):
-        raise click.ClickException(f"--driver ari needs --ari-url and the ARI password in ${ari_secret_env}")
-    channels = get_settings().node_max_channels_default if max_channels is None else max_channels
-    if not 1 <= channels <= MAX_CHANNELS_LIMIT:
-        raise click.ClickException(f"invalid --max-channels: must be 1 to {MAX_CHANNELS_LIMIT}")
-    secret = os.environ.get(ami_secret_env)
-    if not secret:
-        raise click.ClickException(f"environment variable {ami_secret_env} is not set or empty")
-    if any(ord(c) < 32 for c in secret):
-        raise click.ClickException(f"{ami_secret_env} contains a control character")
-    conflict = (
-        "ON CONFLICT (name) DO UPDATE SET ami_host = EXCLUDED.ami_host, ami_port = EXCLUDED.ami_port, "
-        "ami_user = EXCLUDED.ami_user, ami_secret = EXCLUDED.ami_secret, ari_url = EXCLUDED.ari_url, "
-        "max_channels = EXCLUDED.max_channels, driver = EXCLUDED.driver, ari_user = EXCLUDED.ari_user, "
-        "ari_secret = EXCLUDED.ari_secret"
-        if replace
-        else "ON CONFLICT (name) DO NOTHING"
-    )
-    with database() as conn, conn.transaction():
-        inserted = conn.execute(
-            "INSERT INTO nodes (name, ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels, "
-            f"driver, ari_user, ari_secret) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) {conflict}",
-            (name, ami_host, ami_port, ami_user, secret, ari_url, channels, driver, ari_user, ari_secret),
-        ).rowcount
-    if not inserted:
-        raise click.ClickException(f"a node named {name!r} already exists")
-    click.echo(f"node {name} added ({driver})")
+
+
+def _secret_from(variable: str) -> str | None:
+    """The secret in an environment variable (None: unset or empty); no control character."""
+    secret = os.environ.get(variable) or None
+    if secret is not None and any(ord(c) < 32 for c in secret):
+        raise click.ClickException(f"{variable} contains a control character")
+    return secret
 
 
 @nodes.command("list")

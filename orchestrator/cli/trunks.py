@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from orchestrator.cli.output import database, emit, validation_message
 from orchestrator.config import get_settings
+from orchestrator.domain.errors import NotFound
 from orchestrator.domain.trunk import Transport, TrunkSpec
 from orchestrator.persistence.trunks import TRUNK_SETTINGS, TrunkStore
 
@@ -164,7 +165,7 @@ def trunks_add(name: str, replace: bool, **options: Any) -> None:
         if replace:
             try:
                 existing = store.spec(name)
-            except Exception:
+            except NotFound:
                 existing = None
             if existing is not None and not spec.is_default and existing.is_default:
                 spec = spec.model_copy(update={"is_default": True})

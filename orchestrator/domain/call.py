@@ -38,6 +38,8 @@ class CallStatus(str, Enum):
 LIVE_STATUSES = frozenset(
     {CallStatus.QUEUED, CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS}
 )
+DIALED_STATUSES = LIVE_STATUSES - {CallStatus.QUEUED}
+"""Originated and not ended: a cancel asks the dispatcher to hang up."""
 FINAL_STATUSES = frozenset(
     {
         CallStatus.COMPLETED,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from orchestrator.domain.calling_hours import zone
+from orchestrator.domain.calling_hours import CallingWindow, zone
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import E164Checker
+from orchestrator.domain.retry import RetryPolicy
 from orchestrator.domain.text import control_character_position
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
@@ -71,6 +73,23 @@ class CampaignDefaults:
     template: Template
     voice: str
     ring_timeout_s: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewCampaign:
+    """A campaign with its trunk and voice chosen and its template checked, before it is stored."""
+
+    name: str
+    trunk: str
+    from_: str | None
+    template: str
+    voice: str
+    ring_timeout_s: int
+    cps: float | None = None
+    window: CallingWindow | None = None
+    expires_at: datetime | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    created_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Calls as the API sees them: create (idempotently), read, cancel, list, count."""
+"""Calls as the API sees them: create (idempotently), read, cancel, list."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from orchestrator.domain.call import NewCall
+from orchestrator.domain.call import DIALED_STATUSES, CallStatus, NewCall
 from orchestrator.persistence.db import Pool
+from orchestrator.persistence.paging import decode_cursor, page
 
 Row = dict[str, Any]
 DNC_REASON = "number is on the do-not-call list"
@@ -80,7 +81,7 @@ class CallStore:
                        %(metadata)s, %(key)s, %(hash)s, coalesce(%(not_before)s, now()), %(expires_at)s,
                        %(window_start)s, %(window_end)s, %(zones)s, %(max_attempts)s, %(retry_on)s,
                        %(backoff)s, %(created_by)s,
-                       CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
+                       CASE WHEN d.number IS NULL THEN %(queued)s ELSE %(canceled)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE now() END
                 FROM (SELECT 1) AS one LEFT JOIN dnc d ON d.number = %(to)s
@@ -89,7 +90,7 @@ class CallStore:
                     INSERT INTO call_events (call_id, at, type, data)
                     SELECT id, ended_at, 'status',
                            jsonb_build_object('status', status, 'reason', status_reason)
-                    FROM created WHERE status = 'canceled'
+                    FROM created WHERE status = %(canceled)s
                 )
                 SELECT * FROM created
                 """,
@@ -106,6 +107,8 @@ class CallStore:
                     "key": idempotency_key,
                     "hash": request_hash,
                     "dnc_reason": DNC_REASON,
+                    "queued": CallStatus.QUEUED.value,
+                    "canceled": CallStatus.CANCELED.value,
                     "not_before": call.not_before,
                     "expires_at": call.expires_at,
                     "window_start": call.window.start if call.window else None,
@@ -157,7 +160,7 @@ class CallStore:
                 -- times): it is the call's creation, read from the call itself.
                 WITH story AS (
                     SELECT 0::bigint AS id, created_at AS at, 'status' AS type,
-                           '{"status": "queued"}'::jsonb AS data, NULL::uuid AS attempt_id
+                           jsonb_build_object('status', %(queued)s::text) AS data, NULL::uuid AS attempt_id
                     FROM calls WHERE id = %(id)s
                     UNION ALL
                     SELECT id, at, type, data, attempt_id FROM call_events WHERE call_id = %(id)s
@@ -165,7 +168,7 @@ class CallStore:
                 SELECT row_number() OVER (ORDER BY at, id) AS seq, at, type, data, attempt_id
                 FROM story ORDER BY at, id
                 """,
-                {"id": call_id},
+                {"id": call_id, "queued": CallStatus.QUEUED.value},
             )
             return await cur.fetchall()
 
@@ -177,28 +180,36 @@ class CallStore:
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 """
-                UPDATE calls SET status = 'canceled', status_reason = %s,
+                UPDATE calls SET status = %(canceled)s, status_reason = %(reason)s,
                        cancel_requested_at = now(), ended_at = now(), updated_at = now()
-                WHERE id = %s AND status = 'queued'
+                WHERE id = %(id)s AND status = %(queued)s
                 RETURNING *
                 """,
-                (CANCELED_BEFORE_DIALING, call_id),
+                {
+                    "id": call_id,
+                    "reason": CANCELED_BEFORE_DIALING,
+                    "canceled": CallStatus.CANCELED.value,
+                    "queued": CallStatus.QUEUED.value,
+                },
             )
             row = await cur.fetchone()
             if row is not None:
                 await conn.execute(
                     "INSERT INTO call_events (call_id, at, type, data) VALUES (%s, now(), 'status', %s)",
-                    (call_id, Jsonb({"status": "canceled", "reason": CANCELED_BEFORE_DIALING})),
+                    (
+                        call_id,
+                        Jsonb({"status": CallStatus.CANCELED.value, "reason": CANCELED_BEFORE_DIALING}),
+                    ),
                 )
                 return row
             cur = await conn.execute(
                 """
                 UPDATE calls SET cancel_requested_at = coalesce(cancel_requested_at, now()),
                        updated_at = now()
-                WHERE id = %s AND status IN ('initiated', 'ringing', 'in-progress')
+                WHERE id = %s AND status = ANY(%s)
                 RETURNING *
                 """,
-                (call_id,),
+                (call_id, sorted(s.value for s in DIALED_STATUSES)),
             )
             row = await cur.fetchone()
             if row is not None:
@@ -210,63 +221,27 @@ class CallStore:
                 return row
         return await self.get(call_id)
 
-    async def counts_by_status(self) -> dict[str, int]:
-        """Every call by status, from the counts the triggers keep (schema.sql), not a count of
-        the whole table."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT status, sum(n) AS n FROM call_status_counts GROUP BY status HAVING sum(n) <> 0"
-            )
-            return {str(r["status"]): int(r["n"]) for r in await cur.fetchall()}
-
-    async def dialable_now(self) -> int:
-        """Queued calls that may be dialed now: not held until a later time (not_before, a
-        retry's backoff, a calling window) and not in a paused campaign. Only the queued part
-        of the table is read (the dialable index is partial on it)."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) AS n FROM calls c LEFT JOIN campaigns k ON k.id = c.campaign_id "
-                "WHERE c.status = 'queued' AND c.not_before <= now() "
-                "AND (k.id IS NULL OR k.status = 'active')"
-            )
-            row = await cur.fetchone()
-            return int(row["n"]) if row else 0
-
-    async def dial_pace(self) -> float:
-        """Attempts started per second over the last minute."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) AS n FROM call_attempts WHERE started_at > now() - interval '60 seconds'"
-            )
-            row = await cur.fetchone()
-            return int(row["n"]) / 60.0 if row else 0.0
-
-    async def live_calls_per_node(self) -> dict[str, int]:
+    async def list_page(
+        self, *, campaign: UUID | None, status: CallStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Row], str | None]:
+        """Keyset pages in arrival order: a cursor stays right however many calls arrive."""
+        after = decode_cursor(cursor)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
-                SELECT n.name, count(a.id) AS live FROM nodes n
-                LEFT JOIN call_attempts a ON a.node = n.name AND a.ended_at IS NULL
-                GROUP BY n.name ORDER BY n.name
-                """
+                SELECT * FROM calls
+                WHERE (%(campaign)s::uuid IS NULL OR campaign_id = %(campaign)s)
+                  AND (%(status)s::text IS NULL OR status = %(status)s)
+                  AND (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))
+                ORDER BY created_at, id LIMIT %(limit)s
+                """,
+                {
+                    "campaign": campaign,
+                    "status": status.value if status is not None else None,
+                    "at": after[0] if after else None,
+                    "id": after[1] if after else None,
+                    "limit": limit + 1,
+                },
             )
-            return {str(r["name"]): int(r["live"]) for r in await cur.fetchall()}
-
-    async def node_paces(self) -> dict[str, float]:
-        """Each node's current pace (new calls/s) as its dispatcher's AIMD last set it."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute("SELECT name, pace_cps FROM nodes WHERE pace_cps IS NOT NULL")
-            return {str(r["name"]): float(r["pace_cps"]) for r in await cur.fetchall()}
-
-    async def health_snapshot(self, silent_after_s: float) -> Row:
-        """What /health reads from PostgreSQL, on one connection: live dispatchers (heartbeat
-        younger than `silent_after_s`) and the nodes to probe."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) AS n FROM dispatchers "
-                "WHERE heartbeat_at > now() - make_interval(secs => %s)",
-                (silent_after_s,),
-            )
-            row = await cur.fetchone()
-            cur = await conn.execute("SELECT name, ami_host, ami_port, drained FROM nodes ORDER BY name")
-            return {"dispatchers": int(row["n"]) if row else 0, "nodes": await cur.fetchall()}
+            rows = await cur.fetchall()
+        return page(rows, limit)

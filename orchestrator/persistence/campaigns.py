@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -14,12 +11,12 @@ from psycopg import AsyncConnection, AsyncCopy
 from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
-from orchestrator.domain.calling_hours import CallingWindow
-from orchestrator.domain.campaign import BulkRow, CampaignStatus
-from orchestrator.domain.errors import Busy, Conflict, NotFound, ValidationFailed
-from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.campaign import BulkRow, CampaignStatus, NewCampaign
+from orchestrator.domain.errors import Busy, Conflict, NotFound
 from orchestrator.persistence.calls import CAMPAIGN_CANCELED, DNC_REASON
 from orchestrator.persistence.db import Pool
+from orchestrator.persistence.paging import decode_cursor, page
 
 Row = dict[str, Any]
 
@@ -35,47 +32,36 @@ class CampaignStore:
         self._pool = pool
         self._upload_pool = upload_pool or pool
 
-    async def create(
-        self,
-        *,
-        name: str,
-        trunk: str,
-        from_: str | None,
-        template: str,
-        voice: str,
-        ring_timeout_s: int,
-        cps: float | None,
-        window: CallingWindow | None = None,
-        expires_at: datetime | None = None,
-        retry: RetryPolicy | None = None,
-        created_by: str | None = None,
-    ) -> Row:
-        policy = retry or RetryPolicy()
+    async def create(self, campaign: NewCampaign) -> Row:
+        policy, window = campaign.retry, campaign.window
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
                 INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
                                        ring_timeout_s, cps, window_start, window_end, expires_at,
                                        max_attempts, retry_on, retry_backoff_s, created_by)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
+                VALUES (%(id)s, %(name)s, %(trunk)s, %(from)s, %(template)s, %(voice)s, %(ring)s,
+                        %(cps)s, %(window_start)s, %(window_end)s, %(expires_at)s, %(max_attempts)s,
+                        %(retry_on)s, %(backoff)s, %(created_by)s)
+                RETURNING *
                 """,
-                (
-                    uuid.uuid4(),
-                    name,
-                    trunk,
-                    from_,
-                    template,
-                    voice,
-                    ring_timeout_s,
-                    cps,
-                    window.start if window else None,
-                    window.end if window else None,
-                    expires_at,
-                    policy.max_attempts,
-                    sorted(s.value for s in policy.retry_on),
-                    policy.backoff_s,
-                    created_by,
-                ),
+                {
+                    "id": uuid.uuid4(),
+                    "name": campaign.name,
+                    "trunk": campaign.trunk,
+                    "from": campaign.from_,
+                    "template": campaign.template,
+                    "voice": campaign.voice,
+                    "ring": campaign.ring_timeout_s,
+                    "cps": campaign.cps,
+                    "window_start": window.start if window else None,
+                    "window_end": window.end if window else None,
+                    "expires_at": campaign.expires_at,
+                    "max_attempts": policy.max_attempts,
+                    "retry_on": sorted(s.value for s in policy.retry_on),
+                    "backoff": policy.backoff_s,
+                    "created_by": campaign.created_by,
+                },
             )
             row = await cur.fetchone()
             assert row is not None
@@ -157,47 +143,27 @@ class CampaignStore:
                         -- SKIP LOCKED: calls a claim holds now are left to it. It waits for this
                         -- campaign row, then sees the cancel and ends them canceled itself;
                         -- waiting for them here, as it waits for us, would be a deadlock.
-                        UPDATE calls c SET status = 'canceled', status_reason = %(reason)s,
+                        UPDATE calls c SET status = %(canceled)s, status_reason = %(reason)s,
                                ended_at = now(), updated_at = now()
-                        FROM (SELECT id FROM calls WHERE campaign_id = %(id)s AND status = 'queued'
+                        FROM (SELECT id FROM calls WHERE campaign_id = %(id)s AND status = %(queued)s
                               FOR UPDATE SKIP LOCKED) q
                         WHERE c.id = q.id
                         RETURNING c.id
                     )
                     INSERT INTO call_events (call_id, at, type, data)
                     SELECT id, now(), 'status',
-                           jsonb_build_object('status', 'canceled', 'reason', %(reason)s::text)
+                           jsonb_build_object('status', %(canceled)s::text, 'reason', %(reason)s::text)
                     FROM canceled
                     """,
-                    {"reason": CAMPAIGN_CANCELED, "id": campaign_id},
+                    {
+                        "reason": CAMPAIGN_CANCELED,
+                        "id": campaign_id,
+                        "canceled": CallStatus.CANCELED.value,
+                        "queued": CallStatus.QUEUED.value,
+                    },
                 )
                 canceled = cur.rowcount
             return updated, canceled
-
-    async def calls_page(
-        self, *, campaign: UUID | None, status: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[Row], str | None]:
-        """Keyset pages in arrival order: a cursor stays right however many calls arrive."""
-        after = decode_cursor(cursor)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                """
-                SELECT * FROM calls
-                WHERE (%(campaign)s::uuid IS NULL OR campaign_id = %(campaign)s)
-                  AND (%(status)s::text IS NULL OR status = %(status)s)
-                  AND (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))
-                ORDER BY created_at, id LIMIT %(limit)s
-                """,
-                {
-                    "campaign": campaign,
-                    "status": status,
-                    "at": after[0] if after else None,
-                    "id": after[1] if after else None,
-                    "limit": limit + 1,
-                },
-            )
-            rows = await cur.fetchall()
-        return page(rows, limit)
 
     def intake(self, campaign: Row, created_by: str | None = None) -> Intake:
         return Intake(self._upload_pool, campaign, created_by)
@@ -268,7 +234,7 @@ class Intake:
             "SELECT status FROM campaigns WHERE id = %s FOR UPDATE", (self._campaign["id"],)
         )
         current = await cur.fetchone()
-        if current is None or current["status"] == "canceled":
+        if current is None or current["status"] == CampaignStatus.CANCELED.value:
             raise Conflict(
                 "the campaign was canceled during the upload; nothing was stored", code="campaign-canceled"
             )
@@ -298,7 +264,7 @@ class Intake:
                    now() + s.line * interval '1 microsecond', %(expires_at)s, %(window_start)s,
                    %(window_end)s, string_to_array(s.time_zones, ','),
                    %(max_attempts)s, %(retry_on)s, %(retry_backoff_s)s, %(created_by)s,
-                   CASE WHEN d.number IS NULL THEN 'queued' ELSE 'canceled' END,
+                   CASE WHEN d.number IS NULL THEN %(queued)s ELSE %(canceled)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE now() END
             FROM intake_stage s LEFT JOIN dnc d ON d.number = s.to_number
@@ -309,6 +275,8 @@ class Intake:
                 "voice": voice,
                 "campaign": self._campaign["id"],
                 "dnc_reason": DNC_REASON,
+                "queued": CallStatus.QUEUED.value,
+                "canceled": CallStatus.CANCELED.value,
                 "expires_at": self._campaign["expires_at"],
                 "window_start": self._campaign["window_start"],
                 "window_end": self._campaign["window_end"],
@@ -331,9 +299,13 @@ class Intake:
             FROM (SELECT DISTINCT s.to_number FROM intake_stage s JOIN dnc d ON d.number = s.to_number)
                 AS blocked
             JOIN calls c ON c.campaign_id = %(campaign)s AND c.to_number = blocked.to_number
-            WHERE c.status = 'canceled' AND c.ended_at = now() AND c.status_reason = %(dnc_reason)s
+            WHERE c.status = %(canceled)s AND c.ended_at = now() AND c.status_reason = %(dnc_reason)s
             """,
-            {"campaign": self._campaign["id"], "dnc_reason": DNC_REASON},
+            {
+                "campaign": self._campaign["id"],
+                "dnc_reason": DNC_REASON,
+                "canceled": CallStatus.CANCELED.value,
+            },
         )
         await conn.commit()
         return accepted, renders
@@ -346,33 +318,9 @@ class Intake:
             if self._copy_cm is not None:
                 try:
                     await self._copy_cm.__aexit__(exc_type or RuntimeError, exc or RuntimeError(), tb)
-                except Exception:
+                except Exception:  # noqa: BLE001 - the COPY is being abandoned; the rollback ends it
                     pass
             await self._conn.rollback()
         finally:
             await self._pool.putconn(self._conn)
             self._conn = None
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if not cursor:
-        return None
-    try:
-        at, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
-        return datetime.fromisoformat(at), UUID(ident)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed(
-            "not a cursor this API gave out", field="cursor", code="invalid-cursor"
-        ) from exc
-
-
-def encode_cursor(row: Row) -> str:
-    raw = json.dumps([row["created_at"].isoformat(), str(row["id"])])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def page(rows: list[Row], limit: int) -> tuple[list[Row], str | None]:
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1])
-    return rows, None

@@ -37,8 +37,11 @@ class KeyStore:
             raise Unavailable("the key store (PostgreSQL) does not answer", code="unavailable") from exc
 
     async def touch(self, key_id: str) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = %s", (key_id,))
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = %s", (key_id,))
+        except psycopg.Error as exc:  # any refusal of the write: the caller only logs it
+            raise Unavailable("last_used_at could not be written", code="unavailable") from exc
 
 
 def add_key(

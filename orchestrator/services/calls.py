@@ -1,4 +1,4 @@
-"""Use cases behind /v1/calls: submit, read, cancel."""
+"""Use cases behind /v1/calls: submit, read, list, cancel."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from uuid import UUID
 import structlog
 
 from orchestrator.domain.audio import SpeechRequest
-from orchestrator.domain.call import NewCall
-from orchestrator.domain.calling_hours import CallingWindow, callee_zones
-from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.call import DIALED_STATUSES, CallStatus, NewCall
+from orchestrator.domain.calling_hours import callee_zones
 from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
-from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.requests import CallRequest
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 from orchestrator.services.renders import enqueue_renders_stored
 
@@ -35,9 +34,23 @@ class CallRepository(TrunkDirectory, Protocol):
 
     async def cancel(self, call_id: UUID) -> dict[str, Any] | None: ...
 
+    async def list_page(
+        self, *, campaign: UUID | None, status: CallStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
 
 class RenderQueue(Protocol):
     def enqueue_render(self, audio_hash: str) -> None: ...
+
+
+def _zones(request: CallRequest) -> tuple[str, ...] | None:
+    """The callee's zones its calling window is read in (None: no window)."""
+    if request.window is None:
+        return None
+    try:
+        return callee_zones(request.to, request.tz, request.window, datetime.now(UTC))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="calling_window", code="calling-window-never-opens") from exc
 
 
 class CallService:
@@ -56,62 +69,39 @@ class CallService:
         self._default_voice = default_voice
         self._voices = voices
 
-    async def submit(
-        self,
-        *,
-        to: str,
-        from_: str | None,
-        trunk: str | None,
-        text: str,
-        voice: str | None,
-        ring_timeout_s: int,
-        metadata: dict[str, Any] | None,
-        idempotency_key: str | None,
-        request_hash: str | None,
-        not_before: datetime | None = None,
-        expires_at: datetime | None = None,
-        window: CallingWindow | None = None,
-        tz: str | None = None,
-        retry: RetryPolicy | None = None,
-        created_by: str | None = None,
-        destinations: DestinationPolicy | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    async def submit(self, request: CallRequest) -> tuple[dict[str, Any], bool]:
         """Store a call as `queued`; returns (call, created). A replay returns the original.
 
-        `destinations`: where the asking key may call (refused: 422 destination-not-allowed)."""
-        refusal = destinations.refusal(to) if destinations is not None else None
+        A number the asking key may not call is refused (422 destination-not-allowed)."""
+        destinations = request.destinations
+        refusal = destinations.refusal(request.to) if destinations is not None else None
         if refusal is not None:
             raise ValidationFailed(refusal, field="to", code="destination-not-allowed")
-        trunk_name = await choose_trunk(self._repo, trunk, field="trunk")
-        voice_name = choose_voice(voice, self._default_voice, self._voices, field="tts.voice")
-        speech = SpeechRequest(text=text, voice=voice_name, engine=self._engine)
-        zones = None
-        if window is not None:
-            try:
-                zones = callee_zones(to, tz, window, datetime.now(UTC))
-            except ValueError as exc:
-                raise ValidationFailed(
-                    str(exc), field="calling_window", code="calling-window-never-opens"
-                ) from exc
+        trunk_name = await choose_trunk(self._repo, request.trunk, field="trunk")
+        voice_name = choose_voice(request.voice, self._default_voice, self._voices, field="tts.voice")
+        speech = SpeechRequest(text=request.text, voice=voice_name, engine=self._engine)
         call = NewCall(
             id=uuid.uuid4(),
-            to=to,
-            from_=from_,
+            to=request.to,
+            from_=request.from_,
             trunk=trunk_name,
-            text=text,
+            text=request.text,
             voice=voice_name,
             audio_key=speech.key(),
-            ring_timeout_s=ring_timeout_s,
-            metadata=metadata,
-            not_before=not_before,
-            expires_at=expires_at,
-            window=window,
-            time_zones=zones,
-            retry=retry,
-            created_by=created_by,
+            ring_timeout_s=request.ring_timeout_s,
+            metadata=request.metadata,
+            not_before=request.not_before,
+            expires_at=request.expires_at,
+            window=request.window,
+            time_zones=_zones(request),
+            retry=request.retry,
+            created_by=request.created_by,
         )
         result = await self._repo.create(
-            call, engine=self._engine, idempotency_key=idempotency_key, request_hash=request_hash
+            call,
+            engine=self._engine,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.request_hash,
         )
         if result.idempotency_conflict:
             raise Conflict(
@@ -136,11 +126,20 @@ class CallService:
             raise NotFound(f"no call {call_id}", code="no-such-call")
         return await self._repo.events(call_id)
 
+    async def page(
+        self, *, campaign: UUID | None, status: CallStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Calls in arrival order, `limit` at a time, and the cursor of the next page (None: the
+        last one)."""
+        return await self._repo.list_page(campaign=campaign, status=status, limit=limit, cursor=cursor)
+
     async def cancel(self, call_id: UUID) -> dict[str, Any]:
         call = await self._repo.cancel(call_id)
         if call is None:
             raise NotFound(f"no call {call_id}", code="no-such-call")
-        if call["status"] not in ("canceled", "initiated", "ringing", "in-progress"):
+        status = CallStatus(call["status"])
+        # Canceled now, or flagged for the dispatcher to hang up; anything else is refused.
+        if status is not CallStatus.CANCELED and status not in DIALED_STATUSES:
             raise Conflict(f"the call is already {call['status']}", field=None, code="call-already-final")
         log.info("call.cancel", call_id=str(call_id), status=call["status"])
         return call

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -12,19 +13,65 @@ import structlog
 
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.domain.calling_hours import CallingWindow, callee_zones
-from orchestrator.domain.campaign import CampaignDefaults, CampaignStatus, RowError, RowParser, Template
+from orchestrator.domain.campaign import (
+    BulkRow,
+    CampaignDefaults,
+    CampaignStatus,
+    NewCampaign,
+    RowError,
+    RowParser,
+    Template,
+)
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import ValidationFailed
+from orchestrator.domain.requests import CampaignRequest
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 from orchestrator.services.renders import enqueue_renders_stored
 
 log = structlog.get_logger(__name__)
 MAX_REPORTED_ERRORS = 100
+Row = dict[str, Any]
 
 
 class RenderQueue(Protocol):
     def enqueue_renders(self, audio_hashes: list[str]) -> None: ...
+
+
+class IntakeSession(Protocol):
+    """One upload's rows, staged as they come; nothing is kept unless `commit` is reached."""
+
+    staged: int
+
+    async def __aenter__(self) -> IntakeSession: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def add(
+        self, line: int, row: BulkRow, audio_hash: str, time_zones: tuple[str, ...] | None
+    ) -> None: ...
+
+    async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
+        """(calls accepted, audio hashes that need a render)."""
+        ...
+
+
+class CampaignRepository(Protocol):
+    async def create(self, campaign: NewCampaign) -> Row: ...
+
+    async def get(self, campaign_id: UUID) -> Row: ...
+
+    async def discard_if_empty(self, campaign_id: UUID) -> bool: ...
+
+    async def progress(self, campaign_id: UUID) -> tuple[dict[str, int], float]: ...
+
+    async def list_page(self, *, limit: int, cursor: str | None) -> tuple[list[Row], str | None]: ...
+
+    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[Row, int]: ...
+
+    def intake(self, campaign: Row, created_by: str | None = None) -> IntakeSession: ...
 
 
 @dataclass
@@ -53,7 +100,7 @@ class IntakeReport:
 class CampaignService:
     def __init__(
         self,
-        store: Any,
+        store: CampaignRepository,
         trunks: TrunkDirectory,
         renders: RenderQueue,
         *,
@@ -68,41 +115,33 @@ class CampaignService:
         self._default_voice = default_voice
         self._voices = voices
 
-    async def create(
-        self,
-        *,
-        name: str,
-        trunk: str | None,
-        from_: str | None,
-        text: str,
-        voice: str | None,
-        ring_timeout_s: int,
-        cps: float | None,
-        window: CallingWindow | None = None,
-        expires_at: datetime | None = None,
-        retry: RetryPolicy | None = None,
-        created_by: str | None = None,
-    ) -> dict[str, Any]:
-        trunk_name = await choose_trunk(self._trunks, trunk, field="defaults.trunk")
-        voice_name = choose_voice(voice, self._default_voice, self._voices, field="defaults.tts.voice")
+    async def create(self, request: CampaignRequest) -> Row:
+        trunk_name = await choose_trunk(self._trunks, request.trunk, field="defaults.trunk")
+        voice_name = choose_voice(
+            request.voice, self._default_voice, self._voices, field="defaults.tts.voice"
+        )
         try:
-            Template(text)
+            Template(request.text)
         except ValueError as exc:
             raise ValidationFailed(str(exc), field="defaults.tts.text") from exc
-        row: dict[str, Any] = await self._store.create(
-            name=name,
-            trunk=trunk_name,
-            from_=from_,
-            template=text,
-            voice=voice_name,
-            ring_timeout_s=ring_timeout_s,
-            cps=cps,
-            window=window,
-            expires_at=expires_at,
-            retry=retry or RetryPolicy(),
-            created_by=created_by,
+        row = await self._store.create(
+            NewCampaign(
+                name=request.name,
+                trunk=trunk_name,
+                from_=request.from_,
+                template=request.text,
+                voice=voice_name,
+                ring_timeout_s=request.ring_timeout_s,
+                cps=request.cps,
+                window=request.window,
+                expires_at=request.expires_at,
+                retry=request.retry or RetryPolicy(),
+                created_by=request.created_by,
+            )
         )
-        log.info("campaign.created", campaign_id=str(row["id"]), name=name, created_by=created_by)
+        log.info(
+            "campaign.created", campaign_id=str(row["id"]), name=request.name, created_by=request.created_by
+        )
         return row
 
     async def intake(
@@ -189,6 +228,10 @@ class CampaignService:
         campaign = await self._store.get(campaign_id)
         counts, pace = await self._store.progress(campaign_id)
         return campaign, counts, pace
+
+    async def page(self, *, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Campaigns in creation order, `limit` at a time, and the next page's cursor."""
+        return await self._store.list_page(limit=limit, cursor=cursor)
 
     async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[dict[str, Any], int]:
         campaign, canceled = await self._store.set_status(campaign_id, status)

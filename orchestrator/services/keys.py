@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.errors import Unavailable
 from orchestrator.domain.keys import Principal, Scope, key_id, key_matches
 from orchestrator.services.single_flight import SingleFlight
 
@@ -28,7 +29,9 @@ TOUCH_EVERY_S = 60.0
 class KeyRepository(Protocol):
     async def by_id(self, key_id: str) -> dict[str, Any] | None: ...
 
-    async def touch(self, key_id: str) -> None: ...
+    async def touch(self, key_id: str) -> None:
+        """Raises Unavailable when the write fails, whatever the reason."""
+        ...
 
 
 class Unauthenticated(Exception):
@@ -106,5 +109,5 @@ class Authenticator:
         self._touched[ident] = now
         try:
             await self._keys.touch(ident)
-        except Exception as exc:  # a hint for operators: never worth failing the request
-            log.warning("api.key_touch_failed", key_id=ident, error=type(exc).__name__)
+        except Unavailable as exc:  # a hint for operators: never worth failing the request
+            log.warning("api.key_touch_failed", key_id=ident, error=type(exc.__cause__ or exc).__name__)

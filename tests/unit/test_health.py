@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.api.app import create_app
-from orchestrator.api.deps import ApiDeps
-from orchestrator.api.health import HEALTH, HealthMonitor
+from orchestrator.api.health import present
+from orchestrator.asterisk.probe import ami_banner
+from orchestrator.domain.health import HealthSnapshot, NodeAddress
 from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
+from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.single_flight import SingleFlight
+from tests.unit.api_fakes import Stub, api_deps
 
 
 class Store:
@@ -20,16 +22,15 @@ class Store:
         self.snapshots = 0
         self.fail = fail
 
-    async def health_snapshot(self, silent_after_s: float) -> dict[str, Any]:
+    async def health_snapshot(self, silent_after_s: float) -> HealthSnapshot:
         self.snapshots += 1
         await asyncio.sleep(0.05)
         if self.fail is not None:
             raise self.fail
         # A node nothing listens on: the asterisk check fails without a farm.
-        return {
-            "dispatchers": 1,
-            "nodes": [{"name": "n1", "ami_host": "127.0.0.1", "ami_port": 1, "drained": False}],
-        }
+        return HealthSnapshot(
+            dispatchers=1, nodes=(NodeAddress(name="n1", ami_host="127.0.0.1", ami_port=1, drained=False),)
+        )
 
 
 class Queues:
@@ -40,34 +41,17 @@ class Queues:
         return 2
 
 
-def _deps(store: Store) -> ApiDeps:
-    keys = Authenticator(
-        cast(Any, None),
-        bootstrap_key="b" * 32,
-        bootstrap=Principal(BOOTSTRAP, frozenset({Scope.ADMIN}), None),
-        cache_s=2.0,
-    )
-    return ApiDeps(
-        calls=cast(Any, None),
-        store=cast(Any, store),
-        queues=cast(Any, Queues()),
-        keys=keys,
-        max_body_bytes=65536,
-        campaigns=cast(Any, None),
-        campaign_store=cast(Any, None),
-        max_bulk_bytes=1 << 20,
-        max_line_bytes=65536,
-        upload_idle_s=30.0,
-    )
+def _checks(store: Store) -> HealthChecks:
+    return HealthChecks(store, Queues(), banner=ami_banner, cache_s=1.0)
 
 
 async def test_a_crowd_of_probes_runs_the_checks_once() -> None:
     store = Store()
-    monitor = HealthMonitor(_deps(store), cache_s=1.0)
+    monitor = _checks(store)
     answers = await asyncio.gather(*(monitor.report() for _ in range(20)))
     assert store.snapshots == 1 and monitor.runs == 1
-    assert len({id(body) for _, body in answers}) == 1
-    status, body = answers[0]
+    assert len({id(report) for report in answers}) == 1
+    status, body = present(answers[0])
     # No node answers: 503, as before keys; the rest is reported.
     assert status == 503 and body["status"] == "unavailable"
     assert body["checks"]["asterisk"] == {"ok": False, "error": "no Asterisk node answers"}
@@ -76,8 +60,8 @@ async def test_a_crowd_of_probes_runs_the_checks_once() -> None:
 
 async def test_error_text_is_never_shown() -> None:
     secret = "connection to server at 10.1.2.3 failed: password authentication failed for user sespcl"
-    monitor = HealthMonitor(_deps(Store(fail=OSError(secret))), cache_s=1.0)
-    status, body = await monitor.report()
+    monitor = _checks(Store(fail=OSError(secret)))
+    status, body = present(await monitor.report())
     assert status == 503
     assert "10.1.2.3" not in str(body) and "password" not in str(body)
     assert body["checks"]["postgres"]["error"] == "postgres check failed (OSError); see the API log"
@@ -85,7 +69,14 @@ async def test_error_text_is_never_shown() -> None:
 
 
 async def test_status_for_anyone_checks_for_metrics_read() -> None:
-    app = create_app(_deps(Store()))
+    keys = Authenticator(
+        Stub(AssertionError),
+        bootstrap_key="b" * 32,
+        bootstrap=Principal(BOOTSTRAP, frozenset({Scope.ADMIN}), None),
+        cache_s=2.0,
+    )
+    monitor = _checks(Store())
+    app = create_app(api_deps(AssertionError, keys=keys, health=monitor))
     async with TestClient(TestServer(app)) as client:
         anonymous = await client.get("/health")
         assert anonymous.status == 503 and await anonymous.json() == {"status": "unavailable"}
@@ -94,7 +85,7 @@ async def test_status_for_anyone_checks_for_metrics_read() -> None:
         assert {"status", "checks", "checked_at"} <= set(await detailed.json())
         wrong = await client.get("/health", headers={"Authorization": "Bearer nope"})
         assert wrong.status == 401
-        assert app[HEALTH].runs == 1  # the three answered from one run
+        assert monitor.runs == 1  # the three answered from one run
 
 
 async def test_single_flight_keeps_a_value_its_time_and_not_an_error() -> None:

@@ -15,6 +15,7 @@ from orchestrator.api.app import create_app
 from orchestrator.api.deps import ApiDeps
 from orchestrator.api.errors import ApiError
 from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.errors import Unavailable
 from orchestrator.domain.keys import (
     BOOTSTRAP,
     Principal,
@@ -27,6 +28,7 @@ from orchestrator.domain.keys import (
     parse_scopes,
 )
 from orchestrator.services.keys import TOUCH_EVERY_S, Authenticator, Unauthenticated
+from tests.unit.api_fakes import api_deps
 
 BOOTSTRAP_KEY = "b" * 32
 
@@ -162,6 +164,17 @@ async def test_last_used_is_written_at_most_once_a_minute() -> None:
     assert len(keys.touched) == 2
 
 
+async def test_a_failed_touch_does_not_fail_the_request() -> None:
+    class Unwritable(Keys):
+        async def touch(self, ident: str) -> None:
+            raise Unavailable("last_used_at could not be written")
+
+    keys = Unwritable()
+    auth = _authenticator(keys, Clock())
+    key = keys.add("ci", {Scope.CALLS_READ})
+    assert (await auth.authenticate(key)).name == "ci"
+
+
 class Limiter:
     """Refuses the named keys."""
 
@@ -174,24 +187,9 @@ class Limiter:
         return 3 if name in self.over else None
 
 
-class _Stub:
+def _reached(name: str) -> Exception:
     """Any service or store: every awaited method answers 418."""
-
-    def __getattr__(self, name: str) -> Any:
-        async def method(*args: Any, **kwargs: Any) -> Any:
-            raise ApiError(418, "reached", name)
-
-        return method
-
-
-class _SyncStub:
-    """The work queues (called in a thread): every method answers 418."""
-
-    def __getattr__(self, name: str) -> Any:
-        def method(*args: Any, **kwargs: Any) -> Any:
-            raise ApiError(418, "reached", name)
-
-        return method
+    return ApiError(418, "reached", name)
 
 
 EXPECTED = {
@@ -229,18 +227,9 @@ def test_every_route_has_its_scope() -> None:
 
 
 def _deps(keys: Keys, limiter: Limiter) -> ApiDeps:
-    stub = cast(Any, _Stub())
-    return ApiDeps(
-        calls=stub,
-        store=stub,
-        queues=cast(Any, _SyncStub()),
+    return api_deps(
+        _reached,
         keys=_authenticator(keys, Clock()),
-        max_body_bytes=65536,
-        campaigns=stub,
-        campaign_store=stub,
-        max_bulk_bytes=1 << 20,
-        max_line_bytes=65536,
-        upload_idle_s=30.0,
         rate_limiter=cast(Any, limiter),
     )
 

@@ -26,6 +26,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.campaign import CampaignStatus, RowError
 from orchestrator.domain.keys import Principal, Scope
 from orchestrator.services.campaigns import MAX_REPORTED_ERRORS, IntakeReport
+from tests.unit.api_fakes import Stub, api_deps
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -89,33 +90,8 @@ class Reached(Exception):
     """Raised by the stand-in stores: the handler got past its own checks of the request."""
 
 
-class _Stub:
-    """Stand-in for a service or store: any awaited method records its arguments and raises Reached."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        async def method(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append((name, kwargs))
-            raise Reached(name)
-
-        return method
-
-
 def _stub_deps() -> ApiDeps:
-    return ApiDeps(
-        calls=cast(Any, _Stub()),
-        store=cast(Any, _Stub()),
-        queues=cast(Any, _Stub()),
-        keys=cast(Any, _Stub()),
-        max_body_bytes=65536,
-        campaigns=cast(Any, _Stub()),
-        campaign_store=cast(Any, _Stub()),
-        max_bulk_bytes=1 << 20,
-        max_line_bytes=65536,
-        upload_idle_s=30.0,
-    )
+    return api_deps(Reached)
 
 
 def _documented_operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -294,14 +270,14 @@ async def test_voice_bulk_query_parameters_are_the_documented_ones(doc: dict[str
 
 
 @pytest.mark.parametrize(
-    ("path", "handler", "store_method"),
+    ("path", "handler", "service"),
     [
-        ("/v1/calls", list_calls, "calls_page"),
-        ("/v1/campaigns", list_campaigns, "list_page"),
+        ("/v1/calls", list_calls, "calls"),
+        ("/v1/campaigns", list_campaigns, "campaigns"),
     ],
 )
 async def test_list_limits_are_the_documented_ones(
-    doc: dict[str, Any], path: str, handler: Any, store_method: str
+    doc: dict[str, Any], path: str, handler: Any, service: str
 ) -> None:
     params = {p.get("name"): p for p in doc["paths"][path]["get"]["parameters"]}
     limit = params["limit"]["schema"]
@@ -318,8 +294,8 @@ async def test_list_limits_are_the_documented_ones(
         if accepted:
             with pytest.raises(Reached):
                 await handler(request)
-            name, kwargs = cast(_Stub, deps.campaign_store).calls[-1]
-            assert (name, kwargs["limit"]) == (store_method, limit["default"] if value is None else value)
+            name, kwargs = cast(Stub, getattr(deps, service)).calls[-1]
+            assert (name, kwargs["limit"]) == ("page", limit["default"] if value is None else value)
         else:
             with pytest.raises(ApiError) as refused:
                 await handler(request)

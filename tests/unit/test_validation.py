@@ -1,11 +1,15 @@
 import json
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.api.schemas import CallIn
+from orchestrator.api.schemas import CallIn, CampaignIn, RetryOutcome
 from orchestrator.domain.audio import SpeechRequest, audio_file_name
+from orchestrator.domain.calling_hours import CallingWindow
+from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import parse_e164
+from orchestrator.domain.retry import RETRYABLE
 from orchestrator.domain.text import control_character_position
 
 
@@ -94,6 +98,61 @@ def test_idempotency_hash_follows_content() -> None:
     same = CallIn.model_validate(json.loads(json.dumps(_body(metadata={"a": 1}))))
     other = CallIn.model_validate(_body(metadata={"a": 2}))
     assert one.canonical_hash() == same.canonical_hash() != other.canonical_hash()
+
+
+def test_the_retry_outcomes_offered_are_the_retryable_statuses() -> None:
+    assert set(get_args(RetryOutcome)) == {s.value for s in RETRYABLE}
+
+
+def test_a_call_body_becomes_the_domain_request() -> None:
+    body = _body(
+        **{"from": "+14155550100"},
+        trunk="demo",
+        tts={"text": "hello", "voice": "en-us"},
+        ring_timeout_s=20,
+        metadata={"a": 1},
+        calling_window={"start": "09:00", "end": "18:00"},
+        tz="America/New_York",
+        max_attempts=3,
+        retry_on=["busy"],
+        retry_backoff_s=30,
+    )
+    parsed = CallIn.model_validate(body)
+    policy = DestinationPolicy(frozenset({"US"}), premium=False)
+    request = parsed.to_request(idempotency_key="k1", created_by="ops", destinations=policy)
+    assert (request.to, request.from_, request.trunk) == ("+14155550123", "+14155550100", "demo")
+    assert (request.text, request.voice, request.ring_timeout_s) == ("hello", "en-us", 20)
+    assert request.metadata == {"a": 1} and request.tz == "America/New_York"
+    assert request.window == CallingWindow.parse("09:00", "18:00")
+    assert request.retry == parsed.retry_policy() and request.retry.max_attempts == 3
+    assert (request.created_by, request.destinations) == ("ops", policy)
+    assert (request.idempotency_key, request.request_hash) == ("k1", parsed.canonical_hash())
+    # Without a key there is nothing to compare a replay with.
+    assert parsed.to_request(idempotency_key=None, created_by="ops", destinations=policy).request_hash is None
+
+
+def test_a_campaign_body_becomes_the_domain_request() -> None:
+    parsed = CampaignIn.model_validate(
+        {
+            "name": "outage",
+            "cps": 5,
+            "defaults": {
+                "trunk": "demo",
+                "from": "+14155550100",
+                "tts": {"text": "Hello {{name}}", "voice": "en-us"},
+                "ring_timeout_s": 25,
+                "calling_window": {"start": "09:00", "end": "18:00"},
+                "max_attempts": 2,
+                "retry_on": ["no-answer"],
+            },
+        }
+    )
+    request = parsed.to_request(created_by="ops")
+    assert (request.name, request.cps, request.created_by) == ("outage", 5.0, "ops")
+    assert (request.trunk, request.from_, request.ring_timeout_s) == ("demo", "+14155550100", 25)
+    assert (request.text, request.voice) == ("Hello {{name}}", "en-us")
+    assert request.window == CallingWindow.parse("09:00", "18:00") and request.expires_at is None
+    assert request.retry == parsed.defaults.retry_policy() and request.retry.max_attempts == 2
 
 
 @pytest.mark.parametrize(
