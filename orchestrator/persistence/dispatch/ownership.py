@@ -9,8 +9,10 @@ from uuid import UUID
 
 from psycopg.rows import DictRow
 
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.ports import Unsent
-from orchestrator.domain.records import Marked
+from orchestrator.domain.records import AdoptedAttempt, Marked, Requeued
+from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import CANCELED_BEFORE_DIALING, TRUNK_REMOVED
 from orchestrator.persistence.db import Connection
 
@@ -111,7 +113,7 @@ async def retire(conn: Connection, owner: str) -> None:
 
 async def adopt_orphans(
     conn: Connection, owner: str, stale_after_s: float, dead_here: list[str] | None
-) -> list[Row]:
+) -> list[AdoptedAttempt]:
     """Take over the live attempts of dispatchers that stopped (no heartbeat) or are gone.
     `dead_here`: dispatchers known dead at once (same host, their process is gone)."""
     async with conn.transaction():
@@ -123,7 +125,25 @@ async def adopt_orphans(
             "DELETE FROM dispatchers WHERE heartbeat_at < now() - make_interval(secs => %s) * 10",
             (stale_after_s,),
         )
-        return adopted
+    # Read once committed: the attempts are this dispatcher's whatever their rows hold.
+    return [_adopted(row) for row in adopted]
+
+
+def _adopted(row: Row) -> AdoptedAttempt:
+    return AdoptedAttempt(
+        attempt_id=row["id"],
+        call_id=row["call_id"],
+        node=str(row["node"]),
+        status=CallStatus(row["status"]),
+        channel=row["channel"],
+        started_at=row["started_at"],
+        number=int(row["number"]),
+        originate_sent=bool(row["originate_sent"]),
+        answered=bool(row["answered"]),
+        cancel_requested=bool(row["cancel_requested"]),
+        ring_timeout_s=int(row["ring_timeout_s"]),
+        retry=RetryPolicy.from_row(row),
+    )
 
 
 async def mark_sending(conn: Connection, owner: str, attempt_ids: list[UUID]) -> Marked:
@@ -140,29 +160,31 @@ async def mark_sending(conn: Connection, owner: str, attempt_ids: list[UUID]) ->
     async with conn.transaction():
         cur = await conn.execute(_MARK_SENDING_SQL, params)
         sent = frozenset(row["id"] for row in await cur.fetchall())
-        requeued: tuple[Row, ...] = ()
+        requeued: list[Row] = []
         if len(sent) < len(attempt_ids):
             cur = await conn.execute(_REQUEUE_DRAINED_SQL, params)
-            requeued = tuple(await cur.fetchall())
-        return Marked(sent, requeued)
+            requeued = await cur.fetchall()
+    return Marked(sent, tuple(_requeued(row) for row in requeued))
 
 
-async def requeue_unsent(conn: Connection, owner: str, attempt_ids: list[UUID], why: Unsent) -> list[Row]:
+async def requeue_unsent(
+    conn: Connection, owner: str, attempt_ids: list[UUID], why: Unsent
+) -> list[Requeued]:
     """Attempts of this dispatcher that it knows were never sent (the caller's word: its own
     claims whose mark failed, or adopted ones never marked, or those a node made no channel
     for): removed, and their calls queued again (canceled instead if a cancel came
     meanwhile), the attempt not counted. `why` words the reason in the call's history.
-    Returns (call_id, attempt_id, status) for each call put back."""
+    Returns each call put back."""
     return await _requeue(conn, owner, _REQUEUE_UNSENT_SQL, _UNSENT_REASONS[why], ids=attempt_ids)
 
 
-async def requeue_stray(conn: Connection, owner: str, older_than_s: float) -> list[Row]:
+async def requeue_stray(conn: Connection, owner: str, older_than_s: float) -> list[Requeued]:
     """This dispatcher's attempts never marked sent and older than `older_than_s`: claims it
     did not hear back from (the connection failed after the COMMIT). As `requeue_unsent`."""
     return await _requeue(conn, owner, _REQUEUE_STRAY_SQL, _STRAY_REASON, older_than_s=older_than_s)
 
 
-async def _requeue(conn: Connection, owner: str, sql: str, reason: str, **which: Any) -> list[Row]:
+async def _requeue(conn: Connection, owner: str, sql: str, reason: str, **which: Any) -> list[Requeued]:
     async with conn.transaction():
         cur = await conn.execute(
             sql,
@@ -174,4 +196,9 @@ async def _requeue(conn: Connection, owner: str, sql: str, reason: str, **which:
                 **which,
             },
         )
-        return await cur.fetchall()
+        rows = await cur.fetchall()
+    return [_requeued(row) for row in rows]
+
+
+def _requeued(row: Row) -> Requeued:
+    return Requeued(row["call_id"], row["attempt_id"], CallStatus(row["status"]))

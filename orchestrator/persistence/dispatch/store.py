@@ -3,14 +3,19 @@ method says on its connection is in the module of its concern."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
-
-from psycopg.rows import DictRow
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.ports import Unsent
-from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
+from orchestrator.domain.records import (
+    AdoptedAttempt,
+    CallEvent,
+    Claim,
+    Marked,
+    NodeRow,
+    Requeued,
+    StoredStatus,
+)
 from orchestrator.persistence.db import Pool
 from orchestrator.persistence.dispatch import claims, nodes, ownership, sweeps, transitions
 from orchestrator.persistence.events import record_events_async
@@ -51,7 +56,9 @@ class DispatchStore:
         async with self._pool.connection() as conn:
             await ownership.retire(conn, self.owner)
 
-    async def adopt_orphans(self, stale_after_s: float, dead_here: list[str] | None = None) -> list[DictRow]:
+    async def adopt_orphans(
+        self, stale_after_s: float, dead_here: list[str] | None = None
+    ) -> list[AdoptedAttempt]:
         async with self._pool.connection() as conn:
             return await ownership.adopt_orphans(conn, self.owner, stale_after_s, dead_here)
 
@@ -59,13 +66,13 @@ class DispatchStore:
         async with self._pool.connection() as conn:
             return await ownership.mark_sending(conn, self.owner, attempt_ids)
 
-    async def requeue_unsent(self, attempt_ids: list[UUID], why: Unsent) -> list[DictRow]:
+    async def requeue_unsent(self, attempt_ids: list[UUID], why: Unsent) -> list[Requeued]:
         if not attempt_ids:
             return []
         async with self._pool.connection() as conn:
             return await ownership.requeue_unsent(conn, self.owner, attempt_ids, why)
 
-    async def requeue_stray(self, older_than_s: float) -> list[DictRow]:
+    async def requeue_stray(self, older_than_s: float) -> list[Requeued]:
         async with self._pool.connection() as conn:
             return await ownership.requeue_stray(conn, self.owner, older_than_s)
 
@@ -105,7 +112,7 @@ class DispatchStore:
         async with self._pool.connection() as conn:
             return await sweeps.fold_status_counts(conn)
 
-    async def record_events(self, batch: list[dict[str, Any]]) -> int:
+    async def record_events(self, batch: list[CallEvent]) -> int:
         """Stores a batch of events here, as the event worker would (when Redis is down)."""
         async with self._pool.connection() as conn:
             return await record_events_async(conn, batch)

@@ -73,17 +73,16 @@ class EventRecorder:
     def record(
         self, call_id: UUID, attempt_id: UUID | None, at: datetime, type_: str, data: dict[str, Any]
     ) -> None:
-        self._events.append(
-            {
-                # Objects, not strings: the batch is pickled to the worker, whose COPY takes them.
-                "uid": next(self._uids),
-                "call_id": call_id,
-                "attempt_id": attempt_id,
-                "at": at,
-                "type": type_,
-                "data": data,
-            }
-        )
+        event: Event = {
+            # Objects, not strings: the batch is pickled to the worker, whose COPY takes them.
+            "uid": next(self._uids),
+            "call_id": call_id,
+            "attempt_id": attempt_id,
+            "at": at,
+            "type": type_,
+            "data": data,
+        }
+        self._events.append(event)
 
     def waiting(self) -> list[Event]:
         """The events recorded and not yet handed to a flush, oldest first."""
