@@ -4,6 +4,8 @@ psycopg's own). What each method says on its connection is in the module of its 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from orchestrator.domain.attempt import Transition
@@ -17,10 +19,13 @@ from orchestrator.domain.records import (
     Requeued,
     StoredStatus,
 )
-from orchestrator.persistence.db import Pool
+from orchestrator.persistence.db import Connection, Pool
 from orchestrator.persistence.dispatch import claims, nodes, ownership, sweeps, transitions
 from orchestrator.persistence.errors import raises_port_errors
 from orchestrator.persistence.events import record_events_async
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class DispatchStore:
@@ -30,108 +35,98 @@ class DispatchStore:
         self._pool = pool
         self.owner = owner
 
+    async def _on_conn(
+        self, step: Callable[Concatenate[Connection, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`step` on a pooled connection, committed once it returns (rolled back if it raises)."""
+        async with self._pool.connection() as conn:
+            return await step(conn, *args, **kwargs)
+
     # ---- claims and transitions ---------------------------------------------------------------
 
     @raises_port_errors
     async def claim(self, node_plan: list[str]) -> list[Claim]:
         if not node_plan:
             return []
-        async with self._pool.connection() as conn:
-            return await claims.claim(conn, self.owner, node_plan)
+        return await self._on_conn(claims.claim, self.owner, node_plan)
 
     @raises_port_errors
     async def apply(self, transitions_: list[Transition]) -> list[StoredStatus | None]:
         if not transitions_:
             return []
-        async with self._pool.connection() as conn:
-            return await transitions.apply(conn, self.owner, transitions_)
+        return await self._on_conn(transitions.apply, self.owner, transitions_)
 
     # ---- ownership ----------------------------------------------------------------------------
 
     @raises_port_errors
     async def heartbeat(self, host: str, pid: int) -> None:
-        async with self._pool.connection() as conn:
-            await ownership.heartbeat(conn, self.owner, host, pid)
+        await self._on_conn(ownership.heartbeat, self.owner, host, pid)
 
     @raises_port_errors
     async def dispatchers_on(self, host: str) -> list[tuple[str, int]]:
-        async with self._pool.connection() as conn:
-            return await ownership.dispatchers_on(conn, self.owner, host)
+        return await self._on_conn(ownership.dispatchers_on, self.owner, host)
 
     @raises_port_errors
     async def retire(self) -> None:
-        async with self._pool.connection() as conn:
-            await ownership.retire(conn, self.owner)
+        await self._on_conn(ownership.retire, self.owner)
 
     @raises_port_errors
     async def adopt_orphans(
         self, stale_after_s: float, dead_here: list[str] | None = None
     ) -> list[AdoptedAttempt]:
-        async with self._pool.connection() as conn:
-            return await ownership.adopt_orphans(conn, self.owner, stale_after_s, dead_here)
+        return await self._on_conn(ownership.adopt_orphans, self.owner, stale_after_s, dead_here)
 
     @raises_port_errors
     async def mark_sending(self, attempt_ids: list[UUID]) -> Marked:
-        async with self._pool.connection() as conn:
-            return await ownership.mark_sending(conn, self.owner, attempt_ids)
+        return await self._on_conn(ownership.mark_sending, self.owner, attempt_ids)
 
     @raises_port_errors
     async def requeue_unsent(self, attempt_ids: list[UUID], why: Unsent) -> list[Requeued]:
         if not attempt_ids:
             return []
-        async with self._pool.connection() as conn:
-            return await ownership.requeue_unsent(conn, self.owner, attempt_ids, why)
+        return await self._on_conn(ownership.requeue_unsent, self.owner, attempt_ids, why)
 
     @raises_port_errors
     async def requeue_stray(self, older_than_s: float) -> list[Requeued]:
-        async with self._pool.connection() as conn:
-            return await ownership.requeue_stray(conn, self.owner, older_than_s)
+        return await self._on_conn(ownership.requeue_stray, self.owner, older_than_s)
 
     # ---- nodes --------------------------------------------------------------------------------
 
     @raises_port_errors
     async def nodes(self) -> list[NodeRow]:
-        async with self._pool.connection() as conn:
-            return await nodes.nodes(conn)
+        return await self._on_conn(nodes.nodes)
 
     @raises_port_errors
     async def mark_node(
         self, name: str, *, up: bool, version: str | None = None, pace_cps: float | None = None
     ) -> None:
-        async with self._pool.connection() as conn:
-            await nodes.mark_node(conn, name, up=up, version=version, pace_cps=pace_cps)
+        await self._on_conn(nodes.mark_node, name, up=up, version=version, pace_cps=pace_cps)
 
     @raises_port_errors
     async def cdr_dispositions(self, attempt_ids: list[str]) -> dict[str, str]:
         if not attempt_ids:
             return {}
-        async with self._pool.connection() as conn:
-            return await nodes.cdr_dispositions(conn, attempt_ids)
+        return await self._on_conn(nodes.cdr_dispositions, attempt_ids)
 
     # ---- sweeps and events --------------------------------------------------------------------
 
     @raises_port_errors
     async def expire_due(self) -> int:
-        async with self._pool.connection() as conn:
-            return await sweeps.expire_due(conn)
+        return await self._on_conn(sweeps.expire_due)
 
     @raises_port_errors
     async def cancel_requests(self) -> list[UUID]:
-        async with self._pool.connection() as conn:
-            return await sweeps.cancel_requests(conn)
+        return await self._on_conn(sweeps.cancel_requests)
 
     @raises_port_errors
     async def stale_renders(self, older_than_s: float) -> list[str]:
-        async with self._pool.connection() as conn:
-            return await sweeps.stale_renders(conn, older_than_s)
+        return await self._on_conn(sweeps.stale_renders, older_than_s)
 
     @raises_port_errors
     async def fold_status_counts(self) -> int:
-        async with self._pool.connection() as conn:
-            return await sweeps.fold_status_counts(conn)
+        return await self._on_conn(sweeps.fold_status_counts)
 
     @raises_port_errors
     async def record_events(self, batch: list[CallEvent]) -> int:
         """Stores a batch of events here, as the event worker would (when Redis is down)."""
-        async with self._pool.connection() as conn:
-            return await record_events_async(conn, batch)
+        return await self._on_conn(record_events_async, batch)
