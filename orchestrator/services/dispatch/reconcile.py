@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import structlog
 
+from orchestrator.domain.errors import StoreError
 from orchestrator.domain.ports import DialNode, DispatchRepository
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.dispatch.live import LiveAttempts
@@ -114,7 +115,7 @@ class Reconciler:
         """The node's channels (id → state), or None if it could not list them."""
         try:
             return await node.channel_ids()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - DialNode declares no errors yet: any is the node's
             log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
             return None
 
@@ -141,7 +142,7 @@ class Reconciler:
             return
         try:
             dispositions = await self._store.cdr_dispositions(keys)
-        except Exception as exc:
+        except StoreError as exc:  # settled without the CDR's word
             log.warning("dispatch.cdr_lookup_failed", node=name, error=str(exc))
             dispositions = {}
         reason = f"channel gone when node {name} was next seen"

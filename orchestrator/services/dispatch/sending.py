@@ -12,6 +12,7 @@ import structlog
 
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.errors import StoreError
 from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import TokenBucket, plan_nodes, total_room
 from orchestrator.domain.ports import DispatchRepository, Unsent
@@ -119,7 +120,9 @@ class Sender:
         # first, the dispatcher that adopts these attempts knows they were never dialed.
         try:
             marked = await self._store.mark_sending([c.attempt_id for c in claims])
-        except Exception:
+        except StoreError:
+            # Whether or not the mark reached the database, none of these was dialed. (Anything
+            # else is a bug, logged by the loop's wrapper; these then go back as strays.)
             log.exception("dispatch.mark_sending_failed", count=len(claims))
             self._unsent.add((c.attempt_id for c in claims), Unsent.NOT_SENT)
             return
@@ -182,7 +185,7 @@ class Sender:
             self._live.forget(key)
             self._unsent.add([claim.attempt_id], Unsent.NOT_SENT)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever broke (the link, the driver), ask the node
             self._no_reply(claim, bound, exc)
             return
         self._live.acknowledged(key)

@@ -71,7 +71,7 @@ class Sweeps:
         bound.info("dispatch.cancel_hangup")
         try:
             await node.hangup(state.channel or live.key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - DialNode declares no errors yet: sent again later
             live.hangup_sent = False
             bound.warning("dispatch.hangup_failed", error=str(exc))
 
