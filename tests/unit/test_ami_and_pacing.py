@@ -2,7 +2,7 @@ import pytest
 
 from orchestrator.asterisk.ami import UnsafeHeaderValue, header_value, originate_action
 from orchestrator.domain.dialing import OriginateRequest
-from orchestrator.domain.pacing import NodeLoad, TokenBucket, plan_nodes, trim_to_room
+from orchestrator.domain.planning import NodeLoad, TokenBucket, plan_nodes, trim_to_room
 from tests.unit.factories import originate_request
 
 

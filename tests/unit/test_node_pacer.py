@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings, plan_nodes, total_room
+from orchestrator.domain.pacing import NodePacer, PacerSettings
+from orchestrator.domain.planning import NodeLoad, plan_nodes, total_room
 
 # Additive only (no slow start) and a bucket deep enough for a whole interval, so the tests can
 # feed one interval's calls in one go and read the rate change exactly.

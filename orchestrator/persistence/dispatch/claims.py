@@ -11,7 +11,7 @@ from datetime import datetime
 from uuid import UUID
 
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
-from orchestrator.domain.pacing import trim_to_room
+from orchestrator.domain.planning import trim_to_room
 from orchestrator.domain.records import Claim
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.persistence.calls import CAMPAIGN_CANCELED, CANCELED_BY_REQUEST, DNC_REASON

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from orchestrator.domain.pacing import NodeLoad, NodePacer, PacerSettings
+from orchestrator.domain.pacing import NodePacer, PacerSettings
+from orchestrator.domain.planning import NodeLoad
 from orchestrator.domain.ports import DialNode
 from orchestrator.domain.records import NodeRow
 from orchestrator.services.dispatch.clock import Clock

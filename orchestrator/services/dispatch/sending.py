@@ -14,7 +14,7 @@ from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
 from orchestrator.domain.errors import StoreError
 from orchestrator.domain.outcome import REASON_FAILURE
-from orchestrator.domain.pacing import TokenBucket, plan_nodes, total_room
+from orchestrator.domain.planning import TokenBucket, plan_nodes, total_room
 from orchestrator.domain.ports import DispatchRepository, Unsent
 from orchestrator.domain.records import Claim
 from orchestrator.services.dispatch.clock import Clock
