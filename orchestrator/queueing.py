@@ -5,16 +5,20 @@ Redis only carries work; PostgreSQL stays the record of what must happen.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker_registration import register
 
+from orchestrator.domain.errors import QueueUnavailable
 from orchestrator.domain.records import CallEvent
 from orchestrator.supervision.heartbeat import beat
 
@@ -34,6 +38,15 @@ def _abandoned(job: Job) -> bool:
     return (datetime.now(UTC) - started).total_seconds() > ABANDONED_AFTER_S
 
 
+@contextmanager
+def _redis_errors(what: str) -> Iterator[None]:
+    """Redis's errors (and a socket's) as the port's QueueUnavailable."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise QueueUnavailable(f"Redis did not take the {what}: {exc}") from exc
+
+
 class WorkQueues:
     def __init__(self, redis: Redis, *, render_queue: str, events_queue: str) -> None:
         self.redis = redis
@@ -42,22 +55,24 @@ class WorkQueues:
 
     def enqueue_render(self, audio_hash: str) -> None:
         # The job id makes a second enqueue of the same render while one waits a no-op in effect.
-        self._render.enqueue(
-            RENDER_JOB, audio_hash, job_id=f"render-{audio_hash}", result_ttl=60, failure_ttl=3600
-        )
+        with _redis_errors("render"):
+            self._render.enqueue(
+                RENDER_JOB, audio_hash, job_id=f"render-{audio_hash}", result_ttl=60, failure_ttl=3600
+            )
 
     def enqueue_renders(self, audio_hashes: list[str]) -> None:
         """Many renders at once, pipelined (a templated campaign may bring thousands)."""
-        for start in range(0, len(audio_hashes), 1000):
-            chunk = audio_hashes[start : start + 1000]
-            self._render.enqueue_many(
-                [
-                    Queue.prepare_data(
-                        RENDER_JOB, (h,), job_id=f"render-{h}", result_ttl=60, failure_ttl=3600
-                    )
-                    for h in chunk
-                ]
-            )
+        with _redis_errors("renders"):
+            for start in range(0, len(audio_hashes), 1000):
+                chunk = audio_hashes[start : start + 1000]
+                self._render.enqueue_many(
+                    [
+                        Queue.prepare_data(
+                            RENDER_JOB, (h,), job_id=f"render-{h}", result_ttl=60, failure_ttl=3600
+                        )
+                        for h in chunk
+                    ]
+                )
 
     def requeue_lost_renders(self, audio_hashes: list[str]) -> int:
         """Enqueue again the renders whose job Redis no longer has (a flushed Redis, a worker

@@ -52,6 +52,11 @@ class Busy(Unavailable):
     retry_after_s = 5
 
 
+class QueueUnavailable(Unavailable):
+    """Redis did not take the work (down, refused, timed out): PostgreSQL still holds what must
+    happen, and a sweep hands it over again."""
+
+
 class StoreError(SespclError):
     code = "store-error"
 

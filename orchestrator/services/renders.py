@@ -8,6 +8,8 @@ from typing import Any
 
 import structlog
 
+from orchestrator.domain.errors import QueueUnavailable
+
 log = structlog.get_logger(__name__)
 
 
@@ -17,5 +19,5 @@ async def enqueue_renders_stored(enqueue: Callable[[Any], None], what: Any) -> N
     PostgreSQL and the dispatcher's sweep for lost renders enqueues it within seconds."""
     try:
         await asyncio.to_thread(enqueue, what)
-    except Exception as exc:
+    except QueueUnavailable as exc:
         log.warning("render.enqueue_failed", error=str(exc), note="the render sweep will enqueue it")
