@@ -7,6 +7,8 @@ import asyncio
 
 import pytest
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from orchestrator.domain.errors import QueueUnavailable
 from orchestrator.queueing import WorkQueues
@@ -15,7 +17,7 @@ from orchestrator.services.renders import enqueue_renders_stored
 
 def _nowhere() -> WorkQueues:
     """Queues on a Redis that refuses every connection (nothing listens on port 1)."""
-    redis = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    redis = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     return WorkQueues(redis, render_queue="r", events_queue="e")
 
 
