@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -15,16 +16,11 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from orchestrator.asterisk.ami_events import ami_event
 from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.ports import EventCallback
 
 log = structlog.get_logger(__name__)
-
-EventHandler = Callable[[str, str, dict[str, str]], None]
-"""(node name, event name, fields)"""
-
-EVENTS_WANTED = frozenset(
-    {"Newchannel", "Newstate", "DialBegin", "DialState", "DialEnd", "Hangup", "UserEvent", "FullyBooted"}
-)
 
 
 HANGUP_TIMEOUT_S = 10.0
@@ -136,7 +132,7 @@ class AmiNode:
         port: int,
         username: str,
         secret: str,
-        on_event: EventHandler,
+        on_event: EventCallback,
         on_state: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.name = name
@@ -306,6 +302,6 @@ class AmiNode:
     def _dispatch(self, manager: Manager, fields: dict[str, str]) -> None:
         if manager is not self._manager:
             return
-        name = fields["Event"]
-        if name in EVENTS_WANTED:
-            self._on_event(self.name, name, fields)
+        event = ami_event(fields, datetime.now(UTC))
+        if event is not None:
+            self._on_event(self.name, event)

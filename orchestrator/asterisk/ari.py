@@ -2,20 +2,13 @@
 
 Calls are originated straight into the dialplan (context sespcl-outbound), not into Stasis: the
 WebSocket only watches them, which `subscribeAll=true` allows for every channel of the node.
-ARI events are translated into the AMI vocabulary `AttemptState.on_event` speaks, so the
-dispatcher and the domain do not know which driver runs a node.
+Its events become the domain's typed events in ari_events.py.
 
-`Channel` in the translated events is the channel's *id* (the attempt id), not its name
-(`PJSIP/trunk-0000002a`, kept as `ChannelName`): ARI addresses channels by id, and the
-dispatcher hangs up `state.channel`. `hangup()` still accepts a name (an attempt recorded by an
-AMI dispatcher) and looks its id up.
+A channel is named by its *id* (the attempt id), not its name (`PJSIP/trunk-0000002a`): ARI
+addresses channels by id, and the dispatcher hangs up `state.channel`. `hangup()` still accepts
+a name (an attempt recorded by an AMI dispatcher) and looks its id up.
 
-Verified on Asterisk 22.10.1 (see docs/asterisk.md for the AMI side):
-- answered: ChannelCreated(Down), Dial "", ChannelStateChange(Up), Dial ANSWER, userevents,
-  ChannelDestroyed cause 16 (state Up)
-- 486 busy: ChannelCreated, Dial "", Dial BUSY, ChannelDestroyed cause 17 (tech_cause 486)
-- 180 then ring timeout: ChannelCreated, Dial "", Dial RINGING, ChannelStateChange(Ringing),
-  ChannelDestroyed cause 19 (tech_cause 480); no final Dial event
+Verified on Asterisk 22.10.1:
 - unknown endpoint or technology: POST answers 500 {"error": "Allocation failed"}, no channel
 - a second WebSocket with the same app name takes the app over: the first one gets
   ApplicationReplaced and then silence. Every dispatcher needs its own app name.
@@ -29,6 +22,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -36,47 +30,17 @@ import aiohttp
 import structlog
 from yarl import URL
 
+from orchestrator.asterisk.ari_events import EVENT_TYPES, ari_event, outcome_for
 from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
-from orchestrator.domain.outcome import (
-    REASON_ANSWERED,
-    REASON_BUSY,
-    REASON_CONGESTION,
-    REASON_FAILURE,
-    REASON_RING_TIMEOUT,
-)
+from orchestrator.domain.outcome import REASON_ANSWERED, REASON_FAILURE
+from orchestrator.domain.ports import EventCallback
 
 log = structlog.get_logger(__name__)
-
-EventHandler = Callable[[str, str, dict[str, str]], None]
-"""(node name, AMI event name, fields)"""
-
-EVENT_TYPES = ("ChannelCreated", "ChannelStateChange", "Dial", "ChannelDestroyed", "ChannelUserevent")
-"""The ARI events the translation uses; the app's event filter asks Asterisk for these only."""
 
 REST_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
 HEARTBEAT_S = 5.0
 """WebSocket pings: a node that hangs with its TCP session open is noticed within seconds."""
-
-# Asterisk's ast_state2str() names and their numbers (AMI's ChannelState).
-_STATE_NUMBERS = {
-    "Down": 0,
-    "Rsrvd": 1,
-    "OffHook": 2,
-    "Dialing": 3,
-    "Ring": 4,
-    "Ringing": 5,
-    "Up": 6,
-    "Busy": 7,
-    "Dialing Offhook": 8,
-    "Pre-ring": 9,
-}
-# Dial statuses that are not final: AMI reports them as DialState, the others as DialEnd.
-_DIAL_PROGRESS = frozenset({"RINGING", "PROCEEDING", "PROGRESS"})
-# Q.850 causes → an OriginateResponse reason in AMI's codes. AMI itself is vaguer (Reason 0 for
-# busy and 503, docs/asterisk.md); the outcome comes from the cause, as with AMI's Hangup.
-_CAUSE_REASONS = {17: REASON_BUSY, 18: REASON_RING_TIMEOUT, 19: REASON_RING_TIMEOUT}
-_CONGESTION_CAUSES = frozenset({34, 38, 41, 42})
 
 
 class AriError(Exception):
@@ -136,13 +100,6 @@ def basic_auth(username: str, password: str) -> str:
     return f"Basic {token}"
 
 
-def reason_for_cause(cause: int) -> int:
-    """An OriginateResponse `Reason` (AMI's codes) for a call that ended with this Q.850 cause."""
-    if cause in _CONGESTION_CAUSES:
-        return REASON_CONGESTION
-    return _CAUSE_REASONS.get(cause, REASON_FAILURE)
-
-
 def originate_params(request: OriginateRequest) -> tuple[dict[str, str], dict[str, Any]]:
     """(query, JSON body) of `POST /channels/{attempt_id}` into the outbound dialplan."""
     query = {
@@ -163,98 +120,6 @@ def event_filter() -> dict[str, Any]:
     """Body of `PUT /applications/{app}/eventFilter`. ApplicationReplaced must stay allowed:
     the filter applies to it too, and without it a replaced socket just goes silent."""
     return {"allowed": [{"type": name} for name in (*EVENT_TYPES, "ApplicationReplaced")]}
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def channel_fields(channel: Mapping[str, Any]) -> dict[str, str]:
-    """An ARI channel as the channel fields of an AMI event."""
-    state = _text(channel.get("state"))
-    caller = channel.get("caller") or {}
-    connected = channel.get("connected") or {}
-    dialplan = channel.get("dialplan") or {}
-    fields = {
-        "Uniqueid": _text(channel.get("id")),
-        "Channel": _text(channel.get("id")),
-        "ChannelName": _text(channel.get("name")),
-        "ChannelStateDesc": state,
-        "CallerIDNum": _text(caller.get("number")),
-        "CallerIDName": _text(caller.get("name")),
-        "ConnectedLineNum": _text(connected.get("number")),
-        "ConnectedLineName": _text(connected.get("name")),
-        "AccountCode": _text(channel.get("accountcode")),
-        "Context": _text(dialplan.get("context")),
-        "Exten": _text(dialplan.get("exten")),
-        "Priority": _text(dialplan.get("priority")),
-        "Language": _text(channel.get("language")),
-    }
-    if state in _STATE_NUMBERS:
-        fields["ChannelState"] = str(_STATE_NUMBERS[state])
-    return fields
-
-
-def dial_event_name(dial_status: str) -> str:
-    """As Asterisk's manager: no status yet → DialBegin, progress → DialState, else DialEnd."""
-    if not dial_status:
-        return "DialBegin"
-    return "DialState" if dial_status.upper() in _DIAL_PROGRESS else "DialEnd"
-
-
-def translate_event(event: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
-    """One ARI event as (AMI event name, fields), or None for events the domain does not use.
-
-    `Uniqueid` is always the id of the channel the event is about (for Dial: the dialed peer).
-    """
-    kind = event.get("type")
-    if kind not in EVENT_TYPES:
-        return None
-    channel = event.get("peer") if kind == "Dial" else event.get("channel")
-    if not isinstance(channel, Mapping) or not channel.get("id"):
-        return None  # nothing to route it by (e.g. a user event raised without a channel)
-    fields = channel_fields(channel)
-    if kind == "ChannelCreated":
-        return "Newchannel", fields
-    if kind == "ChannelStateChange":
-        return "Newstate", fields
-    if kind == "Dial":
-        status = _text(event.get("dialstatus"))
-        fields |= {"DialStatus": status, "DialString": _text(event.get("dialstring"))}
-        if event.get("forward"):
-            fields["Forward"] = _text(event["forward"])
-        return dial_event_name(status), fields
-    if kind == "ChannelDestroyed":
-        cause = event.get("cause")
-        fields |= {
-            "Cause": _text(cause if cause is not None else 0),
-            "Cause-txt": _text(event.get("cause_txt")),
-        }
-        if event.get("tech_cause") is not None:
-            fields["TechCause"] = _text(event["tech_cause"])  # the SIP status, e.g. 486
-        return "Hangup", fields
-    # ChannelUserevent: the event's own keys first, so they can never replace Uniqueid & co.
-    userevent = event.get("userevent")
-    extra = (
-        {str(k): _text(v) for k, v in userevent.items() if k != "eventname"}
-        if isinstance(userevent, Mapping)
-        else {}
-    )
-    return "UserEvent", extra | fields | {"UserEvent": _text(event.get("eventname"))}
-
-
-def outcome_for(name: str, fields: Mapping[str, str]) -> OriginateOutcome | None:
-    """What an originate waiting on this channel learns from one translated event, if anything:
-    the channel came up (answered), or it ended without being answered."""
-    if fields.get("ChannelStateDesc") == "Up":
-        return OriginateOutcome(success=True, reason=REASON_ANSWERED)
-    if name == "Hangup":
-        try:
-            cause = int(fields.get("Cause", "0"))
-        except ValueError:
-            cause = 0
-        return OriginateOutcome(success=False, reason=reason_for_cause(cause))
-    return None
 
 
 async def _refusal(response: aiohttp.ClientResponse) -> AriRefused:
@@ -288,7 +153,7 @@ class AriNode:
         url: str,
         username: str,
         password: str,
-        on_event: EventHandler,
+        on_event: EventCallback,
         on_state: Callable[[str, bool], None] | None = None,
         app: str = "sespcl",
     ) -> None:
@@ -454,20 +319,19 @@ class AriNode:
             log.error("ari.app_replaced", node=self.name, app=self._app, hint="app names must be unique")
             self._replaced = True  # _run_socket closes the socket
             return
-        translated = translate_event(event)
-        if translated is None:
+        typed = ari_event(event, datetime.now(UTC))
+        if typed is None:
             return
-        name, fields = translated
-        waiter = self._pending.get(fields["Uniqueid"])
+        waiter = self._pending.get(typed.attempt_id)
         if waiter is not None and not waiter.done():
-            outcome = outcome_for(name, fields)
+            outcome = outcome_for(typed)
             if outcome is not None:
                 waiter.set_result(outcome)
         try:
-            self._on_event(self.name, name, fields)
+            self._on_event(self.name, typed)
         except Exception:
             # One bad event must not end the stream of every other call.
-            log.exception("ari.on_event_failed", node=self.name, event=name)
+            log.exception("ari.on_event_failed", node=self.name, event=type(typed).__name__)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

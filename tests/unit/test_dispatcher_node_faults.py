@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import OriginateOutcome
+from orchestrator.domain.events import ChannelCreated
 from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import NodePacer
 from orchestrator.domain.ports import Unsent
@@ -146,8 +147,10 @@ async def test_a_failed_originate_after_its_channel_was_made_is_not_a_refusal() 
     dispatcher = make_dispatcher(nodes=(RefusingNode("n1"),))
     claim = make_claim("n1")
     pacer = _dialing(dispatcher, claim)
-    channel = {"Uniqueid": str(claim.attempt_id), "Channel": "PJSIP/demo-00000001"}
-    dispatcher.on_node_event("n1", "Newchannel", channel)
+    channel = ChannelCreated(
+        attempt_id=str(claim.attempt_id), at=dispatcher.clock.now(), channel="PJSIP/demo-00000001"
+    )
+    dispatcher.on_node_event("n1", channel)
     await dispatcher.sender.originate(claim)
     [failed] = dispatcher.transitions.drain()
     assert failed.status is CallStatus.FAILED, "a channel was made: something may have been dialed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import structlog
 
+from orchestrator.domain.events import ChannelState
 from orchestrator.domain.ports import DialNode, DispatchRepository
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.dispatch.live import LiveAttempts
@@ -128,9 +129,8 @@ class Reconciler:
             if state is None:
                 continue
             if key in present:
-                self._transitions.push(
-                    state.on_event("Newstate", {"ChannelStateDesc": present[key]}, self._clock.now())
-                )
+                listed = ChannelState(attempt_id=key, at=self._clock.now(), state=present[key])
+                self._transitions.push(state.on_event(listed))
             else:
                 gone.append(key)
         await self._settle_gone(name, gone)
