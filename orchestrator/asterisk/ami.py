@@ -17,7 +17,16 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from orchestrator.asterisk.ami_events import ami_event
-from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.asterisk.errors import ErrorTable, map_errors
+from orchestrator.domain.dialing import (
+    OUTBOUND_CONTEXT,
+    NodeError,
+    NodeLinkFailed,
+    NodeNotConnected,
+    NodeTimeout,
+    OriginateOutcome,
+    OriginateRequest,
+)
 from orchestrator.domain.ports import EventCallback
 
 log = structlog.get_logger(__name__)
@@ -27,7 +36,7 @@ HANGUP_TIMEOUT_S = 10.0
 """The longest a Hangup waits for its reply (panoramisk drops a pending one with its link)."""
 
 
-class AmiError(Exception):
+class AmiError(NodeError):
     pass
 
 
@@ -37,6 +46,18 @@ class AmiNotConnected(AmiError, NodeNotConnected):
 
 class UnsafeHeaderValue(AmiError):
     """A value would have split or ended an AMI header."""
+
+
+AMI_ERRORS: ErrorTable = (
+    # asyncio.wait_for ran out: a node that stalls, or an action panoramisk forgot when its link
+    # dropped (Originate and Hangup are never sent again, so their replies never come).
+    (TimeoutError, NodeTimeout),
+    # panoramisk writes through its transport and logs a failed write itself; a socket error
+    # that still escapes is the link's.
+    (OSError, NodeLinkFailed),
+)
+"""What the AMI driver's calls (originate, hangup, channel_ids, ping, the version read) can
+raise, as the port's errors; panoramisk has no errors of its own."""
 
 
 def header_value(value: object) -> str:
@@ -205,9 +226,9 @@ class AmiNode:
         and when it started (CoreStatus, in the node's own clock: only compared with itself)."""
         self.boot_id = None
         try:
-            settings = await asyncio.wait_for(self._live().send_action({"Action": "CoreSettings"}), 5.0)
-            status = await asyncio.wait_for(self._live().send_action({"Action": "CoreStatus"}), 5.0)
-        except (TimeoutError, AmiError) as exc:
+            settings = await self._send({"Action": "CoreSettings"}, 5.0)
+            status = await self._send({"Action": "CoreStatus"}, 5.0)
+        except NodeError as exc:
             log.warning("ami.version_unknown", node=self.name, error=str(exc))
             return
         version = settings.get("AsteriskVersion") if settings.get("Response") == "Success" else None
@@ -231,43 +252,38 @@ class AmiNode:
         self._logged_in.clear()
 
     def _live(self) -> Manager:
-        if self._manager is None or not self.up:
+        if self._manager is None or self._manager.protocol is None or not self.up:
             raise AmiNotConnected(f"node {self.name} is not connected")
         return self._manager
 
+    async def _send(self, action: dict[str, Any], timeout: float, *, as_list: bool | None = None) -> Any:
+        """One action and its reply (a list of messages for an action that has several), within
+        `timeout`; every error the port's."""
+        with map_errors(AMI_ERRORS, f"{action['Action']} on {self.name}", within_s=timeout):
+            return await asyncio.wait_for(self._live().send_action(action, as_list=as_list), timeout)
+
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
         """Send an async Originate and wait for its OriginateResponse (answer or failure)."""
-        action = originate_action(request)
-        future = self._live().send_action(action)
-        try:
-            result = await asyncio.wait_for(future, wait_s)
-        except TimeoutError as exc:
-            raise AmiError(f"no OriginateResponse from {self.name} within {wait_s:.0f} s") from exc
+        result = await self._send(originate_action(request), wait_s)
         messages = result if isinstance(result, list) else [result]
         final = messages[-1]
         if final.get("Event") == "OriginateResponse":
-            return OriginateOutcome(
-                success=final.get("Response") == "Success",
-                reason=int(final.get("Reason", "0") or 0),
-                message="",
-            )
+            try:
+                reason = int(final.get("Reason", "0") or 0)
+            except ValueError as exc:
+                raise AmiError(f"Originate on {self.name}: a reason that is not a number") from exc
+            return OriginateOutcome(success=final.get("Response") == "Success", reason=reason, message="")
         # No OriginateResponse: Asterisk refused the action itself (permission, bad channel...).
         return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
 
     async def hangup(self, channel: str, cause: int = 16, timeout: float = HANGUP_TIMEOUT_S) -> None:
         """By channel name or Uniqueid (Asterisk looks up either). Bounded: a Hangup is
         forgotten by panoramisk when the link drops, and its reply would never come."""
-        action = {"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}
-        try:
-            await asyncio.wait_for(self._live().send_action(action), timeout)
-        except TimeoutError as exc:
-            raise AmiError(f"no reply to Hangup from {self.name} within {timeout:.0f} s") from exc
+        await self._send({"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}, timeout)
 
     async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
         """Every channel the node has now (CoreShowChannels): Uniqueid → state ("Up", "Ringing"…)."""
-        reply = await asyncio.wait_for(
-            self._live().send_action({"Action": "CoreShowChannels"}, as_list=True), timeout
-        )
+        reply = await self._send({"Action": "CoreShowChannels"}, timeout, as_list=True)
         messages = reply if isinstance(reply, list) else [reply]
         return {
             str(m.get("Uniqueid")): str(m.get("ChannelStateDesc", ""))
@@ -277,8 +293,8 @@ class AmiNode:
 
     async def ping(self, timeout: float = 2.0) -> bool:
         try:
-            reply = await asyncio.wait_for(self._live().send_action({"Action": "Ping"}), timeout)
-        except (TimeoutError, AttributeError, AmiError):
+            reply = await self._send({"Action": "Ping"}, timeout)
+        except NodeError:
             return False
         return bool(reply.get("Response") == "Success")
 

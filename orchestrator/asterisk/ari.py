@@ -31,7 +31,17 @@ import structlog
 from yarl import URL
 
 from orchestrator.asterisk.ari_events import EVENT_TYPES, ari_event, outcome_for
-from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.asterisk.errors import ErrorTable, map_errors
+from orchestrator.domain.dialing import (
+    OUTBOUND_CONTEXT,
+    NodeError,
+    NodeLinkFailed,
+    NodeNotConnected,
+    NodeRefused,
+    NodeTimeout,
+    OriginateOutcome,
+    OriginateRequest,
+)
 from orchestrator.domain.outcome import REASON_ANSWERED, REASON_FAILURE
 from orchestrator.domain.ports import EventCallback
 
@@ -43,7 +53,7 @@ HEARTBEAT_S = 5.0
 """WebSocket pings: a node that hangs with its TCP session open is noticed within seconds."""
 
 
-class AriError(Exception):
+class AriError(NodeError):
     pass
 
 
@@ -51,7 +61,7 @@ class AriNotConnected(AriError, NodeNotConnected):
     pass
 
 
-class AriRefused(AriError):
+class AriRefused(AriError, NodeRefused):
     """ARI answered with a non-2xx status."""
 
     def __init__(self, status: int, text: str) -> None:
@@ -61,6 +71,21 @@ class AriRefused(AriError):
 
 class UnsafeAriValue(AriError):
     """A value that could split a header or be cut short by Asterisk's C strings."""
+
+
+ARI_ERRORS: ErrorTable = (
+    # asyncio's and aiohttp's (ServerTimeoutError, ConnectionTimeoutError, SocketTimeoutError).
+    (TimeoutError, NodeTimeout),
+    # The node answered no: the WebSocket upgrade refused (WSServerHandshakeError), and the like.
+    (aiohttp.ClientResponseError, NodeRefused),
+    # Connection refused, reset or cut (ClientOSError, ServerDisconnectedError …), a body cut off.
+    (aiohttp.ClientConnectionError, NodeLinkFailed),
+    (aiohttp.ClientPayloadError, NodeLinkFailed),
+    (aiohttp.ClientError, NodeError),
+    (OSError, NodeLinkFailed),
+)
+"""What the ARI driver's calls (REST, the WebSocket's opening) can raise, as the port's errors;
+a non-2xx reply is `AriRefused` (a `NodeRefused`)."""
 
 
 # ---- pure helpers (no I/O) ---------------------------------------------------------------------
@@ -248,9 +273,10 @@ class AriNode:
         assert self._session is not None
         url = rest_url(self._base, "events").with_query(app=self._app, subscribeAll="true")
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                ws = await self._session.ws_connect(url, heartbeat=HEARTBEAT_S)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            with map_errors(ARI_ERRORS, f"events WebSocket of {self.name}", within_s=CONNECT_TIMEOUT_S):
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    ws = await self._session.ws_connect(url, heartbeat=HEARTBEAT_S)
+        except NodeError as exc:
             log.debug("ari.connect_failed", node=self.name, error=str(exc) or type(exc).__name__)
             return False
         self._ws = ws
@@ -290,7 +316,7 @@ class AriNode:
             status = info.get("status") if isinstance(info, dict) else None
             started = status.get("startup_time") if isinstance(status, dict) else None
             self.boot_id = str(started) if started else None
-        except (AriError, aiohttp.ClientError, TimeoutError) as exc:
+        except NodeError as exc:
             log.warning("ari.info_failed", node=self.name, error=str(exc))
         # Asterisk >= 16; cuts the ChannelVarset/ChannelDialplan/DeviceState chatter (~75 %). The
         # app is registered a moment after the WebSocket upgrade: a 404 here is retried.
@@ -302,7 +328,7 @@ class AriNode:
                 if exc.status != 404 or attempt == 4:
                     log.warning("ari.event_filter_failed", node=self.name, error=str(exc))
                     return
-            except (AriError, aiohttp.ClientError, TimeoutError) as exc:
+            except NodeError as exc:
                 log.warning("ari.event_filter_failed", node=self.name, error=str(exc))
                 return
             await asyncio.sleep(0.2)
@@ -357,7 +383,7 @@ class AriNode:
                     AriError(f"channel {channel_id} ended on {self.name} while events were not received")
                 )
             return
-        except (AriError, aiohttp.ClientError, TimeoutError):
+        except NodeError:
             return
         if isinstance(channel, dict) and channel.get("state") == "Up" and not waiter.done():
             waiter.set_result(OriginateOutcome(True, REASON_ANSWERED))
@@ -387,16 +413,17 @@ class AriNode:
         if self._session is None:
             raise AriError(f"node {self.name} is not connected")
         url = rest_url(self._base, *segments)
-        async with self._session.request(
-            method,
-            url,
-            params=dict(params) if params else None,
-            json=json_body,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            if response.status >= 300:
-                raise await _refusal(response)
-            body = await response.read()
+        with map_errors(ARI_ERRORS, f"{method} {url.path} on {self.name}", within_s=timeout):
+            async with self._session.request(
+                method,
+                url,
+                params=dict(params) if params else None,
+                json=json_body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                if response.status >= 300:
+                    raise await _refusal(response)
+                body = await response.read()
         try:
             return json.loads(body) if body.strip() else None
         except ValueError as exc:  # not Asterisk answering (a proxy's page, say)
@@ -415,28 +442,34 @@ class AriNode:
         self._pending[channel_id] = waiter
         connection = self._connections
         try:
-            async with asyncio.timeout(wait_s):
-                async with session.post(
-                    rest_url(self._base, "channels", channel_id),
-                    params=query,
-                    json=body,
-                    timeout=aiohttp.ClientTimeout(total=REST_TIMEOUT_S),
-                ) as response:
-                    if response.status >= 300:
+            with map_errors(ARI_ERRORS, f"Originate on {self.name}", within_s=wait_s):
+                async with asyncio.timeout(wait_s):
+                    refusal = await self._post_channel(session, channel_id, query, body)
+                    if refusal is not None:
                         # Refused outright (e.g. "Allocation failed": unknown endpoint): no channel.
-                        return OriginateOutcome(False, REASON_FAILURE, str(await _refusal(response)))
-                self._posted.add(channel_id)
-                if self._connections != connection:
-                    # Reconnected while the POST was out: the resync did not know of it.
-                    self._spawn(self._resync_one(channel_id))
-                return await waiter
-        except TimeoutError as exc:
-            raise AriError(f"no answer or hangup from {self.name} within {wait_s:.0f} s") from exc
-        except aiohttp.ClientError as exc:
-            raise AriError(f"originate on {self.name} failed: {exc}") from exc
+                        return OriginateOutcome(False, REASON_FAILURE, refusal)
+                    self._posted.add(channel_id)
+                    if self._connections != connection:
+                        # Reconnected while the POST was out: the resync did not know of it.
+                        self._spawn(self._resync_one(channel_id))
+                    return await waiter
         finally:
             self._pending.pop(channel_id, None)
             self._posted.discard(channel_id)
+
+    async def _post_channel(
+        self, session: aiohttp.ClientSession, channel_id: str, query: dict[str, str], body: Any
+    ) -> str | None:
+        """`POST /channels/{id}`: None when the node made the channel, else its refusal."""
+        async with session.post(
+            rest_url(self._base, "channels", channel_id),
+            params=query,
+            json=body,
+            timeout=aiohttp.ClientTimeout(total=REST_TIMEOUT_S),
+        ) as response:
+            if response.status >= 300:
+                return str(await _refusal(response))
+        return None
 
     async def hangup(self, channel: str, cause: int = 16) -> None:
         """Hang up by channel id; a channel *name* (it has a '/') is looked up first. A channel
@@ -450,11 +483,8 @@ class AriNode:
         try:
             await self._request("DELETE", "channels", channel_id, params={"reason_code": str(int(cause))})
         except AriRefused as exc:
-            if exc.status == 404:
-                return
-            raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AriError(f"hangup on {self.name} failed: {exc}") from exc
+            if exc.status != 404:
+                raise
 
     async def _id_for_name(self, name: str) -> str | None:
         channels = await self._request("GET", "channels")
@@ -466,10 +496,7 @@ class AriNode:
     async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
         """Every channel the node has now: id → state ("Up", "Ringing"…)."""
         self._live()
-        try:
-            channels = await self._request("GET", "channels", timeout=timeout)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AriError(f"listing channels on {self.name} failed: {exc}") from exc
+        channels = await self._request("GET", "channels", timeout=timeout)
         return {
             str(item["id"]): str(item.get("state", ""))
             for item in channels or []
@@ -490,6 +517,6 @@ class AriNode:
                 log.warning("ari.app_lost", node=self.name, app=self._app)
                 await self._ws.close()
             return False
-        except (AriError, aiohttp.ClientError, TimeoutError):
+        except NodeError:
             return False
         return True

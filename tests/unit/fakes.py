@@ -263,3 +263,51 @@ def make_dispatcher(
     for node in nodes:
         dispatcher.nodes.add(node_row(node.name, driver=node.driver), node)
     return dispatcher
+
+
+# ---- drivers up on fake transports (no network): for what their calls raise -----------------
+
+
+class SilentManager:
+    """A logged-in panoramisk Manager whose actions are never answered, or fail with `error`."""
+
+    protocol = object()
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self._error = error
+
+    def send_action(self, action: dict[str, Any], as_list: bool | None = None) -> asyncio.Future[Any]:
+        if self._error is not None:
+            raise self._error
+        return asyncio.get_running_loop().create_future()
+
+
+def ami_up(node: Any, manager: Any) -> None:
+    """`node` (an AmiNode) as if logged in through `manager`."""
+    node._manager = manager
+    node._logged_in.set()
+
+
+class FailingHttp:
+    """An aiohttp.ClientSession whose every request fails with `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+    async def __aenter__(self) -> Any:
+        raise self._error
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+def ari_up(node: Any, http: Any) -> None:
+    """`node` (an AriNode) as if its event WebSocket were up, its REST calls going to `http`."""
+    node._session = http
+    node._connected.set()

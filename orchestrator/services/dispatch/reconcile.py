@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import structlog
 
+from orchestrator.domain.dialing import NodeError
 from orchestrator.domain.events import ChannelState
 from orchestrator.domain.ports import DialNode, DispatchRepository
 from orchestrator.services.dispatch.clock import Clock
@@ -115,7 +116,7 @@ class Reconciler:
         """The node's channels (id → state), or None if it could not list them."""
         try:
             return await node.channel_ids()
-        except Exception as exc:
+        except NodeError as exc:
             log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
             return None
 
