@@ -281,11 +281,40 @@ class SilentManager:
             raise self._error
         return asyncio.get_running_loop().create_future()
 
+    def close(self) -> None:
+        pass
+
+
+class IdleLink:
+    """A link that stays up until closed, and answers pings."""
+
+    retry_after_s: float | None = None
+
+    async def serve(self) -> None:
+        await asyncio.Event().wait()
+
+    async def ping(self, timeout: float) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+    def ended(self) -> dict[str, Any]:
+        return {}
+
+
+def hold_link(keeper: Any, link: Any) -> None:
+    """`keeper` (a LinkKeeper) holding `link` as up, without its task: what a driver does with
+    its link, on a link the test made."""
+    keeper._link = link
+    keeper._up.set()
+
 
 def ami_up(node: Any, manager: Any) -> None:
-    """`node` (an AmiNode) as if logged in through `manager`."""
-    node._manager = manager
-    node._logged_in.set()
+    """`node` (an AmiNode) logged in through `manager`."""
+    from orchestrator.asterisk.ami import AmiLink
+
+    hold_link(node._keeper, AmiLink(node.name, node._login, lambda fields: None, manager=manager))
 
 
 class FailingHttp:
@@ -307,7 +336,19 @@ class FailingHttp:
         pass
 
 
+class QuietSocket:
+    """An event WebSocket that brings nothing."""
+
+    close_code: int | None = None
+
+    async def close(self) -> bool:
+        self.close_code = 1000
+        return True
+
+
 def ari_up(node: Any, http: Any) -> None:
     """`node` (an AriNode) as if its event WebSocket were up, its REST calls going to `http`."""
-    node._session = http
-    node._connected.set()
+    from orchestrator.asterisk.ari_link import AriLink
+
+    node._rest.session = http
+    hold_link(node._keeper, AriLink(node.name, node._app, QuietSocket(), node._rest, lambda message: None))

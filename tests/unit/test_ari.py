@@ -13,9 +13,16 @@ from uuid import uuid4
 
 import pytest
 
-from orchestrator.asterisk.ari import (
+from orchestrator.asterisk.ari import AriNode
+from orchestrator.asterisk.ari_events import (
+    EVENT_TYPES,
+    ari_event,
+    dial_event_name,
+    outcome_for,
+    reason_for_cause,
+)
+from orchestrator.asterisk.ari_rest import (
     AriError,
-    AriNode,
     UnsafeAriValue,
     ari_value,
     base_url,
@@ -24,13 +31,6 @@ from orchestrator.asterisk.ari import (
     originate_params,
     path_segment,
     rest_url,
-)
-from orchestrator.asterisk.ari_events import (
-    EVENT_TYPES,
-    ari_event,
-    dial_event_name,
-    outcome_for,
-    reason_for_cause,
 )
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.call import CallStatus

@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from orchestrator.asterisk.ari import AriError, AriNode
+from orchestrator.asterisk.ari import AriNode
+from orchestrator.asterisk.ari_rest import AriError
 from orchestrator.domain.dialing import OriginateRequest
 from tests.unit.fake_ari import FakeAri, serve
 

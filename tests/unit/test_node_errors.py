@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from orchestrator.asterisk.ami import AMI_ERRORS, AmiNode
-from orchestrator.asterisk.ari import ARI_ERRORS, AriNode
+from orchestrator.asterisk.ari import AriNode
+from orchestrator.asterisk.ari_rest import ARI_ERRORS
 from orchestrator.asterisk.errors import map_errors, port_error
 from orchestrator.domain.dialing import (
     NodeError,
