@@ -85,6 +85,20 @@ def originate_action(request: OriginateRequest) -> dict[str, Any]:
     return action
 
 
+def originate_outcome(result: Any, node: str) -> OriginateOutcome:
+    """What an async Originate's reply says: its OriginateResponse (answered, or the reason it
+    failed), or the action's own refusal (permission, a bad channel …)."""
+    messages = result if isinstance(result, list) else [result]
+    final = messages[-1]
+    if final.get("Event") != "OriginateResponse":
+        return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
+    try:
+        reason = int(final.get("Reason", "0") or 0)
+    except ValueError as exc:
+        raise AmiError(f"Originate on {node}: a reason that is not a number") from exc
+    return OriginateOutcome(success=final.get("Response") == "Success", reason=reason, message="")
+
+
 @dataclass(frozen=True)
 class AmiLogin:
     host: str
@@ -260,16 +274,7 @@ class AmiNode:
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
         """Send an async Originate and wait for its OriginateResponse (answer or failure)."""
         result = await self._keeper.live().send(originate_action(request), wait_s)
-        messages = result if isinstance(result, list) else [result]
-        final = messages[-1]
-        if final.get("Event") == "OriginateResponse":
-            try:
-                reason = int(final.get("Reason", "0") or 0)
-            except ValueError as exc:
-                raise AmiError(f"Originate on {self.name}: a reason that is not a number") from exc
-            return OriginateOutcome(success=final.get("Response") == "Success", reason=reason, message="")
-        # No OriginateResponse: Asterisk refused the action itself (permission, bad channel...).
-        return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
+        return originate_outcome(result, self.name)
 
     async def hangup(self, channel: str, cause: int = 16, timeout: float = HANGUP_TIMEOUT_S) -> None:
         """By channel name or Uniqueid (Asterisk looks up either). Bounded: a Hangup is

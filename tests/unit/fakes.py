@@ -310,6 +310,19 @@ def hold_link(keeper: Any, link: Any) -> None:
     keeper._up.set()
 
 
+def connect_on(manager: Any, transport: Any) -> Any:
+    """A panoramisk Manager connected on `transport` as Manager.connection_made leaves it (its
+    Login sent, its keep-alive timer off); the protocol it talks through."""
+    protocol = manager.config["protocol_factory"]()
+    protocol.connection_made(transport)
+    protocol.transport = transport
+    made: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    made.set_result((transport, protocol))
+    manager.connection_made(made)
+    manager.pinger.cancel()
+    return protocol
+
+
 def ami_up(node: Any, manager: Any) -> None:
     """`node` (an AmiNode) logged in through `manager`."""
     from orchestrator.asterisk.ami import AmiLink

@@ -3,7 +3,6 @@ version: a panoramisk upgrade that changes any of it fails here, not on a live n
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import Any
 
@@ -13,6 +12,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from orchestrator.asterisk import ami_panoramisk
 from orchestrator.asterisk.ami_panoramisk import EventStreamProtocol
 from orchestrator.domain.dialing import NodeNotConnected
+from tests.unit.fakes import connect_on
 
 
 def _manager(**callbacks: Any) -> Any:
@@ -40,14 +40,8 @@ class _Transport:
 
 
 def _connected(manager: Any) -> EventStreamProtocol:
-    """The manager as panoramisk leaves it once connected (Manager.connection_made)."""
-    protocol = manager.config["protocol_factory"]()
+    protocol = connect_on(manager, _Transport())
     assert isinstance(protocol, EventStreamProtocol) and isinstance(protocol, AMIProtocol)
-    protocol.connection_made(_Transport())
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    future.set_result((protocol.transport, protocol))
-    manager.connection_made(future)
-    manager.pinger.cancel()
     return protocol
 
 
