@@ -20,7 +20,7 @@ from panoramisk import Manager
 from orchestrator.asterisk import ami_panoramisk
 from orchestrator.asterisk.ami_events import ami_event
 from orchestrator.asterisk.errors import ErrorTable, map_errors
-from orchestrator.asterisk.link import LinkKeeper
+from orchestrator.asterisk.link import KeptNode, LinkKeeper
 from orchestrator.domain.dialing import (
     OUTBOUND_CONTEXT,
     NodeError,
@@ -186,7 +186,7 @@ class AmiLink:
             self._on_fields(fields)
 
 
-class AmiNode:
+class AmiNode(KeptNode[AmiLink]):
     """A logged-in AMI session to one node, kept up by its LinkKeeper.
 
     panoramisk's own reconnect loop is switched off: after a long outage it was seen to churn
@@ -219,22 +219,6 @@ class AmiNode:
             on_state=on_state,
             about=lambda: {"version": self.version},
         )
-
-    @property
-    def up(self) -> bool:
-        return self._keeper.up
-
-    def connect(self) -> None:
-        self._keeper.start()
-
-    async def wait_up(self, timeout: float) -> bool:
-        return await self._keeper.wait_up(timeout)
-
-    def close(self) -> None:
-        self._keeper.close()
-
-    async def aclose(self) -> None:
-        await self._keeper.aclose()
 
     async def _open(self) -> AmiLink:
         """A new session, logged in, with the node's version and start time read."""
@@ -291,6 +275,3 @@ class AmiNode:
             for m in messages
             if m.get("Event") == "CoreShowChannel"
         }
-
-    async def ping(self, timeout: float = 2.0) -> bool:
-        return await self._keeper.ping(timeout)

@@ -36,7 +36,7 @@ from orchestrator.asterisk.ari_rest import (
 )
 from orchestrator.asterisk.ari_rest import originate_params as originate_params  # tests/fixtures use it
 from orchestrator.asterisk.errors import map_errors
-from orchestrator.asterisk.link import LinkKeeper
+from orchestrator.asterisk.link import KeptNode, LinkKeeper
 from orchestrator.domain.dialing import NodeError, OriginateOutcome, OriginateRequest
 from orchestrator.domain.outcome import REASON_ANSWERED, REASON_FAILURE
 from orchestrator.domain.ports import EventCallback, StateCallback
@@ -44,8 +44,9 @@ from orchestrator.domain.ports import EventCallback, StateCallback
 log = structlog.get_logger(__name__)
 
 
-class AriNode:
-    """An ARI event WebSocket to one node, kept up by its LinkKeeper, plus REST calls.
+class AriNode(KeptNode[AriLink]):
+    """An ARI event WebSocket to one node, kept up by its LinkKeeper, plus REST calls. Its ping
+    checks the node still has our application (AriLink.ping).
 
     `app` must be unique per process using the node: Asterisk gives an app's events to the
     most recent WebSocket only (the previous one is sent ApplicationReplaced, then nothing).
@@ -85,25 +86,10 @@ class AriNode:
         self._posted: set[str] = set()
         self._tasks: set[asyncio.Future[None]] = set()
 
-    @property
-    def up(self) -> bool:
-        return self._keeper.up
-
-    def connect(self) -> None:
-        self._keeper.start()
-
-    async def wait_up(self, timeout: float) -> bool:
-        return await self._keeper.wait_up(timeout)
-
     def close(self) -> None:
         """Stop reconnecting; the keeper's task closes the WebSocket and the HTTP session."""
-        self._keeper.close()
+        super().close()
         self._fail_pending(AriError(f"node {self.name} closed"))
-
-    async def aclose(self) -> None:
-        """close(), then wait until the WebSocket and the HTTP session are closed."""
-        self.close()
-        await self._keeper.aclose()
 
     # ---- the link -----------------------------------------------------------------------------
 
@@ -261,7 +247,3 @@ class AriNode:
             for item in channels or []
             if isinstance(item, dict) and "id" in item
         }
-
-    async def ping(self, timeout: float = 2.0) -> bool:
-        """The node answers and still has our application (AriLink.ping)."""
-        return await self._keeper.ping(timeout)

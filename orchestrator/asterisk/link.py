@@ -199,3 +199,30 @@ class LinkKeeper(Generic[L]):
             self._on_state(self._node, up)
         except Exception:
             log.exception(f"{self._driver}.on_state_failed", node=self._node, up=up)
+
+
+class KeptNode(Generic[L]):
+    """A driver's node, for the part of the `DialNode` port its LinkKeeper answers."""
+
+    _keeper: LinkKeeper[L]
+
+    @property
+    def up(self) -> bool:
+        return self._keeper.up
+
+    def connect(self) -> None:
+        self._keeper.start()
+
+    async def wait_up(self, timeout: float) -> bool:
+        return await self._keeper.wait_up(timeout)
+
+    def close(self) -> None:
+        self._keeper.close()
+
+    async def aclose(self) -> None:
+        """close(), then wait until the link (and what outlives links) is closed."""
+        self.close()
+        await self._keeper.aclose()
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        return await self._keeper.ping(timeout)

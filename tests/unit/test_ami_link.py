@@ -15,6 +15,11 @@ from tests.unit.fake_ami import FakeAmi
 from tests.unit.fakes import eventually
 
 
+def _node(port: int, **callbacks: Any) -> AmiNode:
+    callbacks.setdefault("on_event", lambda *a: None)
+    return AmiNode("n1", host="127.0.0.1", port=port, username="u", secret="s", **callbacks)
+
+
 async def test_up_after_version_and_boot_then_down_and_back_on_a_fresh_manager(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -35,15 +40,7 @@ async def test_up_after_version_and_boot_then_down_and_back_on_a_fresh_manager(
     def on_state(name: str, up: bool) -> None:
         states.append((up, node.version, node.boot_id))
 
-    node = AmiNode(
-        "n1",
-        host="127.0.0.1",
-        port=port,
-        username="u",
-        secret="s",
-        on_event=lambda name, event: events.append(event),
-        on_state=on_state,
-    )
+    node = _node(port, on_event=lambda name, event: events.append(event), on_state=on_state)
     try:
         node.connect()
         await eventually(lambda: states, within_s=5)
@@ -83,15 +80,7 @@ async def test_a_node_that_never_answers_the_login_is_not_up() -> None:
     server = await asyncio.start_server(mute, "127.0.0.1", 0)
     port = int(server.sockets[0].getsockname()[1])
     states: list[bool] = []
-    node = AmiNode(
-        "n1",
-        host="127.0.0.1",
-        port=port,
-        username="u",
-        secret="s",
-        on_event=lambda *a: None,
-        on_state=lambda n, up: states.append(up),
-    )
+    node = _node(port, on_state=lambda name, up: states.append(up))
     try:
         node.connect()
         assert await node.wait_up(0.5) is False
