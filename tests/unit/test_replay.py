@@ -61,9 +61,9 @@ def _ami_bytes(outcome: str) -> tuple[str, bytes]:
     """The attempt id and the session's bytes, its Originate's ActionID made the attempt id (the
     recorder used its own; the driver sends the attempt id)."""
     data = _recording("ami", outcome).read_bytes()
+    # The OriginateResponse names the channel, made or not; an Originate refused outright has none.
     found = re.search(rb"Event: OriginateResponse\r\n(?:[^\r]*\r\n)*?Uniqueid: ([0-9a-f-]{36})", data)
-    assert found is not None, "every Originate gets its OriginateResponse, naming its channel"
-    attempt = found.group(1).decode()
+    attempt = found.group(1).decode() if found is not None else str(uuid.uuid4())
     return attempt, data.replace(b"ActionID: record-1\r\n", f"ActionID: {attempt}\r\n".encode())
 
 
@@ -208,6 +208,12 @@ def test_ari_messages_become_events_of_the_attempt_only(outcome: str) -> None:
 # ---- through the dispatcher: the final status -----------------------------------------------
 
 
+def _driver_event(recorded_type: str) -> str:
+    """A node's event recorded as `ami.X` or `ari.X`: X; the dispatcher's own: ""."""
+    driver, _, name = recorded_type.partition(".")
+    return name if driver in ("ami", "ari") else ""
+
+
 @dataclass(frozen=True)
 class Verdict:
     ending: tuple[CallStatus | str, int | None]
@@ -223,9 +229,9 @@ async def _dial(dispatcher: Dispatcher, attempt: str) -> Verdict:
     dispatcher.live.sent(state_of(claim), claim.ring_timeout_s, dispatcher.clock.monotonic())
     await dispatcher.sender.originate(claim)
     recorded = [
-        e["type"].partition(".")[2]
+        driver_event
         for e in dispatcher.recorder.waiting()
-        if e["attempt_id"] == claim.attempt_id
+        if e["attempt_id"] == claim.attempt_id and (driver_event := _driver_event(e["type"]))
     ]
     finals = [t for t in dispatcher.transitions.drain() if t.status.is_final]
     if dispatcher.unsent.why(claim.attempt_id) is Unsent.REFUSED:
