@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
@@ -16,6 +15,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker_registration import register
 
+from orchestrator.domain.records import CallEvent
 from orchestrator.supervision.heartbeat import beat
 
 RENDER_JOB = "workers.tts.render_audio"
@@ -67,7 +67,7 @@ class WorkQueues:
             self.enqueue_renders(lost)
         return len(lost)
 
-    def enqueue_events(self, batch: list[dict[str, Any]]) -> str:
+    def enqueue_events(self, batch: list[CallEvent]) -> str:
         """Returns the job's id; the finished job stays visible a minute so the sender can
         tell a recorded batch from a lost one."""
         # A description of our own: RQ's default is the repr of the arguments, here a batch of

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
 from orchestrator.domain.events import ChannelEvent
-from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
+from orchestrator.domain.records import (
+    AdoptedAttempt,
+    CallEvent,
+    Claim,
+    Marked,
+    NodeRow,
+    Requeued,
+    StoredStatus,
+)
 
 EventCallback = Callable[[str, ChannelEvent], None]
 """(node name, one of its channels' events)"""
@@ -67,9 +75,9 @@ class DispatchRepository(Protocol):
 
     async def mark_sending(self, attempt_ids: list[UUID]) -> Marked: ...
 
-    async def requeue_unsent(self, attempt_ids: list[UUID], why: Unsent) -> list[dict[str, Any]]: ...
+    async def requeue_unsent(self, attempt_ids: list[UUID], why: Unsent) -> list[Requeued]: ...
 
-    async def requeue_stray(self, older_than_s: float) -> list[dict[str, Any]]: ...
+    async def requeue_stray(self, older_than_s: float) -> list[Requeued]: ...
 
     async def apply(self, transitions: list[Transition]) -> list[StoredStatus | None]: ...
 
@@ -79,7 +87,7 @@ class DispatchRepository(Protocol):
 
     async def adopt_orphans(
         self, stale_after_s: float, dead_here: list[str] | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[AdoptedAttempt]: ...
 
     async def dispatchers_on(self, host: str) -> list[tuple[str, int]]: ...
 
@@ -91,13 +99,13 @@ class DispatchRepository(Protocol):
 
     async def fold_status_counts(self) -> int: ...
 
-    async def record_events(self, batch: list[dict[str, Any]]) -> int: ...
+    async def record_events(self, batch: list[CallEvent]) -> int: ...
 
     async def cdr_dispositions(self, attempt_ids: list[str]) -> dict[str, str]: ...
 
 
 class EventSink(Protocol):
-    def enqueue_events(self, batch: list[dict[str, Any]]) -> str: ...
+    def enqueue_events(self, batch: list[CallEvent]) -> str: ...
 
     def batch_state(self, job_id: str) -> str: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
 from orchestrator.domain.call import CallStatus
@@ -29,13 +29,55 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Requeued:
+    """A call put back in the queue, its attempt (known never dialed) removed and not counted:
+    `status` is `queued`, or `canceled` when a cancel came (or its trunk went) meanwhile."""
+
+    call_id: UUID
+    attempt_id: UUID
+    status: CallStatus
+
+
+@dataclass(frozen=True)
 class Marked:
     """A group of claims just before their Originates: those to dial now (`sent`), and those
     put back in the queue instead, nothing dialed, because their node was drained since the
-    claim (rows of call_id, attempt_id, status). Any other was adopted by another dispatcher."""
+    claim. Any other was adopted by another dispatcher."""
 
     sent: frozenset[UUID]
-    requeued: tuple[dict[str, Any], ...] = ()
+    requeued: tuple[Requeued, ...] = ()
+
+
+@dataclass(frozen=True)
+class AdoptedAttempt:
+    """A live attempt taken over from a dispatcher that stopped, as the store last had it."""
+
+    attempt_id: UUID
+    call_id: UUID
+    node: str
+    status: CallStatus
+    channel: str | None
+    started_at: datetime
+    number: int
+    originate_sent: bool
+    """False: claimed but never sent, so never dialed: it goes back to the queue."""
+    answered: bool
+    cancel_requested: bool
+    ring_timeout_s: int
+    retry: RetryPolicy
+
+
+class CallEvent(TypedDict):
+    """One event of a call's story, as a batch carries it to `call_events`. A plain dict at run
+    time: batches are pickled to the event worker."""
+
+    uid: str
+    """Minted by the recorder: a second recording of the event is a no-op."""
+    call_id: UUID
+    attempt_id: UUID | None
+    at: datetime
+    type: str
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)

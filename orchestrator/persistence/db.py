@@ -15,7 +15,22 @@ from orchestrator.domain.errors import Unavailable
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 _MIGRATION_LOCK = 0x5E5BC1  # advisory lock: two migrations never interleave
 
-Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
+Connection = psycopg.AsyncConnection[DictRow]
+Pool = AsyncConnectionPool[Connection]
+
+
+class NoRow(RuntimeError):
+    """A statement that returns a row by construction (an aggregate, a RETURNING of rows just
+    written) returned none: a broken invariant, not a database failure."""
+
+
+async def one_row(cur: psycopg.AsyncCursor[DictRow]) -> DictRow:
+    """The one row `cur`'s statement returns by construction; NoRow rather than a TypeError on
+    None further on."""
+    row = await cur.fetchone()
+    if row is None:
+        raise NoRow("the statement returned no row")
+    return row
 
 
 async def open_pool(url: str, *, name: str, max_size: int = 10, prepare: bool = True) -> Pool:
@@ -31,7 +46,7 @@ async def open_pool(url: str, *, name: str, max_size: int = 10, prepare: bool = 
         min_size=1,
         max_size=max_size,
         open=False,
-        connection_class=psycopg.AsyncConnection[DictRow],
+        connection_class=Connection,
         kwargs=kwargs,
     )
     try:

@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import DictRow
 
+from orchestrator.domain.records import CallEvent
+
 CREATE_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS events_stage "
     "(event_uid uuid, call_id uuid, attempt_id uuid, at timestamptz, type text, data jsonb) "
@@ -25,7 +27,7 @@ KEEP_NEW = """
 """
 
 
-def stage_rows(batch: Iterable[dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
+def stage_rows(batch: Iterable[CallEvent]) -> Iterable[tuple[Any, ...]]:
     for event in batch:
         yield (
             event.get("uid"),
@@ -37,7 +39,7 @@ def stage_rows(batch: Iterable[dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
         )
 
 
-def record_events_sync(db: psycopg.Connection[DictRow], batch: list[dict[str, Any]]) -> int:
+def record_events_sync(db: psycopg.Connection[DictRow], batch: list[CallEvent]) -> int:
     """Returns how many were new."""
     with db.transaction(), db.cursor() as cur:
         cur.execute(CREATE_STAGE)
@@ -48,7 +50,7 @@ def record_events_sync(db: psycopg.Connection[DictRow], batch: list[dict[str, An
         return cur.rowcount
 
 
-async def record_events_async(conn: psycopg.AsyncConnection[DictRow], batch: list[dict[str, Any]]) -> int:
+async def record_events_async(conn: psycopg.AsyncConnection[DictRow], batch: list[CallEvent]) -> int:
     """Returns how many were new."""
     async with conn.transaction(), conn.cursor() as cur:
         await cur.execute(CREATE_STAGE)

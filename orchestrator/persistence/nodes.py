@@ -1,4 +1,4 @@
-"""Nodes as the CLI reads them (synchronously)."""
+"""The nodes table as NodeRows: one query, read by the CLI (synchronously) and the dispatcher."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from psycopg.rows import DictRow
 
 from orchestrator.domain.records import NodeRow
 
+NODES_SQL = (
+    "SELECT name, ami_host, ami_port, ami_user, ami_secret, max_channels, drained, ari_url, "
+    "driver, ari_user, ari_secret "
+    "FROM nodes ORDER BY name"
+)
+
 
 def node_rows(conn: psycopg.Connection[DictRow]) -> list[NodeRow]:
-    rows = conn.execute(
-        "SELECT name, ami_host, ami_port, ami_user, ami_secret, max_channels, drained, ari_url, "
-        "driver, ari_user, ari_secret "
-        "FROM nodes ORDER BY name"
-    ).fetchall()
-    return [NodeRow(**row) for row in rows]
+    return [NodeRow(**row) for row in conn.execute(NODES_SQL).fetchall()]

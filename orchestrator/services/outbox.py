@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-Event = dict[str, Any]
+from orchestrator.domain.records import CallEvent
+
+Event = CallEvent
 
 FIRST_RESEND_AFTER_S = 2.0
 RESEND_AFTER_MAX_S = 60.0

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.domain.attempt import AttemptState
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import OriginateRequest
-from orchestrator.domain.records import Claim, NodeRow
+from orchestrator.domain.records import AdoptedAttempt, Claim, NodeRow
+from orchestrator.domain.retry import RetryPolicy
 
 
 def originate_request(**overrides: Any) -> OriginateRequest:
@@ -43,6 +45,27 @@ def make_claim(node: str) -> Claim:
         ring_timeout_s=30,
         claimed_at=datetime.now(UTC),
     )
+
+
+def adopted_attempt(node: str, *, sent: bool = True, **overrides: Any) -> AdoptedAttempt:
+    """A live attempt of a stopped dispatcher, as the store hands it over: ringing if `sent`,
+    else never sent (initiated, no channel)."""
+    fields: dict[str, Any] = dict(
+        attempt_id=uuid.uuid4(),
+        call_id=uuid.uuid4(),
+        node=node,
+        status=CallStatus.RINGING if sent else CallStatus.INITIATED,
+        channel="PJSIP/demo-00000001" if sent else None,
+        started_at=datetime.now(UTC),
+        number=1,
+        originate_sent=sent,
+        answered=False,
+        cancel_requested=False,
+        ring_timeout_s=30,
+        retry=RetryPolicy(max_attempts=2, retry_on=frozenset({CallStatus.BUSY})),
+    )
+    fields.update(overrides)
+    return AdoptedAttempt(**fields)
 
 
 def state_of(claim: Claim, **fields: Any) -> AttemptState:

@@ -14,7 +14,15 @@ from typing import Any
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
 from orchestrator.domain.ports import Unsent
-from orchestrator.domain.records import Claim, Marked, NodeRow, StoredStatus
+from orchestrator.domain.records import (
+    AdoptedAttempt,
+    CallEvent,
+    Claim,
+    Marked,
+    NodeRow,
+    Requeued,
+    StoredStatus,
+)
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
 from tests.unit.factories import node_row
 
@@ -131,18 +139,21 @@ class FakeNode:
 
 
 class FakeStore:
-    """A DispatchRepository in memory: `claims` handed out in plan order, `cancel` as the calls
-    whose cancel was asked for, every CDR `cdr`; what the dispatcher asked is kept in the lists."""
+    """A DispatchRepository in memory: `claims` handed out in plan order, `adopted` at the first
+    adoption, `cancel` as the calls whose cancel was asked for, every CDR `cdr`; what the
+    dispatcher asked is kept in the lists."""
 
     def __init__(
         self,
         *,
         claims: list[Claim] | None = None,
+        adopted: list[AdoptedAttempt] | None = None,
         cancel: list[uuid.UUID] | None = None,
         cdr: str | None = None,
         clock: FakeClock | None = None,
     ) -> None:
         self._claims = claims or []
+        self._adopted = adopted or []
         self._cancel = cancel or []
         self._cdr = cdr
         self._clock = clock
@@ -167,11 +178,11 @@ class FakeStore:
         self.marked.append((self._clock.monotonic() if self._clock is not None else 0.0, attempt_ids))
         return Marked(frozenset(attempt_ids))
 
-    async def requeue_unsent(self, attempt_ids: list[uuid.UUID], why: Unsent) -> list[dict[str, Any]]:
+    async def requeue_unsent(self, attempt_ids: list[uuid.UUID], why: Unsent) -> list[Requeued]:
         self.requeued.append((why.name, sorted(attempt_ids)))
         return []
 
-    async def requeue_stray(self, older_than_s: float) -> list[dict[str, Any]]:
+    async def requeue_stray(self, older_than_s: float) -> list[Requeued]:
         self.requeued.append(("stray", older_than_s))
         return []
 
@@ -187,8 +198,9 @@ class FakeStore:
 
     async def adopt_orphans(
         self, stale_after_s: float, dead_here: list[str] | None = None
-    ) -> list[dict[str, Any]]:
-        return []
+    ) -> list[AdoptedAttempt]:
+        adopted, self._adopted = self._adopted, []
+        return adopted
 
     async def dispatchers_on(self, host: str) -> list[tuple[str, int]]:
         return []
@@ -205,7 +217,7 @@ class FakeStore:
     async def fold_status_counts(self) -> int:
         return 0
 
-    async def record_events(self, batch: list[dict[str, Any]]) -> int:
+    async def record_events(self, batch: list[CallEvent]) -> int:
         return len(batch)
 
     async def cdr_dispositions(self, attempt_ids: list[str]) -> dict[str, str]:
@@ -216,9 +228,9 @@ class FakeSink:
     """An EventSink whose jobs are all recorded at once."""
 
     def __init__(self) -> None:
-        self.batches: list[list[dict[str, Any]]] = []
+        self.batches: list[list[CallEvent]] = []
 
-    def enqueue_events(self, batch: list[dict[str, Any]]) -> str:
+    def enqueue_events(self, batch: list[CallEvent]) -> str:
         self.batches.append(list(batch))
         return f"job-{len(self.batches)}"
 

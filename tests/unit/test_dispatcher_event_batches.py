@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from orchestrator.domain.records import CallEvent
 from orchestrator.services.dispatch import EventRecorder
 from tests.unit.fakes import FakeClock, FakeSink, FakeStore
 
@@ -17,7 +18,7 @@ from tests.unit.fakes import FakeClock, FakeSink, FakeStore
 class SlowSink(FakeSink):
     """An RQ enqueue takes a few milliseconds, during which the AMI stream goes on."""
 
-    def enqueue_events(self, batch: list[dict[str, object]]) -> str:
+    def enqueue_events(self, batch: list[CallEvent]) -> str:
         time.sleep(0.01)
         return super().enqueue_events(batch)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 import structlog
 
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.ports import DispatchRepository, Unsent
-from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.records import AdoptedAttempt
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.dispatch.live import LiveAttempts
 from orchestrator.services.dispatch.reconcile import Reconciler
@@ -33,18 +32,18 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _adopted_state(row: dict[str, Any]) -> AttemptState:
+def _adopted_state(adopted: AdoptedAttempt) -> AttemptState:
     return AttemptState(
-        row["id"],
-        row["call_id"],
-        row["node"],
-        status=CallStatus(row["status"]),
-        channel=row["channel"],
-        answered=bool(row["answered"]),
-        cancel_requested=bool(row["cancel_requested"]),
-        far_end_responded=row["status"] in ("ringing", "in-progress"),
-        number=int(row["number"]),
-        retry=RetryPolicy.from_row(row),
+        adopted.attempt_id,
+        adopted.call_id,
+        adopted.node,
+        status=adopted.status,
+        channel=adopted.channel,
+        answered=adopted.answered,
+        cancel_requested=adopted.cancel_requested,
+        far_end_responded=adopted.status in (CallStatus.RINGING, CallStatus.IN_PROGRESS),
+        number=adopted.number,
+        retry=adopted.retry,
     )
 
 
@@ -80,19 +79,19 @@ class Adoption:
         ]
         adopted = await self._store.adopt_orphans(ORPHAN_AFTER_S, dead_here)
         # Claimed by the dead dispatcher but never sent: back to the queue (below), not followed.
-        unsent = [row["id"] for row in adopted if not row["originate_sent"]]
-        self._follow([row for row in adopted if row["originate_sent"]])
+        unsent = [a.attempt_id for a in adopted if not a.originate_sent]
+        self._follow([a for a in adopted if a.originate_sent])
         if unsent:
             # Ours now, so the periodic retry may requeue them if this fails: they are known unsent.
             self._unsent.add(unsent, Unsent.NOT_SENT)
             await self._unsent.requeue()
 
-    def _follow(self, adopted: list[dict[str, Any]]) -> None:
+    def _follow(self, adopted: list[AdoptedAttempt]) -> None:
         youngest: dict[str, float] = {}  # per node: its youngest adopted attempt's age, s
-        for row in adopted:
-            age = (self._clock.now() - row["started_at"]).total_seconds()
-            self._live.adopted(_adopted_state(row), self._clock.monotonic() - age, int(row["ring_timeout_s"]))
-            youngest[str(row["node"])] = min(age, youngest.get(str(row["node"]), age))
+        for attempt in adopted:
+            age = (self._clock.now() - attempt.started_at).total_seconds()
+            self._live.adopted(_adopted_state(attempt), self._clock.monotonic() - age, attempt.ring_timeout_s)
+            youngest[attempt.node] = min(age, youngest.get(attempt.node, age))
         if adopted:
             log.warning("dispatch.adopted", count=len(adopted))
             for name, age in youngest.items():

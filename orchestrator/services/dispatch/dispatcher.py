@@ -156,7 +156,7 @@ class Dispatcher:
         if self.unsent:
             try:  # claims a stop kept from being sent; else the next dispatcher's adoption does it
                 await self.unsent.requeue()
-            except Exception:
+            except Exception:  # noqa: BLE001 - last resort at a stop: the flush and retire still follow
                 log.exception("dispatcher.requeue_failed", count=len(self.unsent), stopping=True)
         await self.recorder.flush()
         await self.recorder.send_held()

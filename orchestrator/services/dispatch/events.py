@@ -13,6 +13,7 @@ from uuid import UUID
 
 import structlog
 
+from orchestrator.domain.errors import StoreError
 from orchestrator.domain.ports import EventSink
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.outbox import Event, EventOutbox, HeldBatch
@@ -74,17 +75,16 @@ class EventRecorder:
     def record(
         self, call_id: UUID, attempt_id: UUID | None, at: datetime, type_: str, data: dict[str, Any]
     ) -> None:
-        self._events.append(
-            {
-                # Objects, not strings: the batch is pickled to the worker, whose COPY takes them.
-                "uid": next(self._uids),
-                "call_id": call_id,
-                "attempt_id": attempt_id,
-                "at": at,
-                "type": type_,
-                "data": data,
-            }
-        )
+        event: Event = {
+            # Objects, not strings: the batch is pickled to the worker, whose COPY takes them.
+            "uid": next(self._uids),
+            "call_id": call_id,
+            "attempt_id": attempt_id,
+            "at": at,
+            "type": type_,
+            "data": data,
+        }
+        self._events.append(event)
 
     def waiting(self) -> list[Event]:
         """The events recorded and not yet handed to a flush, oldest first."""
@@ -144,10 +144,10 @@ class EventRecorder:
         try:
             self._outbox.sent(await asyncio.to_thread(self._sink.enqueue_events, held.events), held)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever keeps the queue from taking it, PostgreSQL will
             log.warning("dispatch.events_queue_down", events=len(held.events), error=str(exc))
         try:
             await self._store_events(held.events)
-        except Exception as exc:
+        except StoreError as exc:
             log.warning("dispatch.events_not_stored", events=len(held.events), error=str(exc))
             self._outbox.hold(held, self._clock.monotonic())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import structlog
 
 from orchestrator.domain.dialing import NodeError
+from orchestrator.domain.errors import StoreError
 from orchestrator.domain.events import ChannelState
 from orchestrator.domain.ports import DialNode, DispatchRepository
 from orchestrator.services.dispatch.clock import Clock
@@ -142,7 +143,7 @@ class Reconciler:
             return
         try:
             dispositions = await self._store.cdr_dispositions(keys)
-        except Exception as exc:
+        except StoreError as exc:  # settled without the CDR's word
             log.warning("dispatch.cdr_lookup_failed", node=name, error=str(exc))
             dispositions = {}
         reason = f"channel gone when node {name} was next seen"

@@ -12,6 +12,7 @@ import structlog
 
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.dialing import NodeError, NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.errors import StoreError
 from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import TokenBucket, plan_nodes, total_room
 from orchestrator.domain.ports import DispatchRepository, Unsent
@@ -119,7 +120,9 @@ class Sender:
         # first, the dispatcher that adopts these attempts knows they were never dialed.
         try:
             marked = await self._store.mark_sending([c.attempt_id for c in claims])
-        except Exception:
+        except StoreError:
+            # Whether or not the mark reached the database, none of these was dialed. (Anything
+            # else is a bug, logged by the loop's wrapper; these then go back as strays.)
             log.exception("dispatch.mark_sending_failed", count=len(claims))
             self._unsent.add((c.attempt_id for c in claims), Unsent.NOT_SENT)
             return

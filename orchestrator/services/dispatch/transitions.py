@@ -62,7 +62,9 @@ class Transitions:
     async def _store_batch(self, batch: list[Transition], **log_fields: Any) -> bool:
         try:
             outcomes = await self._store.apply(batch)
-        except Exception:
+        # Last resort, not only StoreError: this loop runs outside the loop table and must never
+        # die; whatever failed, the batch goes back to the front and is tried again.
+        except Exception:  # noqa: BLE001
             log.exception("dispatcher.apply_failed", count=len(batch), **log_fields)
             return False
         for transition, stored in zip(batch, outcomes):

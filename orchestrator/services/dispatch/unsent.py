@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 import structlog
 
 from orchestrator.domain.ports import DispatchRepository, Unsent
+from orchestrator.domain.records import Requeued
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.dispatch.events import EventRecorder
 from orchestrator.services.dispatch.settings import STRAY_AFTER_S
@@ -50,20 +50,18 @@ class UnsentAttempts:
                     self._unsent.pop(attempt_id, None)
         self.note_requeued(await self._store.requeue_stray(STRAY_AFTER_S))
 
-    def note_requeued(self, rows: Iterable[dict[str, Any]]) -> None:
+    def note_requeued(self, requeued: Iterable[Requeued]) -> None:
         """Calls the store put back in the queue: logged, and their story told."""
-        for row in rows:
-            status = str(row["status"])
+        for r in requeued:
+            status = r.status.value
             log.warning(
                 "dispatch.requeued_unsent",
-                call_id=str(row["call_id"]),
-                attempt_id=str(row["attempt_id"]),
+                call_id=str(r.call_id),
+                attempt_id=str(r.attempt_id),
                 status=status,
             )
             at = self._clock.now()
+            self._recorder.record(r.call_id, r.attempt_id, at, "dispatch.not_sent", {"status": status})
             self._recorder.record(
-                row["call_id"], row["attempt_id"], at, "dispatch.not_sent", {"status": status}
-            )
-            self._recorder.record(
-                row["call_id"], None, at + timedelta(microseconds=1), "status", {"status": status}
+                r.call_id, None, at + timedelta(microseconds=1), "status", {"status": status}
             )
