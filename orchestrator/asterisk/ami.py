@@ -1,4 +1,6 @@
-"""AMI adapter (panoramisk): one connection per Asterisk node.
+"""AMI adapter (panoramisk): one logged-in session per Asterisk node, kept up by a LinkKeeper
+(link.py), each session on a fresh Manager (ami_panoramisk.py is all that knows panoramisk's
+internals). Its events become the domain's typed events in ami_events.py.
 
 panoramisk writes `Key: Value` lines as given and Asterisk ends a header at a bare LF, so every
 value is checked here, whatever the API already checked: CR, LF or NUL never reach the socket.
@@ -8,39 +10,54 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from panoramisk import Manager
-from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.message import Message
 
-from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.asterisk import ami_panoramisk
+from orchestrator.asterisk.ami_events import ami_event
+from orchestrator.asterisk.errors import ErrorTable, map_errors
+from orchestrator.asterisk.link import KeptNode, LinkKeeper
+from orchestrator.domain.dialing import (
+    OUTBOUND_CONTEXT,
+    NodeError,
+    NodeLinkFailed,
+    NodeTimeout,
+    OriginateOutcome,
+    OriginateRequest,
+)
+from orchestrator.domain.ports import EventCallback, StateCallback
 
 log = structlog.get_logger(__name__)
-
-EventHandler = Callable[[str, str, dict[str, str]], None]
-"""(node name, event name, fields)"""
-
-EVENTS_WANTED = frozenset(
-    {"Newchannel", "Newstate", "DialBegin", "DialState", "DialEnd", "Hangup", "UserEvent", "FullyBooted"}
-)
 
 
 HANGUP_TIMEOUT_S = 10.0
 """The longest a Hangup waits for its reply (panoramisk drops a pending one with its link)."""
+LOGIN_TIMEOUT_S = 5.0
+VERSION_TIMEOUT_S = 5.0
 
 
-class AmiError(Exception):
-    pass
-
-
-class AmiNotConnected(AmiError, NodeNotConnected):
+class AmiError(NodeError):
     pass
 
 
 class UnsafeHeaderValue(AmiError):
     """A value would have split or ended an AMI header."""
+
+
+AMI_ERRORS: ErrorTable = (
+    # asyncio.wait_for ran out: a node that stalls, or an action panoramisk forgot when its link
+    # dropped (Originate and Hangup are never sent again, so their replies never come).
+    (TimeoutError, NodeTimeout),
+    # panoramisk writes through its transport and logs a failed write itself; a socket error
+    # that still escapes is the link's.
+    (OSError, NodeLinkFailed),
+)
+"""What the AMI driver's calls (originate, hangup, channel_ids, ping, the version read) can
+raise, as the port's errors; panoramisk has no errors of its own."""
 
 
 def header_value(value: object) -> str:
@@ -68,58 +85,109 @@ def originate_action(request: OriginateRequest) -> dict[str, Any]:
     return action
 
 
-def parse_event_fields(block: str) -> dict[str, str]:
-    """The `Key: Value` lines of one AMI message as a plain dict. A key seen twice keeps its
-    first value (only ChanVariable-style headers repeat, and nothing here reads them)."""
-    fields: dict[str, str] = {}
-    for line in block.split("\r\n"):
-        key, sep, value = line.partition(": ")
-        if sep and key not in fields:
-            fields[key] = value
-    return fields
+def originate_outcome(result: Any, node: str) -> OriginateOutcome:
+    """What an async Originate's reply says: its OriginateResponse (answered, or the reason it
+    failed), or the action's own refusal (permission, a bad channel …)."""
+    messages = result if isinstance(result, list) else [result]
+    final = messages[-1]
+    if final.get("Event") != "OriginateResponse":
+        return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
+    try:
+        reason = int(final.get("Reason", "0") or 0)
+    except ValueError as exc:
+        raise AmiError(f"Originate on {node}: a reason that is not a number") from exc
+    return OriginateOutcome(success=final.get("Response") == "Success", reason=reason, message="")
 
 
-PlainEventHandler = Callable[[Manager, dict[str, str]], None]
+@dataclass(frozen=True)
+class AmiLogin:
+    host: str
+    port: int
+    username: str
+    secret: str
 
 
-class EventStreamProtocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol, with unsolicited events handed over as plain dicts.
+class AmiLink:
+    """One AMI session, from its login until its connection is lost: a Manager of its own, so
+    that nothing of a lost session (a late event, a timer) reaches the next one."""
 
-    At a few hundred calls a second the event stream is the dispatcher's largest cost, and most
-    of it was panoramisk building a case-insensitive `Message` per event and matching it against
-    registered patterns. Here an event that answers no pending action goes straight to
-    `on_event` as a dict; responses, the events of an action (OriginateResponse, CoreShowChannel
-    ...) and Shutdown still take panoramisk's own path, unchanged.
-    """
+    retry_after_s: float | None = None
 
-    version: str | None  # set by connection_made, as in panoramisk
+    def __init__(
+        self,
+        node: str,
+        login: AmiLogin,
+        on_fields: Callable[[dict[str, str]], None],
+        *,
+        manager: Manager | None = None,
+    ) -> None:
+        """`manager`: one already made (tests); by default a new one for `login`."""
+        self._node = node
+        self._on_fields = on_fields
+        self._logged_in = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._lost_by: Exception | None = None
+        self._retired = False
+        self._manager = manager or ami_panoramisk.new_manager(
+            host=login.host,
+            port=login.port,
+            username=login.username,
+            secret=login.secret,
+            on_login=self._login_cb,
+            on_disconnect=self._disconnect_cb,
+            on_event=self._event_cb,
+        )
 
-    def __init__(self, on_event: PlainEventHandler) -> None:
-        super().__init__()
-        self._on_plain_event = on_event
+    @property
+    def banner_version(self) -> str | None:
+        return ami_panoramisk.banner_version(self._manager)
 
-    def data_received(self, data: bytes) -> None:
-        text = data.decode(getattr(self, "encoding", "utf8"), "ignore")
-        if self.version is None and text.startswith("Asterisk Call Manager/"):
-            self.version = text.partition("\r\n")[0].partition("/")[2].strip()
-        if self.queue:
-            text = self.queue.popleft() + text
-        blocks = text.split("\r\n\r\n")
-        self.queue.append(blocks.pop())
-        for raw in blocks:
-            block = raw.strip()
-            fields = parse_event_fields(block)
-            event = fields.get("Event")
-            if event is not None and event != "Shutdown" and fields.get("ActionID") not in self.responses:
-                self._on_plain_event(self.factory, fields)
-                continue
-            message = Message.from_line(block)
-            if message is not None:
-                self.handle_message(message)
+    async def log_in(self) -> None:
+        self._manager.connect()
+        try:
+            await asyncio.wait_for(self._logged_in.wait(), LOGIN_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise NodeTimeout(f"login to {self._node}: no reply within {LOGIN_TIMEOUT_S:g} s") from exc
+
+    async def send(self, action: dict[str, Any], timeout: float, *, as_list: bool | None = None) -> Any:
+        """One action and its reply (a list of messages for an action that has several), within
+        `timeout`; every error the port's."""
+        with map_errors(AMI_ERRORS, f"{action['Action']} on {self._node}", within_s=timeout):
+            reply = ami_panoramisk.send(self._manager, action, as_list=as_list)
+            return await asyncio.wait_for(reply, timeout)
+
+    async def serve(self) -> None:
+        await self._lost.wait()
+
+    async def ping(self, timeout: float) -> bool:
+        reply = await self.send({"Action": "Ping"}, timeout)
+        return bool(reply.get("Response") == "Success")
+
+    async def close(self) -> None:
+        self._retired = True
+        ami_panoramisk.retire(self._manager)
+
+    def ended(self) -> dict[str, Any]:
+        return {"error": str(self._lost_by)}
+
+    # panoramisk's callbacks; a retired session's are ignored.
+
+    def _login_cb(self, manager: Manager) -> None:
+        if not self._retired:
+            self._logged_in.set()
+
+    def _disconnect_cb(self, manager: Manager, exc: Exception | None) -> None:
+        if not self._retired:
+            self._lost_by = exc
+            self._lost.set()
+
+    def _event_cb(self, manager: Manager, fields: dict[str, str]) -> None:
+        if not self._retired:
+            self._on_fields(fields)
 
 
-class AmiNode:
-    """A logged-in AMI session to one node, kept up by this class.
+class AmiNode(KeptNode[AmiLink]):
+    """A logged-in AMI session to one node, kept up by its LinkKeeper.
 
     panoramisk's own reconnect loop is switched off: after a long outage it was seen to churn
     connections without ever logging in again. Each (re)connection gets a fresh Manager, and a
@@ -136,82 +204,42 @@ class AmiNode:
         port: int,
         username: str,
         secret: str,
-        on_event: EventHandler,
-        on_state: Callable[[str, bool], None] | None = None,
+        on_event: EventCallback,
+        on_state: StateCallback | None = None,
     ) -> None:
         self.name = name
-        self._host, self._port = header_value(host), port
-        self._username, self._secret = header_value(username), header_value(secret)
-        self._on_event = on_event
-        self._on_state = on_state
-        self._logged_in = asyncio.Event()
+        self._login = AmiLogin(header_value(host), port, header_value(username), header_value(secret))
         self.version: str | None = None
         self.boot_id: str | None = None
-        self._manager: Manager | None = None
-        self._keeper: asyncio.Task[None] | None = None
-        self._closing = False
-
-    def _new_manager(self) -> Manager:
-        manager = Manager(
-            loop=asyncio.get_running_loop(),
-            host=self._host,
-            port=self._port,
-            username=self._username,
-            secret=self._secret,
-            ping_delay=5,
-            ping_interval=5,
-            reconnect_timeout=10**9,  # reconnecting is _keep_connected's job
-            # Never resend an Originate after a reconnect: it may already have been dialed.
-            forgetable_actions=("ping", "login", "originate", "hangup"),
-            on_login=self._logged_in_cb,
-            on_disconnect=self._disconnected_cb,
-            protocol_factory=lambda: EventStreamProtocol(self._dispatch),
+        self._keeper: LinkKeeper[AmiLink] = LinkKeeper(
+            name,
+            self.driver,
+            self._open,
+            on_event=on_event,
+            on_state=on_state,
+            about=lambda: {"version": self.version},
         )
-        return manager
 
-    def _retire(self) -> None:
-        manager, self._manager = self._manager, None
-        if manager is not None:
-            manager.connect = lambda *args, **kwargs: None
-            manager.close()
+    async def _open(self) -> AmiLink:
+        """A new session, logged in, with the node's version and start time read."""
+        link = AmiLink(self.name, self._login, self._on_fields)
+        try:
+            await link.log_in()
+            self.version = link.banner_version
+            await self._read_version(link)
+        except BaseException:
+            await link.close()
+            raise
+        return link
 
-    @property
-    def up(self) -> bool:
-        return self._logged_in.is_set()
-
-    def connect(self) -> None:
-        if self._keeper is None:
-            self._keeper = asyncio.ensure_future(self._keep_connected())
-
-    async def _keep_connected(self) -> None:
-        delay = 0.5
-        while not self._closing:
-            if self.up:
-                await asyncio.sleep(0.5)
-                continue
-            self._retire()
-            self._manager = self._new_manager()
-            self._manager.connect()
-            if await self.wait_up(5.0):
-                delay = 0.5
-                await self._read_version()
-                # Told only now, with the version and the boot known: whoever hears of a node
-                # coming back can tell a restart from a link that was cut.
-                if self.up and self._on_state:
-                    self._on_state(self.name, True)
-                continue
-            self._retire()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-    async def _read_version(self) -> None:
+    async def _read_version(self, link: AmiLink) -> None:
         """Asterisk's own version (the login banner only gives the AMI protocol's, e.g. 11.0.0)
         and when it started (CoreStatus, in the node's own clock: only compared with itself)."""
         self.boot_id = None
         try:
-            settings = await asyncio.wait_for(self._live().send_action({"Action": "CoreSettings"}), 5.0)
-            status = await asyncio.wait_for(self._live().send_action({"Action": "CoreStatus"}), 5.0)
-        except (TimeoutError, AmiError) as exc:
+            settings = await link.send({"Action": "CoreSettings"}, VERSION_TIMEOUT_S)
+            status = await link.send({"Action": "CoreStatus"}, VERSION_TIMEOUT_S)
+        except NodeError as exc:
             log.warning("ami.version_unknown", node=self.name, error=str(exc))
             return
         version = settings.get("AsteriskVersion") if settings.get("Response") == "Success" else None
@@ -220,92 +248,30 @@ class AmiNode:
         if status.get("Response") == "Success" and status.get("CoreStartupTime"):
             self.boot_id = f"{status.get('CoreStartupDate', '')} {status.get('CoreStartupTime')}"
 
-    async def wait_up(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._logged_in.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    def _on_fields(self, fields: dict[str, str]) -> None:
+        event = ami_event(fields, datetime.now(UTC))
+        if event is not None:
+            self._keeper.emit(event)
 
-    def close(self) -> None:
-        self._closing = True
-        if self._keeper is not None:
-            self._keeper.cancel()
-        self._retire()
-        self._logged_in.clear()
-
-    def _live(self) -> Manager:
-        if self._manager is None or not self.up:
-            raise AmiNotConnected(f"node {self.name} is not connected")
-        return self._manager
+    # ---- what the dispatcher asks -------------------------------------------------------------
 
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
         """Send an async Originate and wait for its OriginateResponse (answer or failure)."""
-        action = originate_action(request)
-        future = self._live().send_action(action)
-        try:
-            result = await asyncio.wait_for(future, wait_s)
-        except TimeoutError as exc:
-            raise AmiError(f"no OriginateResponse from {self.name} within {wait_s:.0f} s") from exc
-        messages = result if isinstance(result, list) else [result]
-        final = messages[-1]
-        if final.get("Event") == "OriginateResponse":
-            return OriginateOutcome(
-                success=final.get("Response") == "Success",
-                reason=int(final.get("Reason", "0") or 0),
-                message="",
-            )
-        # No OriginateResponse: Asterisk refused the action itself (permission, bad channel...).
-        return OriginateOutcome(success=False, reason=0, message=str(final.get("Message", "")))
+        result = await self._keeper.live().send(originate_action(request), wait_s)
+        return originate_outcome(result, self.name)
 
     async def hangup(self, channel: str, cause: int = 16, timeout: float = HANGUP_TIMEOUT_S) -> None:
         """By channel name or Uniqueid (Asterisk looks up either). Bounded: a Hangup is
         forgotten by panoramisk when the link drops, and its reply would never come."""
         action = {"Action": "Hangup", "Channel": header_value(channel), "Cause": str(cause)}
-        try:
-            await asyncio.wait_for(self._live().send_action(action), timeout)
-        except TimeoutError as exc:
-            raise AmiError(f"no reply to Hangup from {self.name} within {timeout:.0f} s") from exc
+        await self._keeper.live().send(action, timeout)
 
     async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
         """Every channel the node has now (CoreShowChannels): Uniqueid → state ("Up", "Ringing"…)."""
-        reply = await asyncio.wait_for(
-            self._live().send_action({"Action": "CoreShowChannels"}, as_list=True), timeout
-        )
+        reply = await self._keeper.live().send({"Action": "CoreShowChannels"}, timeout, as_list=True)
         messages = reply if isinstance(reply, list) else [reply]
         return {
             str(m.get("Uniqueid")): str(m.get("ChannelStateDesc", ""))
             for m in messages
             if m.get("Event") == "CoreShowChannel"
         }
-
-    async def ping(self, timeout: float = 2.0) -> bool:
-        try:
-            reply = await asyncio.wait_for(self._live().send_action({"Action": "Ping"}), timeout)
-        except (TimeoutError, AttributeError, AmiError):
-            return False
-        return bool(reply.get("Response") == "Success")
-
-    def _logged_in_cb(self, manager: Manager) -> None:
-        if self._manager is None or manager is not self._manager:
-            return
-        self.version = getattr(manager.protocol, "version", None)
-        self._logged_in.set()
-        log.info("ami.up", node=self.name, version=self.version)
-
-    def _disconnected_cb(self, manager: Manager, exc: Exception | None) -> None:
-        if manager is not self._manager:
-            return  # a retired connection
-        was_up = self._logged_in.is_set()
-        self._logged_in.clear()
-        if was_up:
-            log.warning("ami.down", node=self.name, error=str(exc))
-        if self._on_state:
-            self._on_state(self.name, False)
-
-    def _dispatch(self, manager: Manager, fields: dict[str, str]) -> None:
-        if manager is not self._manager:
-            return
-        name = fields["Event"]
-        if name in EVENTS_WANTED:
-            self._on_event(self.name, name, fields)

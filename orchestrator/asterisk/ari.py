@@ -1,21 +1,15 @@
 """ARI adapter (aiohttp REST + one event WebSocket per node): the same `DialNode` as AmiNode.
+The WebSocket is kept up by a LinkKeeper (link.py, ari_link.py); REST is ari_rest.py.
 
 Calls are originated straight into the dialplan (context sespcl-outbound), not into Stasis: the
 WebSocket only watches them, which `subscribeAll=true` allows for every channel of the node.
-ARI events are translated into the AMI vocabulary `AttemptState.on_event` speaks, so the
-dispatcher and the domain do not know which driver runs a node.
+Its events become the domain's typed events in ari_events.py.
 
-`Channel` in the translated events is the channel's *id* (the attempt id), not its name
-(`PJSIP/trunk-0000002a`, kept as `ChannelName`): ARI addresses channels by id, and the
-dispatcher hangs up `state.channel`. `hangup()` still accepts a name (an attempt recorded by an
-AMI dispatcher) and looks its id up.
+A channel is named by its *id* (the attempt id), not its name (`PJSIP/trunk-0000002a`): ARI
+addresses channels by id, and the dispatcher hangs up `state.channel`. `hangup()` still accepts
+a name (an attempt recorded by an AMI dispatcher) and looks its id up.
 
-Verified on Asterisk 22.10.1 (see docs/asterisk.md for the AMI side):
-- answered: ChannelCreated(Down), Dial "", ChannelStateChange(Up), Dial ANSWER, userevents,
-  ChannelDestroyed cause 16 (state Up)
-- 486 busy: ChannelCreated, Dial "", Dial BUSY, ChannelDestroyed cause 17 (tech_cause 486)
-- 180 then ring timeout: ChannelCreated, Dial "", Dial RINGING, ChannelStateChange(Ringing),
-  ChannelDestroyed cause 19 (tech_cause 480); no final Dial event
+Verified on Asterisk 22.10.1:
 - unknown endpoint or technology: POST answers 500 {"error": "Allocation failed"}, no channel
 - a second WebSocket with the same app name takes the app over: the first one gets
   ApplicationReplaced and then silence. Every dispatcher needs its own app name.
@@ -24,256 +18,35 @@ Verified on Asterisk 22.10.1 (see docs/asterisk.md for the AMI side):
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import json
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
-import aiohttp
 import structlog
-from yarl import URL
 
-from orchestrator.domain.dialing import OUTBOUND_CONTEXT, NodeNotConnected, OriginateOutcome, OriginateRequest
-from orchestrator.domain.outcome import (
-    REASON_ANSWERED,
-    REASON_BUSY,
-    REASON_CONGESTION,
-    REASON_FAILURE,
-    REASON_RING_TIMEOUT,
+from orchestrator.asterisk.ari_events import ari_event, outcome_for
+from orchestrator.asterisk.ari_link import AriLink
+from orchestrator.asterisk.ari_rest import (
+    ARI_ERRORS,
+    AriError,
+    AriRefused,
+    AriRest,
+    ari_value,
+    event_filter,
 )
+from orchestrator.asterisk.ari_rest import originate_params as originate_params  # tests/fixtures use it
+from orchestrator.asterisk.errors import map_errors
+from orchestrator.asterisk.link import KeptNode, LinkKeeper
+from orchestrator.domain.dialing import NodeError, OriginateOutcome, OriginateRequest
+from orchestrator.domain.outcome import REASON_ANSWERED, REASON_FAILURE
+from orchestrator.domain.ports import EventCallback, StateCallback
 
 log = structlog.get_logger(__name__)
 
-EventHandler = Callable[[str, str, dict[str, str]], None]
-"""(node name, AMI event name, fields)"""
 
-EVENT_TYPES = ("ChannelCreated", "ChannelStateChange", "Dial", "ChannelDestroyed", "ChannelUserevent")
-"""The ARI events the translation uses; the app's event filter asks Asterisk for these only."""
-
-REST_TIMEOUT_S = 10.0
-CONNECT_TIMEOUT_S = 5.0
-HEARTBEAT_S = 5.0
-"""WebSocket pings: a node that hangs with its TCP session open is noticed within seconds."""
-
-# Asterisk's ast_state2str() names and their numbers (AMI's ChannelState).
-_STATE_NUMBERS = {
-    "Down": 0,
-    "Rsrvd": 1,
-    "OffHook": 2,
-    "Dialing": 3,
-    "Ring": 4,
-    "Ringing": 5,
-    "Up": 6,
-    "Busy": 7,
-    "Dialing Offhook": 8,
-    "Pre-ring": 9,
-}
-# Dial statuses that are not final: AMI reports them as DialState, the others as DialEnd.
-_DIAL_PROGRESS = frozenset({"RINGING", "PROCEEDING", "PROGRESS"})
-# Q.850 causes → an OriginateResponse reason in AMI's codes. AMI itself is vaguer (Reason 0 for
-# busy and 503, docs/asterisk.md); the outcome comes from the cause, as with AMI's Hangup.
-_CAUSE_REASONS = {17: REASON_BUSY, 18: REASON_RING_TIMEOUT, 19: REASON_RING_TIMEOUT}
-_CONGESTION_CAUSES = frozenset({34, 38, 41, 42})
-
-
-class AriError(Exception):
-    pass
-
-
-class AriNotConnected(AriError, NodeNotConnected):
-    pass
-
-
-class AriRefused(AriError):
-    """ARI answered with a non-2xx status."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"{status} {text}".strip())
-        self.status = status
-
-
-class UnsafeAriValue(AriError):
-    """A value that could split a header or be cut short by Asterisk's C strings."""
-
-
-# ---- pure helpers (no I/O) ---------------------------------------------------------------------
-
-
-def ari_value(value: object) -> str:
-    """The text of a value bound for ARI; CR, LF and NUL are refused (as AMI's header_value)."""
-    text = str(value)
-    if any(char in text for char in ("\r", "\n", "\x00")):
-        raise UnsafeAriValue(f"refusing an ARI value containing CR, LF or NUL: {text!r}")
-    return text
-
-
-def path_segment(value: object) -> str:
-    """One percent-encoded URL path segment: '/', '?', '#' and '%' cannot change the route."""
-    text = ari_value(value)
-    if text in ("", ".", ".."):
-        raise UnsafeAriValue(f"refusing {text!r} as an ARI path segment")
-    return quote(text, safe="")
-
-
-def base_url(url: str) -> str:
-    """The node's ARI root (e.g. http://127.0.10.1:8088/ari), checked, without a trailing '/'."""
-    parsed = URL(ari_value(url))
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.query_string or parsed.fragment:
-        raise AriError(f"not an ARI base URL: {url!r}")
-    return str(parsed).rstrip("/")
-
-
-def rest_url(base: str, *segments: object) -> URL:
-    # encoded=True: yarl must not decode %2F back into a '/'.
-    return URL(base + "/" + "/".join(path_segment(s) for s in segments), encoded=True)
-
-
-def basic_auth(username: str, password: str) -> str:
-    token = base64.b64encode(f"{ari_value(username)}:{ari_value(password)}".encode()).decode("ascii")
-    return f"Basic {token}"
-
-
-def reason_for_cause(cause: int) -> int:
-    """An OriginateResponse `Reason` (AMI's codes) for a call that ended with this Q.850 cause."""
-    if cause in _CONGESTION_CAUSES:
-        return REASON_CONGESTION
-    return _CAUSE_REASONS.get(cause, REASON_FAILURE)
-
-
-def originate_params(request: OriginateRequest) -> tuple[dict[str, str], dict[str, Any]]:
-    """(query, JSON body) of `POST /channels/{attempt_id}` into the outbound dialplan."""
-    query = {
-        "endpoint": ari_value(request.channel),
-        "context": OUTBOUND_CONTEXT,
-        "extension": "s",
-        "priority": "1",
-        # ARI counts whole seconds; never round a short timeout down to "no timeout".
-        "timeout": str(max(1, math.ceil(request.timeout_ms / 1000))),
-    }
-    if request.caller_id:
-        query["callerId"] = ari_value(request.caller_id)
-    variables = {ari_value(k): ari_value(v) for k, v in sorted(request.variables.items())}
-    return query, {"variables": variables}
-
-
-def event_filter() -> dict[str, Any]:
-    """Body of `PUT /applications/{app}/eventFilter`. ApplicationReplaced must stay allowed:
-    the filter applies to it too, and without it a replaced socket just goes silent."""
-    return {"allowed": [{"type": name} for name in (*EVENT_TYPES, "ApplicationReplaced")]}
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def channel_fields(channel: Mapping[str, Any]) -> dict[str, str]:
-    """An ARI channel as the channel fields of an AMI event."""
-    state = _text(channel.get("state"))
-    caller = channel.get("caller") or {}
-    connected = channel.get("connected") or {}
-    dialplan = channel.get("dialplan") or {}
-    fields = {
-        "Uniqueid": _text(channel.get("id")),
-        "Channel": _text(channel.get("id")),
-        "ChannelName": _text(channel.get("name")),
-        "ChannelStateDesc": state,
-        "CallerIDNum": _text(caller.get("number")),
-        "CallerIDName": _text(caller.get("name")),
-        "ConnectedLineNum": _text(connected.get("number")),
-        "ConnectedLineName": _text(connected.get("name")),
-        "AccountCode": _text(channel.get("accountcode")),
-        "Context": _text(dialplan.get("context")),
-        "Exten": _text(dialplan.get("exten")),
-        "Priority": _text(dialplan.get("priority")),
-        "Language": _text(channel.get("language")),
-    }
-    if state in _STATE_NUMBERS:
-        fields["ChannelState"] = str(_STATE_NUMBERS[state])
-    return fields
-
-
-def dial_event_name(dial_status: str) -> str:
-    """As Asterisk's manager: no status yet → DialBegin, progress → DialState, else DialEnd."""
-    if not dial_status:
-        return "DialBegin"
-    return "DialState" if dial_status.upper() in _DIAL_PROGRESS else "DialEnd"
-
-
-def translate_event(event: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
-    """One ARI event as (AMI event name, fields), or None for events the domain does not use.
-
-    `Uniqueid` is always the id of the channel the event is about (for Dial: the dialed peer).
-    """
-    kind = event.get("type")
-    if kind not in EVENT_TYPES:
-        return None
-    channel = event.get("peer") if kind == "Dial" else event.get("channel")
-    if not isinstance(channel, Mapping) or not channel.get("id"):
-        return None  # nothing to route it by (e.g. a user event raised without a channel)
-    fields = channel_fields(channel)
-    if kind == "ChannelCreated":
-        return "Newchannel", fields
-    if kind == "ChannelStateChange":
-        return "Newstate", fields
-    if kind == "Dial":
-        status = _text(event.get("dialstatus"))
-        fields |= {"DialStatus": status, "DialString": _text(event.get("dialstring"))}
-        if event.get("forward"):
-            fields["Forward"] = _text(event["forward"])
-        return dial_event_name(status), fields
-    if kind == "ChannelDestroyed":
-        cause = event.get("cause")
-        fields |= {
-            "Cause": _text(cause if cause is not None else 0),
-            "Cause-txt": _text(event.get("cause_txt")),
-        }
-        if event.get("tech_cause") is not None:
-            fields["TechCause"] = _text(event["tech_cause"])  # the SIP status, e.g. 486
-        return "Hangup", fields
-    # ChannelUserevent: the event's own keys first, so they can never replace Uniqueid & co.
-    userevent = event.get("userevent")
-    extra = (
-        {str(k): _text(v) for k, v in userevent.items() if k != "eventname"}
-        if isinstance(userevent, Mapping)
-        else {}
-    )
-    return "UserEvent", extra | fields | {"UserEvent": _text(event.get("eventname"))}
-
-
-def outcome_for(name: str, fields: Mapping[str, str]) -> OriginateOutcome | None:
-    """What an originate waiting on this channel learns from one translated event, if anything:
-    the channel came up (answered), or it ended without being answered."""
-    if fields.get("ChannelStateDesc") == "Up":
-        return OriginateOutcome(success=True, reason=REASON_ANSWERED)
-    if name == "Hangup":
-        try:
-            cause = int(fields.get("Cause", "0"))
-        except ValueError:
-            cause = 0
-        return OriginateOutcome(success=False, reason=reason_for_cause(cause))
-    return None
-
-
-async def _refusal(response: aiohttp.ClientResponse) -> AriRefused:
-    """ARI's own words for a refusal ({"error": ...} or {"message": ...}), else the raw body."""
-    body = await response.text()
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        body = str(data.get("error") or data.get("message") or body)
-    return AriRefused(response.status, body.strip()[:200])
-
-
-# ---- the node -----------------------------------------------------------------------------------
-
-
-class AriNode:
-    """An ARI event WebSocket to one node, kept up by this class, plus REST calls.
+class AriNode(KeptNode[AriLink]):
+    """An ARI event WebSocket to one node, kept up by its LinkKeeper, plus REST calls. Its ping
+    checks the node still has our application (AriLink.ping).
 
     `app` must be unique per process using the node: Asterisk gives an app's events to the
     most recent WebSocket only (the previous one is sent ApplicationReplaced, then nothing).
@@ -288,188 +61,96 @@ class AriNode:
         url: str,
         username: str,
         password: str,
-        on_event: EventHandler,
-        on_state: Callable[[str, bool], None] | None = None,
+        on_event: EventCallback,
+        on_state: StateCallback | None = None,
         app: str = "sespcl",
     ) -> None:
         self.name = name
         self.version: str | None = None
         self.boot_id: str | None = None
-        self._base = base_url(url)
+        self._rest = AriRest(name, url, username, password)
         self._app = ari_value(app)
-        self._auth = basic_auth(username, password)
-        self._on_event = on_event
-        self._on_state = on_state
-        self._connected = asyncio.Event()
-        self._session: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._keeper: asyncio.Task[None] | None = None
-        self._closing = False
-        self._replaced = False
+        self._keeper: LinkKeeper[AriLink] = LinkKeeper(
+            name,
+            self.driver,
+            self._open,
+            on_event=on_event,
+            on_state=on_state,
+            about=lambda: {"version": self.version, "app": self._app},
+            on_up=self._link_up,
+            around=self._rest.opened,
+        )
         # Originates waiting for their channel to answer or end, by channel id; `_posted` are
         # those Asterisk has accepted (the only ones a resync may look up).
         self._pending: dict[str, asyncio.Future[OriginateOutcome]] = {}
         self._posted: set[str] = set()
         self._tasks: set[asyncio.Future[None]] = set()
-        self._connections = 0
-        """Event WebSockets opened so far: an Originate whose POST spans a new one may have
-        had its events go by on neither."""
-
-    @property
-    def up(self) -> bool:
-        return self._connected.is_set()
-
-    def connect(self) -> None:
-        if self._keeper is None:
-            self._keeper = asyncio.ensure_future(self._keep_connected())
-
-    async def wait_up(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     def close(self) -> None:
-        """Stop reconnecting; the keeper's cleanup closes the WebSocket and the HTTP session."""
-        self._closing = True
-        self._connected.clear()
-        if self._keeper is not None:
-            self._keeper.cancel()
+        """Stop reconnecting; the keeper's task closes the WebSocket and the HTTP session."""
+        super().close()
         self._fail_pending(AriError(f"node {self.name} closed"))
 
-    async def aclose(self) -> None:
-        """close(), then wait until the WebSocket and the HTTP session are closed."""
-        self.close()
-        if self._keeper is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+    # ---- the link -----------------------------------------------------------------------------
 
-    # ---- connection ---------------------------------------------------------------------------
-
-    async def _keep_connected(self) -> None:
-        self._session = aiohttp.ClientSession(
-            headers={"Authorization": self._auth}, timeout=aiohttp.ClientTimeout(total=REST_TIMEOUT_S)
-        )
-        delay = 0.5
-        try:
-            while not self._closing:
-                try:
-                    was_up = await self._run_socket()
-                except Exception:
-                    # Never let one bad session end the keeper: the node would stay down for good.
-                    log.exception("ari.session_failed", node=self.name)
-                    was_up = False
-                if self._closing:
-                    break
-                if self._replaced:
-                    # Another client took the app over; retaking it at once would only flap.
-                    self._replaced, delay = False, 5.0
-                elif was_up:
-                    delay = 0.5
-                    continue
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        finally:
-            self._connected.clear()
-            ws, self._ws = self._ws, None
-            session, self._session = self._session, None
-            if ws is not None:
-                await ws.close()
-            await session.close()
-
-    async def _run_socket(self) -> bool:
-        """One WebSocket session, until it ends; True if it was ever up."""
-        assert self._session is not None
-        url = rest_url(self._base, "events").with_query(app=self._app, subscribeAll="true")
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                ws = await self._session.ws_connect(url, heartbeat=HEARTBEAT_S)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.debug("ari.connect_failed", node=self.name, error=str(exc) or type(exc).__name__)
-            return False
-        self._ws = ws
+    async def _open(self) -> AriLink:
+        link = AriLink(self.name, self._app, await self._rest.events(self._app), self._rest, self._on_message)
         try:
             await self._prepare()
-            self._connections += 1
-            self._connected.set()
-            log.info("ari.up", node=self.name, version=self.version, app=self._app)
-            if self._on_state:
-                self._on_state(self.name, True)
-            if self._posted:
-                self._spawn(self._resync_pending())
-            async for message in ws:
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    self._handle(message.data)
-                if message.type is aiohttp.WSMsgType.ERROR or self._replaced:
-                    break
-            return True
-        finally:
-            was_up = self._connected.is_set()
-            self._connected.clear()
-            self._ws = None
-            await ws.close()
-            if was_up and not self._closing:
-                log.warning("ari.down", node=self.name, close_code=ws.close_code)
-                if self._on_state:
-                    self._on_state(self.name, False)
+        except BaseException:
+            await link.close()
+            raise
+        return link
 
     async def _prepare(self) -> None:
         """Version, start time and event filter. None is vital: events are filtered here too."""
         self.boot_id = None
         try:
-            info = await self._request("GET", "asterisk", "info")
+            info = await self._rest.request("GET", "asterisk", "info")
             system = info.get("system") if isinstance(info, dict) else None
             version = system.get("version") if isinstance(system, dict) else None
             self.version = str(version) if version else None
             status = info.get("status") if isinstance(info, dict) else None
             started = status.get("startup_time") if isinstance(status, dict) else None
             self.boot_id = str(started) if started else None
-        except (AriError, aiohttp.ClientError, TimeoutError) as exc:
+        except NodeError as exc:
             log.warning("ari.info_failed", node=self.name, error=str(exc))
+        await self._filter_events()
+
+    async def _filter_events(self) -> None:
         # Asterisk >= 16; cuts the ChannelVarset/ChannelDialplan/DeviceState chatter (~75 %). The
         # app is registered a moment after the WebSocket upgrade: a 404 here is retried.
         for attempt in range(5):
             try:
-                await self._request("PUT", "applications", self._app, "eventFilter", json_body=event_filter())
+                await self._rest.request(
+                    "PUT", "applications", self._app, "eventFilter", json_body=event_filter()
+                )
                 return
             except AriRefused as exc:
                 if exc.status != 404 or attempt == 4:
                     log.warning("ari.event_filter_failed", node=self.name, error=str(exc))
                     return
-            except (AriError, aiohttp.ClientError, TimeoutError) as exc:
+            except NodeError as exc:
                 log.warning("ari.event_filter_failed", node=self.name, error=str(exc))
                 return
             await asyncio.sleep(0.2)
 
-    def _handle(self, data: str) -> None:
-        try:
-            event = json.loads(data)
-        except ValueError:
-            log.warning("ari.bad_event", node=self.name, data=data[:200])
+    def _link_up(self, link: AriLink) -> None:
+        if self._posted:
+            self._spawn(self._resync_pending())
+
+    def _on_message(self, message: Mapping[str, Any]) -> None:
+        event = ari_event(message, datetime.now(UTC))
+        if event is None:
             return
-        if not isinstance(event, dict):
-            return
-        if event.get("type") == "ApplicationReplaced":
-            log.error("ari.app_replaced", node=self.name, app=self._app, hint="app names must be unique")
-            self._replaced = True  # _run_socket closes the socket
-            return
-        translated = translate_event(event)
-        if translated is None:
-            return
-        name, fields = translated
-        waiter = self._pending.get(fields["Uniqueid"])
+        waiter = self._pending.get(event.attempt_id)
         if waiter is not None and not waiter.done():
-            outcome = outcome_for(name, fields)
+            outcome = outcome_for(event)
             if outcome is not None:
                 waiter.set_result(outcome)
-        try:
-            self._on_event(self.name, name, fields)
-        except Exception:
-            # One bad event must not end the stream of every other call.
-            log.exception("ari.on_event_failed", node=self.name, event=name)
+        self._keeper.emit(event)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)  # a strong reference until it is done
         task.add_done_callback(self._tasks.discard)
@@ -484,7 +165,7 @@ class AriNode:
         if waiter is None or waiter.done():
             return
         try:
-            channel = await self._request("GET", "channels", channel_id)
+            channel = await self._rest.request("GET", "channels", channel_id)
         except AriRefused as exc:
             if exc.status == 404 and not waiter.done():
                 # Ended while unseen: answered and completed, or not answered at all. Not a
@@ -493,7 +174,7 @@ class AriNode:
                     AriError(f"channel {channel_id} ended on {self.name} while events were not received")
                 )
             return
-        except (AriError, aiohttp.ClientError, TimeoutError):
+        except NodeError:
             return
         if isinstance(channel, dict) and channel.get("state") == "Up" and not waiter.done():
             waiter.set_result(OriginateOutcome(True, REASON_ANSWERED))
@@ -504,72 +185,31 @@ class AriNode:
                 waiter.set_exception(exc)
                 waiter.exception()  # retrieved: no "never retrieved" warning if nobody awaits
 
-    # ---- REST -----------------------------------------------------------------------------------
-
-    def _live(self) -> aiohttp.ClientSession:
-        if self._session is None or not self.up:
-            raise AriNotConnected(f"node {self.name} is not connected")
-        return self._session
-
-    async def _request(
-        self,
-        method: str,
-        *segments: object,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        timeout: float = REST_TIMEOUT_S,
-    ) -> Any:
-        """One REST call; the decoded JSON reply (None when empty). AriError on a non-2xx."""
-        if self._session is None:
-            raise AriError(f"node {self.name} is not connected")
-        url = rest_url(self._base, *segments)
-        async with self._session.request(
-            method,
-            url,
-            params=dict(params) if params else None,
-            json=json_body,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            if response.status >= 300:
-                raise await _refusal(response)
-            body = await response.read()
-        try:
-            return json.loads(body) if body.strip() else None
-        except ValueError as exc:  # not Asterisk answering (a proxy's page, say)
-            raise AriError(f"{self.name}: a reply that is not JSON from {method} {url}") from exc
+    # ---- what the dispatcher asks -------------------------------------------------------------
 
     async def originate(self, request: OriginateRequest, *, wait_s: float) -> OriginateOutcome:
         """Create the channel (id = attempt id) into the outbound dialplan, then wait until it is
-        answered (success, reason 4) or ends (failure, a reason in AMI's codes for its cause)."""
-        query, body = originate_params(request)
+        answered (success, reason 4) or ends (failure, a reason in Asterisk's codes for its
+        cause)."""
         channel_id = ari_value(request.attempt_id)
-        session = self._live()
+        self._keeper.live()
         if channel_id in self._pending:
             raise AriError(f"attempt {channel_id} is already being originated on {self.name}")
         # Registered before the POST: the channel's first events can beat the HTTP reply.
         waiter: asyncio.Future[OriginateOutcome] = asyncio.get_running_loop().create_future()
         self._pending[channel_id] = waiter
-        connection = self._connections
+        opened = self._keeper.opened
         try:
-            async with asyncio.timeout(wait_s):
-                async with session.post(
-                    rest_url(self._base, "channels", channel_id),
-                    params=query,
-                    json=body,
-                    timeout=aiohttp.ClientTimeout(total=REST_TIMEOUT_S),
-                ) as response:
-                    if response.status >= 300:
-                        # Refused outright (e.g. "Allocation failed": unknown endpoint): no channel.
-                        return OriginateOutcome(False, REASON_FAILURE, str(await _refusal(response)))
-                self._posted.add(channel_id)
-                if self._connections != connection:
-                    # Reconnected while the POST was out: the resync did not know of it.
-                    self._spawn(self._resync_one(channel_id))
-                return await waiter
-        except TimeoutError as exc:
-            raise AriError(f"no answer or hangup from {self.name} within {wait_s:.0f} s") from exc
-        except aiohttp.ClientError as exc:
-            raise AriError(f"originate on {self.name} failed: {exc}") from exc
+            with map_errors(ARI_ERRORS, f"Originate on {self.name}", within_s=wait_s):
+                async with asyncio.timeout(wait_s):
+                    refusal = await self._rest.create_channel(channel_id, request)
+                    if refusal is not None:  # no channel
+                        return OriginateOutcome(False, REASON_FAILURE, refusal)
+                    self._posted.add(channel_id)
+                    if self._keeper.opened != opened:
+                        # Reconnected while the POST was out: the resync did not know of it.
+                        self._spawn(self._resync_one(channel_id))
+                    return await waiter
         finally:
             self._pending.pop(channel_id, None)
             self._posted.discard(channel_id)
@@ -577,23 +217,22 @@ class AriNode:
     async def hangup(self, channel: str, cause: int = 16) -> None:
         """Hang up by channel id; a channel *name* (it has a '/') is looked up first. A channel
         already gone is not an error."""
-        self._live()
+        self._keeper.live()
         channel_id: str | None = ari_value(channel)
         if "/" in channel:
             channel_id = await self._id_for_name(channel)
             if channel_id is None:
                 return
         try:
-            await self._request("DELETE", "channels", channel_id, params={"reason_code": str(int(cause))})
+            await self._rest.request(
+                "DELETE", "channels", channel_id, params={"reason_code": str(int(cause))}
+            )
         except AriRefused as exc:
-            if exc.status == 404:
-                return
-            raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AriError(f"hangup on {self.name} failed: {exc}") from exc
+            if exc.status != 404:
+                raise
 
     async def _id_for_name(self, name: str) -> str | None:
-        channels = await self._request("GET", "channels")
+        channels = await self._rest.request("GET", "channels")
         for item in channels or []:
             if isinstance(item, dict) and item.get("name") == name:
                 return str(item["id"])
@@ -601,31 +240,10 @@ class AriNode:
 
     async def channel_ids(self, timeout: float = 10.0) -> dict[str, str]:
         """Every channel the node has now: id → state ("Up", "Ringing"…)."""
-        self._live()
-        try:
-            channels = await self._request("GET", "channels", timeout=timeout)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AriError(f"listing channels on {self.name} failed: {exc}") from exc
+        self._keeper.live()
+        channels = await self._rest.request("GET", "channels", timeout=timeout)
         return {
             str(item["id"]): str(item.get("state", ""))
             for item in channels or []
             if isinstance(item, dict) and "id" in item
         }
-
-    async def ping(self, timeout: float = 2.0) -> bool:
-        """The node answers *and* still has our application. A WebSocket can stay open with no
-        app behind it: after a node hangs and resumes, the old session's late teardown was seen
-        to unregister the app the new session had just registered, and no event came again.
-        Then the socket is closed, so the keeper connects (and registers) anew."""
-        if not self.up:
-            return False
-        try:
-            await self._request("GET", "applications", self._app, timeout=timeout)
-        except AriRefused as exc:
-            if exc.status == 404 and self._ws is not None:
-                log.warning("ari.app_lost", node=self.name, app=self._app)
-                await self._ws.close()
-            return False
-        except (AriError, aiohttp.ClientError, TimeoutError):
-            return False
-        return True

@@ -1,7 +1,7 @@
-"""One attempt at reaching a number, followed through Asterisk's events. Pure: no I/O.
+"""One attempt at reaching a number, followed through its node's events. Pure: no I/O.
 
-The dispatcher feeds every AMI event of an attempt (matched by Uniqueid == attempt id) to
-`AttemptState.on_event` and stores whatever `Transition` comes back.
+The dispatcher feeds every event of an attempt's channel (domain/events.py, whichever driver
+runs the node) to `AttemptState.on_event` and stores whatever `Transition` comes back.
 """
 
 from __future__ import annotations
@@ -11,6 +11,15 @@ from datetime import datetime
 from uuid import UUID
 
 from orchestrator.domain.call import CallStatus
+from orchestrator.domain.events import (
+    ChannelAnswered,
+    ChannelCreated,
+    ChannelEvent,
+    ChannelHungUp,
+    ChannelProgress,
+    ChannelRinging,
+    ChannelState,
+)
 from orchestrator.domain.outcome import (
     Ending,
     ending_for_cdr,
@@ -56,46 +65,53 @@ class AttemptState:
     def ended(self) -> bool:
         return self.status.is_final
 
-    def on_event(self, name: str, fields: dict[str, str], at: datetime) -> Transition | None:
-        """Advance on one AMI event; None when the event changes nothing."""
+    def on_event(self, event: ChannelEvent) -> Transition | None:
+        """Advance on one event of the attempt's channel; None when it changes nothing."""
         if self.ended:
             return None
-        if name == "Newchannel":
-            self.channel = fields.get("Channel") or self.channel
-            return None
-        if name == "Newstate":
-            status = status_for_channel_state(fields.get("ChannelStateDesc", ""))
-            if status is None:
+        match event:
+            case ChannelCreated():
+                self.channel = event.channel or self.channel
                 return None
-            self.far_end_responded = True
-            return self._advance(status, at, answered=status is CallStatus.IN_PROGRESS)
-        if name == "DialState" and fields.get("DialStatus", "").upper() in _RESPONSES:
-            self.far_end_responded = True
-            if fields["DialStatus"].upper() == "RINGING":
-                return self._advance(CallStatus.RINGING, at)
-            return None
-        if name == "DialEnd" and fields.get("DialStatus", "").upper() == "ANSWER":
-            return self._advance(CallStatus.IN_PROGRESS, at, answered=True)
-        # Every channel event says the channel's state: an "Up" seen without its answer means
-        # the answer itself was missed (no dispatcher listened at that moment).
-        missed_answer = not self.answered and fields.get("ChannelStateDesc", "").lower() == "up"
-        if name == "Hangup":
-            if missed_answer:
-                self.answered = True
-            cause = _int(fields.get("Cause"), default=0)
-            ending = ending_for_hangup(
-                cause,
-                answered=self.answered,
-                cancel_requested=self.cancel_requested,
-                far_end_responded=self.far_end_responded,
-            )
-            return self._advance(ending.status, at, ending=ending, answered=missed_answer)
-        if missed_answer:
-            return self._advance(CallStatus.IN_PROGRESS, at, answered=True)
+            case ChannelState():
+                return self._on_state(event)
+            case ChannelRinging():
+                self.far_end_responded = True
+                return self._advance(CallStatus.RINGING, event.at)
+            case ChannelProgress():
+                self.far_end_responded = True
+                return None
+            case ChannelAnswered():
+                return self._advance(CallStatus.IN_PROGRESS, event.at, answered=True)
+            case ChannelHungUp():
+                return self._on_hangup(event)
+        # Every other event still says the channel's state: an "Up" seen without its answer
+        # means the answer itself was missed (no dispatcher listened at that moment).
+        if _missed_answer(self, event):
+            return self._advance(CallStatus.IN_PROGRESS, event.at, answered=True)
         return None
 
+    def _on_state(self, event: ChannelState) -> Transition | None:
+        status = status_for_channel_state(event.state)
+        if status is None:
+            return None
+        self.far_end_responded = True
+        return self._advance(status, event.at, answered=status is CallStatus.IN_PROGRESS)
+
+    def _on_hangup(self, event: ChannelHungUp) -> Transition | None:
+        missed_answer = _missed_answer(self, event)
+        if missed_answer:
+            self.answered = True
+        ending = ending_for_hangup(
+            event.cause,
+            answered=self.answered,
+            cancel_requested=self.cancel_requested,
+            far_end_responded=self.far_end_responded,
+        )
+        return self._advance(ending.status, event.at, ending=ending, answered=missed_answer)
+
     def on_originate_response(self, success: bool, reason: int, at: datetime) -> Transition | None:
-        """Success means answered. A failure is only provisional: the Hangup that usually
+        """Success means answered. A failure is only provisional: the hangup that usually
         follows carries the real cause, so the caller waits briefly before `on_originate_failed`."""
         if success:
             return self._advance(CallStatus.IN_PROGRESS, at, answered=True)
@@ -132,7 +148,7 @@ class AttemptState:
         return self._advance(ending.status, at, ending=ending, answered=answered and not self.answered)
 
     def on_vanished(self, reason: str, at: datetime) -> Transition | None:
-        """The channel ended while nobody was listening (AMI link down) and no CDR says how: an
+        """The channel ended while nobody was listening (its link down) and no CDR says how: an
         answered call completed as far as anyone can tell; an unanswered one failed."""
         if self.answered:
             return self._advance(
@@ -174,11 +190,5 @@ class AttemptState:
         )
 
 
-_RESPONSES = frozenset({"RINGING", "PROGRESS", "PROCEEDING"})
-
-
-def _int(value: str | None, *, default: int) -> int:
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        return default
+def _missed_answer(state: AttemptState, event: ChannelEvent) -> bool:
+    return not state.answered and event.state.lower() == "up"

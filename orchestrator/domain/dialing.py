@@ -34,9 +34,27 @@ class OriginateRequest:
         }
 
 
-class NodeNotConnected(Exception):
+class NodeError(Exception):
+    """A node could not do what it was asked. The errors of the `DialNode` port: each driver
+    maps its libraries' errors to these at its boundary (asterisk/errors.py), so a service
+    catches these and nothing broader around a driver call."""
+
+
+class NodeNotConnected(NodeError):
     """Raised by a driver before anything was sent: the node's link is down. An Originate
     refused so was never dialed, and goes back to the queue rather than count as failed."""
+
+
+class NodeTimeout(NodeError):
+    """No reply within the bound. The request may have taken effect (an Originate may ring)."""
+
+
+class NodeLinkFailed(NodeError):
+    """The link failed while the request was out. It may have taken effect, as a timeout."""
+
+
+class NodeRefused(NodeError):
+    """The node answered, and refused the request."""
 
 
 @dataclass(frozen=True)

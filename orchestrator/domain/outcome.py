@@ -1,4 +1,4 @@
-"""How Asterisk's view of an attempt (AMI events) becomes a call status. Pure: no I/O.
+"""How Asterisk's view of an attempt (its channel's events) becomes a call status. Pure: no I/O.
 
 What Asterisk sends for each outcome is written down in docs/asterisk.md.
 """
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from orchestrator.domain import q850
 from orchestrator.domain.call import CallStatus
 
-# OriginateResponse `Reason` values (Asterisk's enum ast_control_frame_type subset).
+# An originate's reply reasons, in Asterisk's codes (enum ast_control_frame_type, a subset): the
+# ARI driver gives a channel's end in them too.
 REASON_FAILURE = 0
 REASON_HANGUP = 1
 REASON_RING_TIMEOUT = 3
@@ -37,7 +38,7 @@ REJECTED_REASON = "rejected by the far end (declined, or refused by the carrier)
 
 
 def status_for_channel_state(state_desc: str) -> CallStatus | None:
-    """Newstate on the outbound channel: the far end rings, or answers."""
+    """The outbound channel's new state: the far end rings, or answers."""
     normalized = state_desc.strip().lower()
     if normalized == "ringing":
         return CallStatus.RINGING
@@ -52,7 +53,7 @@ NO_RESPONSE_REASON = "the far end never responded (no 180/183 before the timeout
 def ending_for_hangup(
     cause: int, *, answered: bool, cancel_requested: bool, far_end_responded: bool = True
 ) -> Ending:
-    """Hangup carries the cause; whether the call was ever answered decides `completed`.
+    """The hangup carries the cause; whether the call was ever answered decides `completed`.
 
     Asterisk reports a ring timeout as cause 19 even when the far end never said a word (an
     unreachable carrier): that is a failure, not a person who did not pick up.
@@ -76,7 +77,7 @@ def ending_for_hangup(
 def ending_for_originate_failure(
     reason: int, *, cancel_requested: bool, far_end_responded: bool = True
 ) -> Ending:
-    """A failed Originate with no Hangup to explain it (e.g. an unknown endpoint)."""
+    """A failed originate with no hangup to explain it (e.g. an unknown endpoint)."""
     if cancel_requested:
         return Ending(CallStatus.CANCELED, 0, q850.cause_text(0), reason="canceled by request")
     if reason == REASON_BUSY:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
+from orchestrator.domain.events import ChannelEvent
 from orchestrator.domain.records import (
     AdoptedAttempt,
     CallEvent,
@@ -19,8 +20,8 @@ from orchestrator.domain.records import (
     StoredStatus,
 )
 
-EventCallback = Callable[[str, str, dict[str, str]], None]
-"""(node name, event name, fields)"""
+EventCallback = Callable[[str, ChannelEvent], None]
+"""(node name, one of its channels' events)"""
 StateCallback = Callable[[str, bool], None]
 """(node name, up)"""
 
@@ -42,7 +43,7 @@ class DialNode(Protocol):
     """When the node's Asterisk process started, as the node reports it: another value after a
     reconnection means the node restarted, and every call it carried went with it."""
     driver: str
-    """'ami' or 'ari': names the events recorded from this node (`ami.Hangup`, `ari.Hangup`)."""
+    """'ami' or 'ari': names the events recorded from this node (`ami.*`, `ari.*`)."""
 
     @property
     def up(self) -> bool: ...

@@ -1,4 +1,4 @@
-"""ITU-T Q.850 cause codes as Asterisk reports them in Hangup events."""
+"""ITU-T Q.850 cause codes as Asterisk reports them when a channel hangs up."""
 
 from __future__ import annotations
 

@@ -275,3 +275,105 @@ def make_dispatcher(
     for node in nodes:
         dispatcher.nodes.add(node_row(node.name, driver=node.driver), node)
     return dispatcher
+
+
+# ---- drivers up on fake transports (no network): for what their calls raise -----------------
+
+
+class SilentManager:
+    """A logged-in panoramisk Manager whose actions are never answered, or fail with `error`."""
+
+    protocol = object()
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self._error = error
+
+    def send_action(self, action: dict[str, Any], as_list: bool | None = None) -> asyncio.Future[Any]:
+        if self._error is not None:
+            raise self._error
+        return asyncio.get_running_loop().create_future()
+
+    def close(self) -> None:
+        pass
+
+
+class IdleLink:
+    """A link that stays up until closed, and answers pings."""
+
+    retry_after_s: float | None = None
+
+    async def serve(self) -> None:
+        await asyncio.Event().wait()
+
+    async def ping(self, timeout: float) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+    def ended(self) -> dict[str, Any]:
+        return {}
+
+
+def hold_link(keeper: Any, link: Any) -> None:
+    """`keeper` (a LinkKeeper) holding `link` as up, without its task: what a driver does with
+    its link, on a link the test made."""
+    keeper._link = link
+    keeper._up.set()
+
+
+def connect_on(manager: Any, transport: Any) -> Any:
+    """A panoramisk Manager connected on `transport` as Manager.connection_made leaves it (its
+    Login sent, its keep-alive timer off); the protocol it talks through."""
+    protocol = manager.config["protocol_factory"]()
+    protocol.connection_made(transport)
+    protocol.transport = transport
+    made: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    made.set_result((transport, protocol))
+    manager.connection_made(made)
+    manager.pinger.cancel()
+    return protocol
+
+
+def ami_up(node: Any, manager: Any) -> None:
+    """`node` (an AmiNode) logged in through `manager`."""
+    from orchestrator.asterisk.ami import AmiLink
+
+    hold_link(node._keeper, AmiLink(node.name, node._login, lambda fields: None, manager=manager))
+
+
+class FailingHttp:
+    """An aiohttp.ClientSession whose every request fails with `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+    async def __aenter__(self) -> Any:
+        raise self._error
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+class QuietSocket:
+    """An event WebSocket that brings nothing."""
+
+    close_code: int | None = None
+
+    async def close(self) -> bool:
+        self.close_code = 1000
+        return True
+
+
+def ari_up(node: Any, http: Any) -> None:
+    """`node` (an AriNode) as if its event WebSocket were up, its REST calls going to `http`."""
+    from orchestrator.asterisk.ari_link import AriLink
+
+    node._rest.session = http
+    hold_link(node._keeper, AriLink(node.name, node._app, QuietSocket(), node._rest, lambda message: None))

@@ -9,7 +9,7 @@ from typing import Any
 
 from panoramisk.message import Message
 
-from orchestrator.asterisk.ami import EventStreamProtocol, parse_event_fields
+from orchestrator.asterisk.ami_panoramisk import EventStreamProtocol, parse_event_fields
 
 NEWSTATE = (
     "Event: Newstate\r\nPrivilege: call,all\r\nChannel: PJSIP/demo-00000001\r\nChannelState: 6\r\n"

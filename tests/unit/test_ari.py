@@ -1,4 +1,5 @@
-"""ARI driver, pure parts: event translation, cause → reason, value checks. No network.
+"""ARI driver, pure parts: typed events and what is recorded of them, cause → reason, value
+checks. No network.
 
 The events are copies of what Asterisk 22.10.1 sent (subscribeAll, channels originated into the
 sespcl-outbound dialplan, SIPp answering / busy / ringing), trimmed of fields nobody reads.
@@ -12,26 +13,41 @@ from uuid import uuid4
 
 import pytest
 
-from orchestrator.asterisk.ari import (
+from orchestrator.asterisk.ari import AriNode
+from orchestrator.asterisk.ari_events import (
     EVENT_TYPES,
+    ari_event,
+    dial_event_name,
+    outcome_for,
+    reason_for_cause,
+)
+from orchestrator.asterisk.ari_rest import (
     AriError,
-    AriNode,
     UnsafeAriValue,
     ari_value,
     base_url,
     basic_auth,
-    dial_event_name,
     event_filter,
     originate_params,
-    outcome_for,
     path_segment,
-    reason_for_cause,
     rest_url,
-    translate_event,
 )
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
+from orchestrator.domain.events import (
+    ChannelAnswered,
+    ChannelCreated,
+    ChannelEvent,
+    ChannelHungUp,
+    ChannelProgress,
+    ChannelRinging,
+    ChannelState,
+    DialplanAnswered,
+    DialUpdate,
+    PlaybackDone,
+    Recorded,
+)
 from orchestrator.domain.ports import DialNode
 from tests.unit.factories import originate_request
 
@@ -112,11 +128,27 @@ NO_ANSWER = [
 ]
 
 
+def _typed(event: dict[str, Any]) -> ChannelEvent:
+    typed = ari_event(event, NOW)
+    assert typed is not None
+    return typed
+
+
+def _recorded(event: dict[str, Any]) -> Recorded:
+    recorded = _typed(event).recorded
+    assert recorded is not None
+    return recorded
+
+
 def _names(events: list[dict[str, Any]]) -> list[str]:
-    return [t[0] for e in events if (t := translate_event(e)) is not None]
+    return [t.recorded.name for e in events if (t := ari_event(e, NOW)) is not None and t.recorded]
 
 
-def test_answered_call_reads_as_ami_would_have_said_it() -> None:
+def _kinds(events: list[dict[str, Any]]) -> list[type[ChannelEvent]]:
+    return [type(t) for e in events if (t := ari_event(e, NOW)) is not None]
+
+
+def test_an_answered_call_is_recorded_under_the_names_it_always_had() -> None:
     assert _names(ANSWERED) == [
         "Newchannel",
         "DialBegin",
@@ -126,37 +158,55 @@ def test_answered_call_reads_as_ami_would_have_said_it() -> None:
         "UserEvent",
         "Hangup",
     ]
+    assert _kinds(ANSWERED) == [
+        ChannelCreated,
+        DialUpdate,
+        ChannelState,
+        ChannelAnswered,
+        DialplanAnswered,
+        PlaybackDone,
+        ChannelHungUp,
+    ]
 
 
 def test_busy_and_no_answer_sequences() -> None:
     assert _names(BUSY) == ["Newchannel", "DialBegin", "DialEnd", "Hangup"]
+    assert _kinds(BUSY) == [ChannelCreated, DialUpdate, DialUpdate, ChannelHungUp]
     assert _names(NO_ANSWER) == ["Newchannel", "DialBegin", "DialState", "Newstate", "Hangup"]
+    assert _kinds(NO_ANSWER) == [ChannelCreated, DialUpdate, ChannelRinging, ChannelState, ChannelHungUp]
 
 
-def test_every_translated_event_names_the_channel_by_id() -> None:
+def test_every_event_names_the_channel_by_id() -> None:
     for event in ANSWERED + BUSY + NO_ANSWER:
-        translated = translate_event(event)
-        if translated is not None:
-            fields = translated[1]
-            assert fields["Uniqueid"] == fields["Channel"] == ID
-            assert fields["ChannelName"].startswith("PJSIP/ariok-")
+        typed = ari_event(event, NOW)
+        if typed is not None:
+            assert typed.attempt_id == ID and typed.at == NOW
+            assert typed.recorded is not None and typed.recorded.fields["Channel"] == ID
+            assert typed.recorded.fields["ChannelName"].startswith("PJSIP/ariok-")
 
 
-def test_newchannel_and_newstate_fields() -> None:
-    name, fields = translate_event(ANSWERED[0]) or ("", {})
-    assert name == "Newchannel"
-    assert fields["ChannelStateDesc"] == "Down" and fields["ChannelState"] == "0"
-    assert fields["CallerIDNum"] == "+15550000000" and fields["Priority"] == "1"
-    name, fields = translate_event(NO_ANSWER[3]) or ("", {})
-    assert (name, fields["ChannelStateDesc"], fields["ChannelState"]) == ("Newstate", "Ringing", "5")
+def test_created_and_state_change() -> None:
+    created = _typed(ANSWERED[0])
+    assert isinstance(created, ChannelCreated) and created.channel == ID and created.state == "Down"
+    assert _recorded(ANSWERED[0]).fields["ChannelState"] == "0"
+    changed = _typed(NO_ANSWER[3])
+    assert isinstance(changed, ChannelState) and changed.state == "Ringing"
+    recorded = _recorded(NO_ANSWER[3])
+    assert (recorded.name, recorded.fields["ChannelStateDesc"], recorded.fields["ChannelState"]) == (
+        "Newstate",
+        "Ringing",
+        "5",
+    )
 
 
 def test_dial_uses_the_peer_and_keeps_the_status() -> None:
-    name, fields = translate_event(_dial("RINGING", "Down")) or ("", {})
-    assert (name, fields["DialStatus"], fields["Uniqueid"]) == ("DialState", "RINGING", ID)
-    assert fields["DialString"] == "15551230001@ariok"
-    name, fields = translate_event(_dial("BUSY", "Down")) or ("", {})
-    assert (name, fields["DialStatus"]) == ("DialEnd", "BUSY")
+    ringing = _dial("RINGING", "Down")
+    assert isinstance(_typed(ringing), ChannelRinging) and _typed(ringing).attempt_id == ID
+    assert (_recorded(ringing).name, _recorded(ringing).fields["DialStatus"]) == ("DialState", "RINGING")
+    busy = _typed(_dial("BUSY", "Down"))
+    assert isinstance(busy, DialUpdate) and busy.status == "BUSY"
+    assert _recorded(_dial("BUSY", "Down")).name == "DialEnd"
+    assert isinstance(_typed(_dial("progress", "Down")), ChannelProgress)
 
 
 @pytest.mark.parametrize(
@@ -178,23 +228,29 @@ def test_dial_event_name(status: str, name: str) -> None:
     assert dial_event_name(status) == name
 
 
-def test_destroyed_becomes_hangup_with_cause() -> None:
-    name, fields = translate_event(BUSY[-1]) or ("", {})
-    assert name == "Hangup"
+def test_destroyed_is_a_hangup_with_its_cause() -> None:
+    busy = _typed(BUSY[-1])
+    assert isinstance(busy, ChannelHungUp) and (busy.cause, busy.cause_text) == (17, "User busy")
+    fields = _recorded(BUSY[-1]).fields
+    assert _recorded(BUSY[-1]).name == "Hangup"
     assert fields["Cause"] == "17" and fields["Cause-txt"] == "User busy" and fields["TechCause"] == "486"
     assert fields["ChannelStateDesc"] == "Down"
-    _, fields = translate_event(ANSWERED[-1]) or ("", {})
+    fields = _recorded(ANSWERED[-1]).fields
     assert fields["Cause"] == "16" and fields["ChannelStateDesc"] == "Up" and "TechCause" not in fields
+    odd = _typed(_destroyed(16, "x", "Up") | {"cause": "sixteen"})
+    assert isinstance(odd, ChannelHungUp) and odd.cause == 0
 
 
 def test_userevent_keys_are_kept_but_cannot_replace_channel_fields() -> None:
-    name, fields = translate_event(ANSWERED[5]) or ("", {})
-    assert name == "UserEvent"
+    done = _typed(ANSWERED[5])
+    assert isinstance(done, PlaybackDone) and done.status == "SUCCESS" and done.name == "SespclPlaybackDone"
+    fields = _recorded(ANSWERED[5]).fields
     assert fields["UserEvent"] == "SespclPlaybackDone" and fields["Status"] == "SUCCESS"
     assert fields["CallId"] == ID and "eventname" not in fields
     spoof = _userevent("SespclAnswered", Uniqueid="someone-else", Channel="x", UserEvent="Other")
-    _, fields = translate_event(spoof) or ("", {})
-    assert fields["Uniqueid"] == ID and fields["Channel"] == ID and fields["UserEvent"] == "SespclAnswered"
+    assert _typed(spoof).attempt_id == ID
+    fields = _recorded(spoof).fields
+    assert fields["Channel"] == ID and fields["UserEvent"] == "SespclAnswered"
 
 
 @pytest.mark.parametrize(
@@ -212,7 +268,7 @@ def test_userevent_keys_are_kept_but_cannot_replace_channel_fields() -> None:
     ],
 )
 def test_other_or_malformed_events_are_dropped(event: dict[str, Any]) -> None:
-    assert translate_event(event) is None
+    assert ari_event(event, NOW) is None
 
 
 @pytest.mark.parametrize(
@@ -229,9 +285,9 @@ def test_domain_reaches_the_same_status_as_with_ami(
     state = AttemptState(uuid4(), uuid4(), "n1")
     final = None
     for event in events:
-        translated = translate_event(event)
-        if translated is not None:
-            final = state.on_event(*translated, NOW) or final
+        typed = ari_event(event, NOW)
+        if typed is not None:
+            final = state.on_event(typed) or final
     assert final is not None and final.status is status
     assert final.ending is not None and final.ending.cause == cause
     assert state.channel == ID  # what the dispatcher later passes to hangup()
@@ -246,13 +302,16 @@ def test_reason_for_cause(cause: int, reason: int) -> None:
 
 
 def test_originate_outcome_from_events() -> None:
-    assert outcome_for("Newchannel", {"ChannelStateDesc": "Down"}) is None
-    assert outcome_for("Newstate", {"ChannelStateDesc": "Ringing"}) is None
-    assert outcome_for("Newstate", {"ChannelStateDesc": "Up"}) == OriginateOutcome(True, 4)
-    assert outcome_for("Hangup", {"ChannelStateDesc": "Up", "Cause": "16"}) == OriginateOutcome(True, 4)
-    assert outcome_for("Hangup", {"ChannelStateDesc": "Down", "Cause": "17"}) == OriginateOutcome(False, 5)
-    assert outcome_for("Hangup", {"ChannelStateDesc": "Ringing", "Cause": "19"}) == OriginateOutcome(False, 3)
-    assert outcome_for("Hangup", {"ChannelStateDesc": "Down", "Cause": "x"}) == OriginateOutcome(False, 0)
+    def hangup(state: str, cause: int) -> ChannelHungUp:
+        return ChannelHungUp(attempt_id=ID, at=NOW, state=state, cause=cause)
+
+    assert outcome_for(ChannelCreated(attempt_id=ID, at=NOW, state="Down", channel=ID)) is None
+    assert outcome_for(ChannelState(attempt_id=ID, at=NOW, state="Ringing")) is None
+    assert outcome_for(ChannelState(attempt_id=ID, at=NOW, state="Up")) == OriginateOutcome(True, 4)
+    assert outcome_for(hangup("Up", 16)) == OriginateOutcome(True, 4)
+    assert outcome_for(hangup("Down", 17)) == OriginateOutcome(False, 5)
+    assert outcome_for(hangup("Ringing", 19)) == OriginateOutcome(False, 3)
+    assert outcome_for(hangup("Down", 0)) == OriginateOutcome(False, 0)
 
 
 def _request(**overrides: Any) -> OriginateRequest:

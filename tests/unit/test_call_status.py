@@ -5,9 +5,25 @@ import pytest
 
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.call import FINAL_STATUSES, CallStatus, can_transition
+from orchestrator.domain.events import (
+    ChannelAnswered,
+    ChannelCreated,
+    ChannelHungUp,
+    ChannelProgress,
+    ChannelState,
+    PlaybackDone,
+)
 from orchestrator.domain.outcome import ending_for_hangup, ending_for_originate_failure
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _hangup(cause: int, state: str = "") -> ChannelHungUp:
+    return ChannelHungUp(attempt_id="a", at=NOW, cause=cause, state=state)
+
+
+def _state(state: str) -> ChannelState:
+    return ChannelState(attempt_id="a", at=NOW, state=state)
 
 
 def test_status_moves_only_forward() -> None:
@@ -63,35 +79,35 @@ def test_answered_call_sequence() -> None:
     state = _attempt()
     uid = str(state.attempt_id)
     steps = [
-        ("Newchannel", {"Uniqueid": uid, "Channel": "PJSIP/demo-00000001", "ChannelStateDesc": "Down"}),
-        ("Newstate", {"Uniqueid": uid, "ChannelStateDesc": "Ringing"}),
-        ("Newstate", {"Uniqueid": uid, "ChannelStateDesc": "Up"}),
-        ("DialEnd", {"Uniqueid": uid, "DialStatus": "ANSWER"}),
-        ("Hangup", {"Uniqueid": uid, "Cause": "16", "Cause-txt": "Normal Clearing"}),
+        ChannelCreated(attempt_id=uid, at=NOW, state="Down", channel="PJSIP/demo-00000001"),
+        ChannelState(attempt_id=uid, at=NOW, state="Ringing"),
+        ChannelState(attempt_id=uid, at=NOW, state="Up"),
+        ChannelAnswered(attempt_id=uid, at=NOW),
+        ChannelHungUp(attempt_id=uid, at=NOW, cause=16, cause_text="Normal Clearing"),
     ]
     statuses = []
-    for name, fields in steps:
-        t = state.on_event(name, fields, NOW)
+    for event in steps:
+        t = state.on_event(event)
         statuses.append(t.status if t else None)
     assert statuses == [None, CallStatus.RINGING, CallStatus.IN_PROGRESS, None, CallStatus.COMPLETED]
     assert state.channel == "PJSIP/demo-00000001"
-    final = state.on_event("Hangup", {"Cause": "17"}, NOW)
+    final = state.on_event(_hangup(17))
     assert final is None, "a repeated hangup must not change a final attempt"
 
 
 def test_busy_sequence_and_late_events() -> None:
     state = _attempt()
-    t = state.on_event("Hangup", {"Cause": "17"}, NOW)
+    t = state.on_event(_hangup(17))
     assert t is not None and t.status is CallStatus.BUSY and t.ending and t.ending.cause == 17
     assert state.on_originate_failed(0, NOW) is None
-    assert state.on_event("Newstate", {"ChannelStateDesc": "Up"}, NOW) is None
+    assert state.on_event(_state("Up")) is None
 
 
 def test_originate_success_means_answered() -> None:
     state = _attempt()
     t = state.on_originate_response(True, 4, NOW)
     assert t is not None and t.status is CallStatus.IN_PROGRESS and t.answered
-    done = state.on_event("Hangup", {"Cause": "16"}, NOW)
+    done = state.on_event(_hangup(16))
     assert done is not None and done.status is CallStatus.COMPLETED
 
 
@@ -104,19 +120,19 @@ def test_lost_attempt_fails_with_reason() -> None:
 def test_ring_timeout_without_any_response_is_a_failure() -> None:
     """An unreachable carrier: Asterisk says cause 19 at the ring timeout, channel still Down."""
     silent = _attempt()
-    t = silent.on_event("Hangup", {"Cause": "19", "ChannelStateDesc": "Down"}, NOW)
+    t = silent.on_event(_hangup(19, "Down"))
     assert (
         t is not None and t.status is CallStatus.FAILED and t.ending and "never responded" in t.ending.reason
     )
     rang = _attempt()
-    assert rang.on_event("Newstate", {"ChannelStateDesc": "Ringing"}, NOW) is not None
-    t = rang.on_event("Hangup", {"Cause": "19"}, NOW)
+    assert rang.on_event(_state("Ringing")) is not None
+    t = rang.on_event(_hangup(19))
     assert t is not None and t.status is CallStatus.NO_ANSWER
 
 
 def test_progress_counts_as_a_response() -> None:
     state = _attempt()
-    assert state.on_event("DialState", {"DialStatus": "PROGRESS"}, NOW) is None
+    assert state.on_event(ChannelProgress(attempt_id="a", at=NOW)) is None
     t = state.on_originate_failed(3, NOW)
     assert t is not None and t.status is CallStatus.NO_ANSWER
     silent = _attempt()
@@ -128,10 +144,12 @@ def test_an_answer_missed_while_nobody_listened_is_recovered() -> None:
     """After a dispatcher restart the first event seen may already be the hangup of an
     answered call: its channel state says it was Up."""
     state = _attempt()
-    t = state.on_event("Hangup", {"Cause": "16", "ChannelStateDesc": "Up"}, NOW)
+    t = state.on_event(_hangup(16, "Up"))
     assert t is not None and t.status is CallStatus.COMPLETED and t.answered
     other = _attempt()
-    t = other.on_event("UserEvent", {"UserEvent": "SespclPlaybackDone", "ChannelStateDesc": "Up"}, NOW)
+    t = other.on_event(
+        PlaybackDone(attempt_id="a", at=NOW, state="Up", name="SespclPlaybackDone", status="SUCCESS")
+    )
     assert t is not None and t.status is CallStatus.IN_PROGRESS and t.answered
 
 
@@ -160,7 +178,7 @@ def test_final_transition_carries_the_retry() -> None:
         number=1,
         retry=RetryPolicy(max_attempts=2, retry_on=frozenset({CallStatus.BUSY}), backoff_s=5),
     )
-    t = state.on_event("Hangup", {"Cause": "17"}, NOW)
+    t = state.on_event(_hangup(17))
     assert t is not None and t.status is CallStatus.BUSY and t.retry_at is not None
     last = AttemptState(
         uuid4(),
@@ -169,7 +187,7 @@ def test_final_transition_carries_the_retry() -> None:
         number=2,
         retry=RetryPolicy(max_attempts=2, retry_on=frozenset({CallStatus.BUSY}), backoff_s=5),
     )
-    t = last.on_event("Hangup", {"Cause": "17"}, NOW)
+    t = last.on_event(_hangup(17))
     assert t is not None and t.retry_at is None
 
 
@@ -180,11 +198,11 @@ def test_a_rejected_call_is_never_retried() -> None:
 
     policy = RetryPolicy(max_attempts=3, retry_on=frozenset({CallStatus.FAILED}), backoff_s=5)
     state = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)
-    t = state.on_event("Hangup", {"Cause": "21", "TechCause": "603"}, NOW)
+    t = state.on_event(_hangup(21))
     assert t is not None and t.status is CallStatus.FAILED and t.retry_at is None
     assert t.ending is not None and "rejected" in t.ending.reason
     other = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)
-    t = other.on_event("Hangup", {"Cause": "38"}, NOW)  # network out of order: tried again
+    t = other.on_event(_hangup(38))  # network out of order: tried again
     assert t is not None and t.status is CallStatus.FAILED and t.retry_at is not None
 
 
@@ -209,7 +227,7 @@ def test_an_answered_attempt_is_never_retried() -> None:
 
     policy = RetryPolicy(max_attempts=3, retry_on=frozenset({CallStatus.FAILED}), backoff_s=5)
     answered = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)
-    assert answered.on_event("Newstate", {"ChannelStateDesc": "Up"}, NOW) is not None
+    assert answered.on_event(_state("Up")) is not None
     lost = answered.on_lost("node n1 lost", NOW)
     assert lost is not None and lost.status is CallStatus.FAILED and lost.retry_at is None
     unanswered = AttemptState(uuid4(), uuid4(), "n1", number=1, retry=policy)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from typing import Any
 
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.dialing import OriginateOutcome
+from orchestrator.domain.events import ChannelCreated
 from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.pacing import NodePacer
 from orchestrator.domain.ports import Unsent
@@ -22,7 +22,15 @@ from orchestrator.services.dispatch import (
     Dispatcher,
 )
 from tests.unit.factories import make_claim, state_of
-from tests.unit.fakes import FakeClock, FakeNode, FakeStore, eventually, make_dispatcher
+from tests.unit.fakes import (
+    FakeClock,
+    FakeNode,
+    FakeStore,
+    SilentManager,
+    ami_up,
+    eventually,
+    make_dispatcher,
+)
 
 
 def _dialing(dispatcher: Dispatcher, claim: Claim) -> NodePacer:
@@ -73,16 +81,12 @@ async def test_an_ami_hangup_whose_reply_never_comes_gives_up() -> None:
     """panoramisk forgets a Hangup when the link drops: its reply would never come."""
     import pytest
 
-    from orchestrator.asterisk.ami import AmiError, AmiNode
-
-    class SilentManager:
-        def send_action(self, action: dict[str, Any]) -> asyncio.Future[Any]:
-            return asyncio.get_running_loop().create_future()
+    from orchestrator.asterisk.ami import AmiNode
+    from orchestrator.domain.dialing import NodeTimeout
 
     node = AmiNode("n1", host="127.0.0.1", port=5038, username="u", secret="s", on_event=lambda *a: None)
-    node._manager = SilentManager()  # type: ignore[assignment]
-    node._logged_in.set()
-    with pytest.raises(AmiError, match="no reply to Hangup"):
+    ami_up(node, SilentManager())
+    with pytest.raises(NodeTimeout, match="Hangup on n1: no reply within 0.05 s"):
         await node.hangup("PJSIP/x-1", timeout=0.05)
 
 
@@ -146,8 +150,10 @@ async def test_a_failed_originate_after_its_channel_was_made_is_not_a_refusal() 
     dispatcher = make_dispatcher(nodes=(RefusingNode("n1"),))
     claim = make_claim("n1")
     pacer = _dialing(dispatcher, claim)
-    channel = {"Uniqueid": str(claim.attempt_id), "Channel": "PJSIP/demo-00000001"}
-    dispatcher.on_node_event("n1", "Newchannel", channel)
+    channel = ChannelCreated(
+        attempt_id=str(claim.attempt_id), at=dispatcher.clock.now(), channel="PJSIP/demo-00000001"
+    )
+    dispatcher.on_node_event("n1", channel)
     await dispatcher.sender.originate(claim)
     [failed] = dispatcher.transitions.drain()
     assert failed.status is CallStatus.FAILED, "a channel was made: something may have been dialed"

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from orchestrator.domain.events import ChannelEvent
 from orchestrator.domain.ports import DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import NodeRow
 from orchestrator.services.dispatch.adoption import Adoption
@@ -164,25 +165,24 @@ class Dispatcher:
 
     # ---- what the nodes' drivers report -------------------------------------------------------
 
-    def on_node_event(self, node: str, name: str, fields: dict[str, str]) -> None:
+    def on_node_event(self, node: str, event: ChannelEvent) -> None:
         """An event of one of the node's channels: told in the call's story, and fed to its
         attempt's state (events of channels that are not ours are ignored)."""
-        routed = self.live.route(fields)
-        if routed is None:
+        state = self.live.get(event.attempt_id)
+        if state is None:
             return
-        key, state = routed
-        self.live.acknowledged(key)
+        self.live.acknowledged(event.attempt_id)
         if not state.channel_made:
             self.sender.channel_made(node, state)
-        at = self.clock.now()
-        self.recorder.record(
-            state.call_id,
-            state.attempt_id,
-            at,
-            f"{self.nodes.driver_name(node)}.{name}",
-            node_event_data(node, fields),
-        )
-        self.transitions.push(state.on_event(name, fields, at))
+        if event.recorded is not None:
+            self.recorder.record(
+                state.call_id,
+                state.attempt_id,
+                event.at,
+                f"{self.nodes.driver_name(node)}.{event.recorded.name}",
+                node_event_data(node, event.recorded.fields),
+            )
+        self.transitions.push(state.on_event(event))
 
     def on_node_state(self, name: str, up: bool) -> None:
         self.watch.link_changed(name, up)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,7 +20,8 @@ from orchestrator.services.outbox import Event, EventOutbox, HeldBatch
 
 log = structlog.get_logger(__name__)
 
-# AMI fields worth keeping in call_events; the rest is noise for people reading a call's story.
+# Event fields worth keeping in call_events (AMI's names, which the ARI driver records too); the
+# rest is noise for people reading a call's story.
 _EVENT_FIELDS = (
     "Channel",
     "ChannelName",
@@ -37,7 +38,7 @@ _EVENT_FIELDS = (
 )
 
 
-def node_event_data(node: str, fields: dict[str, str]) -> dict[str, str]:
+def node_event_data(node: str, fields: Mapping[str, str]) -> dict[str, str]:
     """What is kept of a node's event: the fields people read, and which node it came from."""
     return {k: fields[k] for k in _EVENT_FIELDS if k in fields} | {"node": node}
 

@@ -106,17 +106,6 @@ class LiveAttempts:
 
     # ---- finding attempts -------------------------------------------------------------------
 
-    def route(self, fields: dict[str, str]) -> tuple[str, AttemptState] | None:
-        """The attempt a node's event is about: its Uniqueid is the attempt's id. AMI's Dial
-        events of an originated channel name it only as the destination (an Originate has no
-        calling channel)."""
-        for field in ("Uniqueid", "DestUniqueid"):
-            key = fields.get(field, "")
-            live = self._live.get(key)
-            if live is not None:
-                return key, live.state
-        return None
-
     def on_node(self, node: str) -> list[LiveAttempt]:
         return [live for live in self._live.values() if live.node == node]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import structlog
 
+from orchestrator.domain.dialing import NodeError
 from orchestrator.domain.errors import StoreError
+from orchestrator.domain.events import ChannelState
 from orchestrator.domain.ports import DialNode, DispatchRepository
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.dispatch.live import LiveAttempts
@@ -115,7 +117,7 @@ class Reconciler:
         """The node's channels (id → state), or None if it could not list them."""
         try:
             return await node.channel_ids()
-        except Exception as exc:  # noqa: BLE001 - DialNode declares no errors yet: any is the node's
+        except NodeError as exc:
             log.warning("dispatch.reconcile_failed", node=name, error=str(exc))
             return None
 
@@ -129,9 +131,8 @@ class Reconciler:
             if state is None:
                 continue
             if key in present:
-                self._transitions.push(
-                    state.on_event("Newstate", {"ChannelStateDesc": present[key]}, self._clock.now())
-                )
+                listed = ChannelState(attempt_id=key, at=self._clock.now(), state=present[key])
+                self._transitions.push(state.on_event(listed))
             else:
                 gone.append(key)
         await self._settle_gone(name, gone)

@@ -11,7 +11,7 @@ from uuid import UUID
 import structlog
 
 from orchestrator.domain.attempt import AttemptState
-from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.dialing import NodeError, NodeNotConnected, OriginateOutcome, OriginateRequest
 from orchestrator.domain.errors import StoreError
 from orchestrator.domain.outcome import REASON_FAILURE
 from orchestrator.domain.planning import TokenBucket, plan_nodes, total_room
@@ -185,7 +185,7 @@ class Sender:
             self._live.forget(key)
             self._unsent.add([claim.attempt_id], Unsent.NOT_SENT)
             return
-        except Exception as exc:  # noqa: BLE001 - whatever broke (the link, the driver), ask the node
+        except NodeError as exc:
             self._no_reply(claim, bound, exc)
             return
         self._live.acknowledged(key)
@@ -221,7 +221,7 @@ class Sender:
             },
         )
 
-    def _no_reply(self, claim: Claim, bound: Any, exc: Exception) -> None:
+    def _no_reply(self, claim: Claim, bound: Any, exc: NodeError) -> None:
         key = str(claim.attempt_id)
         self._live.unacknowledged(key)
         bound.warning("dispatch.originate_error", error=str(exc))

@@ -7,6 +7,7 @@ import asyncio
 
 import structlog
 
+from orchestrator.domain.dialing import NodeError
 from orchestrator.domain.ports import DialNode, DispatchRepository, EventSink
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.dispatch.live import LiveAttempt, LiveAttempts
@@ -71,7 +72,7 @@ class Sweeps:
         bound.info("dispatch.cancel_hangup")
         try:
             await node.hangup(state.channel or live.key)
-        except Exception as exc:  # noqa: BLE001 - DialNode declares no errors yet: sent again later
+        except NodeError as exc:
             live.hangup_sent = False
             bound.warning("dispatch.hangup_failed", error=str(exc))
 
