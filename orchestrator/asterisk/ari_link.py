@@ -4,8 +4,8 @@ until it closes, or until another client takes the app over."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -18,12 +18,23 @@ REPLACED_RETRY_S = 5.0
 """After another client took the app over: retaking it at once would only flap."""
 
 
+class EventSocket(Protocol):
+    """What the link uses of aiohttp's ClientWebSocketResponse."""
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    def __aiter__(self) -> AsyncIterator[aiohttp.WSMessage]: ...
+
+    async def close(self) -> bool: ...
+
+
 class AriLink:
     def __init__(
         self,
         node: str,
         app: str,
-        ws: aiohttp.ClientWebSocketResponse,
+        ws: EventSocket,
         rest: AriRest,
         on_message: Callable[[Mapping[str, Any]], None],
     ) -> None:

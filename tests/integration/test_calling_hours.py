@@ -169,7 +169,7 @@ async def test_a_window_that_never_opens_in_all_the_zones_is_refused(api: httpx.
 
 
 async def test_bad_times_are_refused(api: httpx.AsyncClient) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"tz": "Mars/Olympus"}, "tz"),
         ({"calling_window": {"start": "9:00", "end": "20:00"}}, "calling_window"),
         ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),

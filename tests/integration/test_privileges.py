@@ -122,9 +122,10 @@ def as_role() -> Iterator[Any]:
     opened: list[psycopg.Connection[Any]] = []
 
     def connect(role: str) -> psycopg.Connection[Any]:
-        info = psycopg.conninfo.conninfo_to_dict(env["DATABASE_URL"])
-        info.update(user=f"sespcl_{role}", password=env[f"SESPCL_DB_{role.upper()}_PASSWORD"])
-        conn = psycopg.connect(**info, autocommit=True)
+        url = psycopg.conninfo.make_conninfo(
+            env["DATABASE_URL"], user=f"sespcl_{role}", password=env[f"SESPCL_DB_{role.upper()}_PASSWORD"]
+        )
+        conn = psycopg.connect(url, autocommit=True)
         opened.append(conn)
         return conn
 

@@ -86,5 +86,5 @@ async def serve(fake: FakeAri) -> tuple[web.AppRunner, int]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     server = site._server
-    assert server is not None
-    return runner, int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    assert isinstance(server, asyncio.Server)
+    return runner, int(server.sockets[0].getsockname()[1])

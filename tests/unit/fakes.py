@@ -7,9 +7,11 @@ import asyncio
 import heapq
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import aiohttp
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
@@ -365,6 +367,13 @@ class QuietSocket:
     """An event WebSocket that brings nothing."""
 
     close_code: int | None = None
+
+    def __aiter__(self) -> AsyncIterator[aiohttp.WSMessage]:
+        return self._nothing()
+
+    async def _nothing(self) -> AsyncIterator[aiohttp.WSMessage]:
+        return
+        yield  # an async generator that ends at once
 
     async def close(self) -> bool:
         self.close_code = 1000

@@ -47,6 +47,7 @@ def _connected(manager: Any) -> EventStreamProtocol:
 
 async def test_the_protocol_hook_and_the_internals_the_event_stream_reads() -> None:
     events: list[dict[str, str]] = []
+    manager: Any = None
     manager = _manager(on_event=lambda m, fields: events.append(fields) if m is manager else None)
     protocol = _connected(manager)
     # Manager.connection_made sets what EventStreamProtocol reads.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
+from orchestrator.domain.records import CallEvent
 from orchestrator.services.outbox import (
     RESEND_AFTER_MAX_S,
     SPLIT_AFTER_FAILURES,
@@ -10,9 +14,16 @@ from orchestrator.services.outbox import (
     resend_delay,
 )
 
+CALL = uuid.UUID("0193a0c4-5e1f-7c2a-9b3d-2f6e8a1c4d5b")
+AT = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 
-def _events(n: int) -> list[dict[str, object]]:
-    return [{"uid": f"e{i}"} for i in range(n)]
+
+def _events(n: int) -> list[CallEvent]:
+    """The same events each time: tests compare what was held with what goes out again."""
+    return [
+        CallEvent(uid=f"e{i}", call_id=CALL, attempt_id=None, at=AT, type="dispatch.claimed", data={})
+        for i in range(n)
+    ]
 
 
 def test_a_recorded_batch_is_let_go() -> None:

@@ -99,7 +99,7 @@ async def test_single_flight_keeps_a_value_its_time_and_not_an_error() -> None:
         await asyncio.sleep(0)
         return runs
 
-    assert await asyncio.gather(flight.get("k", compute), flight.get("k", compute)) == [1, 1]
+    assert list(await asyncio.gather(flight.get("k", compute), flight.get("k", compute))) == [1, 1]
     now[0] = 0.9
     assert await flight.get("k", compute) == 1
     now[0] = 1.0

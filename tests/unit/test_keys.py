@@ -217,7 +217,7 @@ EXPECTED = {
 
 def test_every_route_has_its_scope() -> None:
     assert ROUTE_SCOPES == EXPECTED
-    app = create_app(cast(ApiDeps, _deps(Keys(), Limiter(set()))))
+    app = create_app(_deps(Keys(), Limiter(set())))
     registered = {
         ("GET" if r.method == "HEAD" else r.method, r.resource.canonical)
         for r in app.router.routes()

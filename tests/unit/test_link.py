@@ -148,7 +148,10 @@ async def test_an_event_the_dispatcher_chokes_on_ends_nothing() -> None:
         seen.append(event)
         raise ValueError("bad")
 
-    keeper: LinkKeeper[ScriptedLink] = LinkKeeper("n1", "test", ScriptedLink, on_event=choke, on_state=None)
+    async def open_link() -> ScriptedLink:
+        return ScriptedLink()
+
+    keeper: LinkKeeper[ScriptedLink] = LinkKeeper("n1", "test", open_link, on_event=choke, on_state=None)
     event = ChannelState(attempt_id="a", at=datetime.now(UTC), state="Up")
     keeper.emit(event)
     keeper.emit(event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.api.app import create_app
@@ -40,7 +41,7 @@ class Queues:
         return {"sespcl-render": 2, "sespcl-events": 0}
 
 
-def _client(pace: float) -> TestClient:
+def _client(pace: float) -> TestClient[web.Request, web.Application]:
     keys = Authenticator(
         Stub(AssertionError),
         bootstrap_key=KEY,

@@ -5,6 +5,7 @@ dispatcher catches those and nothing broader."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -79,7 +80,7 @@ def _ari() -> AriNode:
 async def _calls(node: Any, **hangup: float) -> dict[str, Any]:
     """Each call the dispatcher makes of a node: what it raised (ping: what it returned)."""
     outcomes: dict[str, Any] = {}
-    calls = {
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "originate": lambda: node.originate(originate_request(), wait_s=0.05),
         "hangup": lambda: node.hangup("PJSIP/demo-00000001", **hangup),
         "hangup by id": lambda: node.hangup("a1b2", **hangup),

@@ -258,7 +258,12 @@ async def _through_ari(outcome: str) -> Verdict:
     events: list[ChannelEvent] = []
     attempt, node = _ari_node(dispatcher, outcome)
     emit = node._keeper.emit
-    node._keeper.emit = lambda event: (events.append(event), emit(event))  # type: ignore[method-assign]
+
+    def spy(event: ChannelEvent) -> None:
+        events.append(event)
+        emit(event)
+
+    node._keeper.emit = spy  # type: ignore[method-assign]
     dispatcher.nodes.add(node_row("n1", driver="ari"), node)
     verdict = await _dial(dispatcher, attempt)
     return Verdict(verdict.ending, verdict.recorded, [type(e).__name__ for e in events])
