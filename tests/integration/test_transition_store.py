@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.call import CallStatus
+from orchestrator.domain.errors import StoreRefused
 from orchestrator.domain.outcome import Ending
 from orchestrator.domain.records import StoredStatus
 from orchestrator.persistence.db import open_pool
@@ -176,8 +177,9 @@ async def test_a_batch_that_fails_part_way_stores_nothing_and_can_be_applied_aga
     ]
     # The second layer fails in the database (a cause no int column holds).
     bad = Transition(a_attempt, a_call, CallStatus.FAILED, at, ending=Ending(CallStatus.FAILED, 2**40, "?"))
-    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+    with pytest.raises(StoreRefused) as refused:  # the port's error, the database's as its cause
         await me.apply([*good, bad])
+    assert isinstance(refused.value.__cause__, psycopg.errors.NumericValueOutOfRange)
     statuses = db.execute(
         "SELECT status FROM calls WHERE id IN (%s, %s) UNION ALL "
         "SELECT status FROM call_attempts WHERE id IN (%s, %s)",
