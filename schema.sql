@@ -214,6 +214,19 @@ ALTER TABLE calls ADD COLUMN IF NOT EXISTS max_attempts int NOT NULL DEFAULT 1
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS retry_on text[] NOT NULL DEFAULT '{}';
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS retry_backoff_s real NOT NULL DEFAULT 60
     CHECK (retry_backoff_s >= 0);
+-- Two-way calls (domain/interaction.py): what the call asks of the callee (gather, replies to
+-- digits, machine detection, an operator's dialplan context), stored as the domain serialises
+-- it; the audio its replies and voicemail message need besides the prompt (rendered before the
+-- call may be dialed); what came back (digits pressed, the machine-detection verdict in
+-- Twilio's words, the dialplan hooks' results); where its status callbacks go.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS interaction jsonb;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS extra_audio text[];
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS digits text CHECK (digits ~ '^[0-9*#A-D]{1,32}$');
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS answered_by text CHECK (answered_by IN
+    ('human', 'machine_start', 'machine_end_beep', 'machine_end_silence', 'machine_end_other',
+     'unknown'));
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS hooks jsonb;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS status_callback jsonb;
 -- The claim walks each trunk's dialable calls per campaign (so one big campaign cannot starve
 -- a small one), in order of eligibility; deferred calls sit later in this index instead of
 -- being stepped over on every claim. The same index enumerates a trunk's campaigns (skip scan).
