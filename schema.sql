@@ -171,6 +171,11 @@ ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS max_attempts int NOT NULL DEFAULT
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS retry_on text[] NOT NULL DEFAULT '{}';
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS retry_backoff_s real NOT NULL DEFAULT 60
     CHECK (retry_backoff_s >= 0);
+-- The two-way defaults of a campaign's calls (calls.interaction's format, its words' audio
+-- hashes in the campaign's voice) and where their status callbacks go; a bulk row may replace
+-- any field of them.
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS interaction jsonb;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS status_callback jsonb;
 
 CREATE TABLE IF NOT EXISTS calls (
     id                  uuid PRIMARY KEY,

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     upload_idle_s: float = Field(default=30.0, gt=0)
     """How long a request body (a bulk upload or a single JSON body) may send nothing before it
     is cut off with 408 `upload-idle`; nothing of it is stored."""
+    webhook_allow_hosts: str = ""
+    """Comma list of host names and networks (CIDR) a status callback may reach although they
+    are loopback, private or link-local (a receiver on the operator's own network); empty: none.
+    Checked at submission for a literal address, and at every delivery for what a name resolves to."""
     max_uploads: int = Field(default=4, ge=1, le=64)
     """Bulk uploads each API process stores at once. Each holds a database connection of its
     own while its body streams in, apart from the pool every other request uses; one more waits

@@ -26,6 +26,7 @@ from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
 from orchestrator.domain.pacing import PacerSettings
 from orchestrator.domain.ports import DialNode, EventCallback, NodeConnector, StateCallback
 from orchestrator.domain.records import NodeRow
+from orchestrator.domain.webhooks import AllowList
 from orchestrator.loop import new_event_loop
 from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
@@ -117,6 +118,7 @@ def api_deps(
         max_line_bytes=settings.max_line_bytes,
         upload_idle_s=settings.upload_idle_s,
         rate_limiter=limiter,
+        webhook_allow=AllowList.parse(settings.webhook_allow_hosts),
     )
 
 

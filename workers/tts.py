@@ -1,4 +1,5 @@
-"""Render job: one per distinct prompt (audio_assets row), never one per call."""
+"""Render job: one per distinct audio (audio_assets row: a prompt, a reply, a voicemail message),
+never one per call."""
 
 from __future__ import annotations
 
@@ -48,20 +49,22 @@ def render_audio(audio_hash: str) -> str:
             return "pending"
         with db.transaction():
             db.execute("UPDATE audio_assets SET status = 'failed' WHERE hash = %s", (audio_hash,))
-            # Calls waiting on this prompt cannot be dialed: finish them with the reason.
+            # Calls waiting on this audio cannot be dialed: finish them with the reason, whether
+            # it is their prompt or one of their extra audio (a reply, a voicemail message).
             db.execute(
                 """
                 WITH failed AS (
-                    UPDATE calls SET status = 'failed', status_reason = %s, ended_at = now(),
+                    UPDATE calls SET status = 'failed', status_reason = %(reason)s, ended_at = now(),
                            updated_at = now()
-                    WHERE audio_hash = %s AND status = 'queued'
+                    WHERE (audio_hash = %(hash)s OR extra_audio @> ARRAY[%(hash)s]::text[])
+                      AND status = 'queued'
                     RETURNING id
                 )
                 INSERT INTO call_events (call_id, at, type, data)
-                SELECT id, now(), 'status', jsonb_build_object('status', 'failed', 'reason', %s::text)
+                SELECT id, now(), 'status', jsonb_build_object('status', 'failed', 'reason', %(reason)s::text)
                 FROM failed
                 """,
-                (f"speech rendering failed: {exc}", audio_hash, f"speech rendering failed: {exc}"),
+                {"reason": f"speech rendering failed: {exc}", "hash": audio_hash},
             )
         bound.error("render.failed", error=str(exc))
         return "failed"

@@ -17,6 +17,7 @@ from orchestrator.api.errors import ApiError, error_response, from_domain
 from orchestrator.api.parsing import json_body, validation_error
 from orchestrator.api.presenters import call_json, event_json, farm_json
 from orchestrator.api.schemas import CallIn
+from orchestrator.api.two_way import validation_context
 from orchestrator.domain.errors import SespclError
 
 log = structlog.get_logger(__name__)
@@ -70,7 +71,7 @@ async def create_call(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise ApiError(400, "malformed-json", "the body must be a JSON object")
     try:
-        parsed = CallIn.model_validate(body)
+        parsed = CallIn.model_validate(body, context=validation_context(deps.webhook_allow))
     except ValidationError as exc:
         raise validation_error(exc) from exc
     key = request.headers.get("Idempotency-Key")

@@ -19,6 +19,7 @@ from orchestrator.api.framing import MalformedBody, RowTooLong
 from orchestrator.api.parsing import idle_error, json_body, validation_error
 from orchestrator.api.presenters import call_json, campaign_json
 from orchestrator.api.schemas import CampaignIn
+from orchestrator.api.two_way import RowTwoWay, validation_context
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.campaign import CampaignStatus
 
@@ -55,7 +56,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise ApiError(400, "malformed-json", "the body must be a JSON object")
     try:
-        parsed = CampaignIn.model_validate(body)
+        parsed = CampaignIn.model_validate(body, context=validation_context(_deps(request).webhook_allow))
     except ValidationError as exc:
         raise validation_error(exc) from exc
     row = await _create(request, parsed)
@@ -89,6 +90,7 @@ async def _intake(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
             reader(body, deps.max_line_bytes),
             created_by=who.name,
             destinations=who.destinations,
+            two_way=RowTwoWay(deps.webhook_allow, cells_are_text=request.content_type == "text/csv"),
         )
     except BodyTooLarge as exc:
         raise ApiError(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from orchestrator.domain.webhooks import AllowList
 from orchestrator.rate_limit import RateLimiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
@@ -27,6 +28,8 @@ class ApiDeps:
     upload_idle_s: float
     rate_limiter: RateLimiter | None = None
     """None: no key is rate limited (tests of handlers alone)."""
+    webhook_allow: AllowList = AllowList()
+    """SESPCL_WEBHOOK_ALLOW_HOSTS: private hosts a status callback may name (default: none)."""
 
 
 DEPS = web.AppKey("deps", ApiDeps)

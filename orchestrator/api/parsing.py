@@ -11,6 +11,7 @@ from orchestrator.api import json_text
 from orchestrator.api.body_stream import BodyIdle, BodyStream, BodyTooLarge
 from orchestrator.api.deps import DEPS
 from orchestrator.api.errors import ApiError
+from orchestrator.api.refusals import first_refusal
 
 
 async def json_body(request: web.Request) -> Any:
@@ -42,10 +43,5 @@ def idle_error(exc: BodyIdle) -> ApiError:
 
 
 def validation_error(exc: ValidationError) -> ApiError:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    code = "unknown-field" if first["type"] == "extra_forbidden" else "invalid-field"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
+    field, code, message = first_refusal(exc)
     return ApiError(422, code, f"{field}: {message}" if field else message, field)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from orchestrator.api.two_way import callback_shape, interaction_shape
 from orchestrator.domain.call import FINAL_STATUSES, CallStatus
+from orchestrator.domain.interaction import Interaction
 from orchestrator.services.metrics import FarmOverview
 
 
@@ -53,10 +55,23 @@ def call_json(call: dict[str, Any], attempts: list[dict[str, Any]] | None = None
         "retry_on": call.get("retry_on") or [],
         "retry_backoff_s": call.get("retry_backoff_s", 60.0),
         "created_by": call.get("created_by"),
+        # What came back (the dispatcher writes it), then what was asked, as it was asked.
+        "digits": call.get("digits"),
+        "answered_by": call.get("answered_by"),
+        "hooks": call.get("hooks") or {},
+        **_two_way(call),
     }
     if attempts is not None:
         body["attempts"] = [attempt_json(a) for a in attempts]
     return body
+
+
+def _two_way(row: dict[str, Any]) -> dict[str, Any]:
+    """A call's or a campaign's two-way fields, in the request's shape (null: not asked)."""
+    return {
+        **interaction_shape(Interaction.from_json(row.get("interaction"))),
+        "status_callback": callback_shape(row.get("status_callback")),
+    }
 
 
 def attempt_json(attempt: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +122,7 @@ def campaign_json(
             "max_attempts": campaign.get("max_attempts", 1),
             "retry_on": campaign.get("retry_on") or [],
             "retry_backoff_s": campaign.get("retry_backoff_s", 60.0),
+            **_two_way(campaign),
         },
         "cps": campaign["cps"],
         "created_by": campaign.get("created_by"),

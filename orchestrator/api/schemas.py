@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.api.tts_fields import VOICE_PATTERN, TtsIn
+from orchestrator.api.two_way import TWO_WAY_FIELDS, CampaignTwoWayFields, TwoWayFields
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, zone
 from orchestrator.domain.destinations import DestinationPolicy
@@ -27,25 +29,7 @@ from orchestrator.domain.retry import RetryPolicy
 from orchestrator.domain.text import control_character_position
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
-VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9/_+-]{0,39}$"
 MAX_METADATA_BYTES = 4096
-
-
-class TtsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    text: str = Field(min_length=1, max_length=2000)
-    voice: str | None = Field(default=None, pattern=VOICE_PATTERN)
-
-    @field_validator("text")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        position = control_character_position(value)
-        if position is not None:
-            raise ValueError(f"contains a control character at position {position}")
-        if not value.strip():
-            raise ValueError("must contain something to say")
-        return value
 
 
 class WindowIn(BaseModel):
@@ -104,7 +88,7 @@ class RetryFields(BaseModel):
         )
 
 
-class CallIn(RetryFields):
+class CallIn(RetryFields, TwoWayFields):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     to: str
@@ -156,7 +140,9 @@ class CallIn(RetryFields):
 
     def canonical_hash(self) -> str:
         """Identifies the request's content, for Idempotency-Key replays."""
-        canonical = self.model_dump_json(by_alias=True, exclude_none=False)
+        # The two-way fields not given are left out: a plain body hashes as it did before them.
+        unasked = {name for name in TWO_WAY_FIELDS if getattr(self, name) is None}
+        canonical = self.model_dump_json(by_alias=True, exclude_none=False, exclude=unasked)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def to_request(
@@ -179,6 +165,8 @@ class CallIn(RetryFields):
             destinations=destinations,
             idempotency_key=idempotency_key,
             request_hash=self.canonical_hash() if idempotency_key is not None else None,
+            interaction=self.interaction_request(),
+            status_callback=self.callback(),
         )
 
 
@@ -189,7 +177,7 @@ class CampaignTtsIn(BaseModel):
     voice: str | None = Field(default=None, pattern=VOICE_PATTERN)
 
 
-class CampaignDefaultsIn(RetryFields):
+class CampaignDefaultsIn(RetryFields, CampaignTwoWayFields):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     trunk: str | None = Field(default=None, pattern=NAME_PATTERN)
@@ -245,4 +233,6 @@ class CampaignIn(BaseModel):
             expires_at=defaults.expires_at,
             retry=defaults.retry_policy(),
             created_by=created_by,
+            interaction=defaults.interaction_request(),
+            status_callback=defaults.callback(),
         )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from orchestrator.domain.calling_hours import CallingWindow
+from orchestrator.domain.interaction import Interaction
+from orchestrator.domain.webhooks import StatusCallback
 
 if TYPE_CHECKING:
     from orchestrator.domain.retry import RetryPolicy
@@ -86,3 +88,6 @@ class NewCall:
     retry: RetryPolicy | None = None
     created_by: str | None = None
     """The name of the API key that asked for it."""
+    interaction: Interaction = field(default_factory=Interaction)
+    """What the call asks of its callee besides hearing the prompt (a plain call: nothing)."""
+    status_callback: StatusCallback | None = None

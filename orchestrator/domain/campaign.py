@@ -11,14 +11,21 @@ from typing import Any
 
 from orchestrator.domain.calling_hours import CallingWindow, zone
 from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.interaction import Interaction
 from orchestrator.domain.phone import E164Checker
 from orchestrator.domain.retry import RetryPolicy
 from orchestrator.domain.text import control_character_position
+from orchestrator.domain.webhooks import StatusCallback
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 MAX_TEXT = 2000
 MAX_VARIABLE = 500
 ROW_OVERRIDES = frozenset({"from", "trunk", "ring_timeout_s", "tz"})
+ROW_TWO_WAY = frozenset(
+    {"gather", "on_digits", "machine_detection", "amd", "voicemail", "dialplan", "status_callback"}
+)
+"""A row's two-way fields: each replaces the campaign's default of that field (null removes it).
+Read at the API's edge (api/two_way.py), never taken for message variables."""
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -90,6 +97,8 @@ class NewCampaign:
     expires_at: datetime | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     created_by: str | None = None
+    interaction: Interaction = field(default_factory=Interaction)
+    status_callback: StatusCallback | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,7 @@ class RowParser:
             raise RowError("to", refusal, "destination-not-allowed")
         variables: dict[str, str] = {}
         for key, value in row.items():
-            if key == "to" or key in ROW_OVERRIDES:
+            if key == "to" or key in ROW_OVERRIDES or key in ROW_TWO_WAY:
                 continue
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise RowError(key, "variables must be strings or numbers")

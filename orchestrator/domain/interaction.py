@@ -142,6 +142,13 @@ class Interaction:
             hashes.append(self.voicemail.audio_hash)
         return list(dict.fromkeys(hashes))
 
+    def speeches(self) -> list[Speech]:
+        """The words behind `audio_hashes()`, one per hash: what their audio_assets rows hold."""
+        speeches = [r.speech for _, r in sorted(self.on_digits.items()) if r.speech]
+        if self.voicemail is not None:
+            speeches.append(self.voicemail)
+        return list({s.audio_hash: s for s in speeches}.values())
+
     def reply_for(self, digits: str) -> DigitReply | None:
         return self.on_digits.get(digits)
 

@@ -4,13 +4,46 @@ the meaning of "not given"."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.destinations import DestinationPolicy
+from orchestrator.domain.interaction import AmdTuning, Gather, MachineDetection
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.webhooks import StatusCallback
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechAsk:
+    """Words a two-way call may say besides its prompt, before they are rendered."""
+
+    text: str
+    voice: str | None = None
+    """None: the call's own voice."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplyAsk:
+    """What a digit (or digits) pressed is answered with."""
+
+    speech: SpeechAsk | None = None
+    dnc: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class InteractionRequest:
+    """What a two-way call asks (domain/interaction.py's `Interaction`), its words not yet
+    rendered; checked at the edge, rendered by the services."""
+
+    gather: Gather | None = None
+    on_digits: Mapping[str, ReplyAsk] = field(default_factory=dict)
+    machine_detection: MachineDetection | None = None
+    amd: AmdTuning | None = None
+    voicemail: SpeechAsk | None = None
+    dialplan_context: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +72,8 @@ class CallRequest:
     idempotency_key: str | None = None
     request_hash: str | None = None
     """Identifies the request's content: a replayed key with another content is refused."""
+    interaction: InteractionRequest = field(default_factory=InteractionRequest)
+    status_callback: StatusCallback | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,3 +93,6 @@ class CampaignRequest:
     expires_at: datetime | None = None
     retry: RetryPolicy | None = None
     created_by: str | None = None
+    interaction: InteractionRequest = field(default_factory=InteractionRequest)
+    """The two-way defaults of its calls; a bulk row may replace any of its fields."""
+    status_callback: StatusCallback | None = None

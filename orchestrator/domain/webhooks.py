@@ -5,9 +5,10 @@ here)."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 from urllib.parse import urlsplit
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -35,6 +36,12 @@ class StatusCallback:
 
     def to_json(self) -> dict[str, object]:
         return {"url": self.url, "events": sorted(e.value for e in self.events)}
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any] | None) -> StatusCallback | None:
+        if not stored:
+            return None
+        return cls(url=stored["url"], events=frozenset(WebhookEvent(e) for e in stored["events"]))
 
 
 @dataclass(frozen=True)

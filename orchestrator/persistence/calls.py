@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from orchestrator.domain.call import DIALED_STATUSES, CallStatus, NewCall
+from orchestrator.domain.interaction import Interaction
+from orchestrator.domain.webhooks import StatusCallback
 from orchestrator.persistence.db import Pool
 from orchestrator.persistence.paging import decode_cursor, page
 
@@ -25,9 +29,47 @@ class CreateResult:
     call: Row
     created: bool
     """False when an Idempotency-Key replay returned the original call."""
-    render_needed: bool
-    """True when this call is the first to ask for its audio (or a failed render is retried)."""
+    renders: tuple[str, ...]
+    """The audio hashes this call is the first to ask for (or whose failed render is retried):
+    the renders to enqueue."""
     idempotency_conflict: bool = False
+
+
+def assets_of(call: NewCall) -> list[tuple[str, str, str]]:
+    """(hash, voice, text) of every audio the call needs, its prompt first, each once."""
+    assets = {call.audio_key: (call.audio_key, call.voice, call.text)}
+    for speech in call.interaction.speeches():
+        assets.setdefault(speech.audio_hash, (speech.audio_hash, speech.voice, speech.text))
+    return list(assets.values())
+
+
+async def insert_assets(
+    conn: AsyncConnection[DictRow], engine: str, assets: list[tuple[str, str, str]]
+) -> tuple[str, ...]:
+    """Store the audio rows calls wait on; returns the hashes whose render this request must
+    enqueue: those it inserted, and failed ones it asks for again."""
+    hashes, voices, texts = (list(column) for column in zip(*assets, strict=True))
+    cur = await conn.execute(
+        """
+        INSERT INTO audio_assets (hash, engine, voice, text)
+        SELECT hash, %s, voice, text FROM unnest(%s::text[], %s::text[], %s::text[]) AS a(hash, voice, text)
+        ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL
+            WHERE audio_assets.status = 'failed'
+        RETURNING hash
+        """,
+        (engine, hashes, voices, texts),
+    )
+    return tuple(str(r["hash"]) for r in await cur.fetchall())
+
+
+def two_way_columns(interaction: Interaction, callback: StatusCallback | None) -> dict[str, Any]:
+    """The calls columns of what a two-way call asks (all NULL for a plain call)."""
+    stored = interaction.to_json()
+    return {
+        "interaction": None if stored is None else Jsonb(stored),
+        "extra_audio": interaction.audio_hashes() or None,
+        "status_callback": None if callback is None else Jsonb(callback.to_json()),
+    }
 
 
 class CallStore:
@@ -54,19 +96,10 @@ class CallStore:
                     return CreateResult(
                         existing,
                         created=False,
-                        render_needed=False,
+                        renders=(),
                         idempotency_conflict=existing["request_hash"] != request_hash,
                     )
-            cur = await conn.execute(
-                """
-                INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, %s, %s, %s)
-                ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL
-                    WHERE audio_assets.status = 'failed'
-                RETURNING hash
-                """,
-                (call.audio_key, engine, call.voice, call.text),
-            )
-            render_needed = await cur.fetchone() is not None
+            renders = await insert_assets(conn, engine, assets_of(call))
             # A number on the do-not-call list is accepted, and ends canceled with the reason;
             # like every final status, that one has its status event.
             cur = await conn.execute(
@@ -76,11 +109,13 @@ class CallStore:
                                    audio_hash, ring_timeout_s, metadata, idempotency_key,
                                    request_hash, not_before, expires_at, window_start, window_end,
                                    time_zones, max_attempts, retry_on, retry_backoff_s,
-                                   created_by, status, status_reason, ended_at)
+                                   created_by, interaction, extra_audio, status_callback,
+                                   status, status_reason, ended_at)
                 SELECT %(id)s, %(to)s, %(from)s, %(trunk)s, %(text)s, %(voice)s, %(audio)s, %(ring)s,
                        %(metadata)s, %(key)s, %(hash)s, coalesce(%(not_before)s, now()), %(expires_at)s,
                        %(window_start)s, %(window_end)s, %(zones)s, %(max_attempts)s, %(retry_on)s,
-                       %(backoff)s, %(created_by)s,
+                       %(backoff)s, %(created_by)s, %(interaction)s, %(extra_audio)s,
+                       %(status_callback)s,
                        CASE WHEN d.number IS NULL THEN %(queued)s ELSE %(canceled)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                        CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -118,11 +153,12 @@ class CallStore:
                     "retry_on": sorted(s.value for s in call.retry.retry_on) if call.retry else [],
                     "backoff": call.retry.backoff_s if call.retry else 60.0,
                     "created_by": call.created_by,
+                    **two_way_columns(call.interaction, call.status_callback),
                 },
             )
             row = await cur.fetchone()
             assert row is not None
-            return CreateResult(row, created=True, render_needed=render_needed)
+            return CreateResult(row, created=True, renders=renders)
 
     async def trunk_names(self) -> frozenset[str]:
         async with self._pool.connection() as conn:

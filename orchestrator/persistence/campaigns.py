@@ -1,28 +1,26 @@
-"""Campaigns and their bulk intake. One upload is one transaction: all of it, or none."""
+"""Campaigns: create, read, page, pause, resume and cancel; their bulk intake is persistence/intake.py."""
 
 from __future__ import annotations
 
 import uuid
-from types import TracebackType
 from typing import Any
 from uuid import UUID
 
-from psycopg import AsyncConnection, AsyncCopy
-from psycopg.rows import DictRow
-from psycopg_pool import PoolTimeout
+from psycopg.types.json import Jsonb
 
 from orchestrator.domain.call import CallStatus
-from orchestrator.domain.campaign import BulkRow, CampaignStatus, NewCampaign
-from orchestrator.domain.errors import Busy, Conflict, NotFound
-from orchestrator.persistence.calls import CAMPAIGN_CANCELED, DNC_REASON
+from orchestrator.domain.campaign import CampaignStatus, NewCampaign
+from orchestrator.domain.errors import Conflict, NotFound
+from orchestrator.persistence.calls import CAMPAIGN_CANCELED
 from orchestrator.persistence.db import Pool
+from orchestrator.persistence.intake import Intake
 from orchestrator.persistence.paging import decode_cursor, page
 
 Row = dict[str, Any]
 
 
-UPLOAD_TURN_WAIT_S = 10.0
-"""How long an upload waits for one of the upload connections before 503 too-many-uploads."""
+def _jsonb(value: dict[str, Any] | dict[str, object] | None) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
 
 
 class CampaignStore:
@@ -33,16 +31,17 @@ class CampaignStore:
         self._upload_pool = upload_pool or pool
 
     async def create(self, campaign: NewCampaign) -> Row:
-        policy, window = campaign.retry, campaign.window
+        policy, window, callback = campaign.retry, campaign.window, campaign.status_callback
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """
                 INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
                                        ring_timeout_s, cps, window_start, window_end, expires_at,
-                                       max_attempts, retry_on, retry_backoff_s, created_by)
+                                       max_attempts, retry_on, retry_backoff_s, created_by,
+                                       interaction, status_callback)
                 VALUES (%(id)s, %(name)s, %(trunk)s, %(from)s, %(template)s, %(voice)s, %(ring)s,
                         %(cps)s, %(window_start)s, %(window_end)s, %(expires_at)s, %(max_attempts)s,
-                        %(retry_on)s, %(backoff)s, %(created_by)s)
+                        %(retry_on)s, %(backoff)s, %(created_by)s, %(interaction)s, %(status_callback)s)
                 RETURNING *
                 """,
                 {
@@ -61,6 +60,8 @@ class CampaignStore:
                     "retry_on": sorted(s.value for s in policy.retry_on),
                     "backoff": policy.backoff_s,
                     "created_by": campaign.created_by,
+                    "interaction": _jsonb(campaign.interaction.to_json()),
+                    "status_callback": _jsonb(callback.to_json() if callback else None),
                 },
             )
             row = await cur.fetchone()
@@ -167,160 +168,3 @@ class CampaignStore:
 
     def intake(self, campaign: Row, created_by: str | None = None) -> Intake:
         return Intake(self._upload_pool, campaign, created_by)
-
-
-class Intake:
-    """Stages an upload's rows with COPY as they are parsed, then inserts them in one statement
-    that skips numbers the campaign already has. Leaving without `commit()` keeps nothing."""
-
-    def __init__(self, pool: Pool, campaign: Row, created_by: str | None = None) -> None:
-        self._pool = pool
-        self._campaign = campaign
-        self._created_by = created_by
-        self._conn: AsyncConnection[DictRow] | None = None
-        self._copy_cm: Any = None
-        self._copy: AsyncCopy | None = None
-        self.staged = 0
-
-    async def __aenter__(self) -> Intake:
-        try:
-            self._conn = await self._pool.getconn(timeout=UPLOAD_TURN_WAIT_S)
-        except PoolTimeout as exc:
-            raise Busy(
-                f"{self._pool.max_size} uploads are being stored already; nothing was stored, "
-                "send it again shortly",
-                code="too-many-uploads",
-            ) from exc
-        await self._conn.execute(
-            """
-            CREATE TEMP TABLE IF NOT EXISTS intake_stage (
-                line int, to_number text, from_number text, trunk text, tts_text text,
-                audio_hash text, ring_timeout_s int, time_zones text
-            ) ON COMMIT DELETE ROWS
-            """
-        )
-        self._copy_cm = self._conn.cursor().copy(
-            "COPY intake_stage (line, to_number, from_number, trunk, tts_text, audio_hash, ring_timeout_s,"
-            " time_zones)"
-            " FROM STDIN"
-        )
-        self._copy = await self._copy_cm.__aenter__()
-        return self
-
-    async def add(self, line: int, row: BulkRow, audio_hash: str, time_zones: tuple[str, ...] | None) -> None:
-        assert self._copy is not None
-        await self._copy.write_row(
-            (
-                line,
-                row.to,
-                row.from_,
-                row.trunk,
-                row.text,
-                audio_hash,
-                row.ring_timeout_s,
-                ",".join(time_zones) if time_zones else None,
-            )
-        )
-        self.staged += 1
-
-    async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
-        """Insert the staged calls; returns (accepted, audio hashes that need a render)."""
-        assert self._conn is not None and self._copy_cm is not None
-        await self._copy_cm.__aexit__(None, None, None)
-        self._copy_cm = None
-        conn = self._conn
-        # A cancel that came while the body streamed in wins: lock the campaign and look again.
-        cur = await conn.execute(
-            "SELECT status FROM campaigns WHERE id = %s FOR UPDATE", (self._campaign["id"],)
-        )
-        current = await cur.fetchone()
-        if current is None or current["status"] == CampaignStatus.CANCELED.value:
-            raise Conflict(
-                "the campaign was canceled during the upload; nothing was stored", code="campaign-canceled"
-            )
-        cur = await conn.execute(
-            """
-            INSERT INTO audio_assets (hash, engine, voice, text)
-            SELECT DISTINCT ON (audio_hash) audio_hash, %s, %s, tts_text FROM intake_stage
-            ORDER BY audio_hash
-            ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL
-                WHERE audio_assets.status = 'failed'
-            RETURNING hash
-            """,
-            (engine, voice),
-        )
-        renders = [str(r["hash"]) for r in await cur.fetchall()]
-        # created_at steps a microsecond per line so the campaign dials in upload order.
-        cur = await conn.execute(
-            """
-            INSERT INTO calls (id, to_number, from_number, trunk, tts_text, tts_voice, audio_hash,
-                               ring_timeout_s, campaign_id, created_at, updated_at, not_before,
-                               expires_at, window_start, window_end, time_zones,
-                               max_attempts, retry_on, retry_backoff_s, created_by,
-                               status, status_reason, ended_at)
-            SELECT sespcl_uuid7(), s.to_number, s.from_number, s.trunk, s.tts_text, %(voice)s,
-                   s.audio_hash, s.ring_timeout_s, %(campaign)s,
-                   now() + s.line * interval '1 microsecond', now(),
-                   now() + s.line * interval '1 microsecond', %(expires_at)s, %(window_start)s,
-                   %(window_end)s, string_to_array(s.time_zones, ','),
-                   %(max_attempts)s, %(retry_on)s, %(retry_backoff_s)s, %(created_by)s,
-                   CASE WHEN d.number IS NULL THEN %(queued)s ELSE %(canceled)s END,
-                   CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
-                   CASE WHEN d.number IS NULL THEN NULL ELSE now() END
-            FROM intake_stage s LEFT JOIN dnc d ON d.number = s.to_number
-            ORDER BY s.line
-            ON CONFLICT (campaign_id, to_number) WHERE campaign_id IS NOT NULL DO NOTHING
-            """,
-            {
-                "voice": voice,
-                "campaign": self._campaign["id"],
-                "dnc_reason": DNC_REASON,
-                "queued": CallStatus.QUEUED.value,
-                "canceled": CallStatus.CANCELED.value,
-                "expires_at": self._campaign["expires_at"],
-                "window_start": self._campaign["window_start"],
-                "window_end": self._campaign["window_end"],
-                "max_attempts": self._campaign["max_attempts"],
-                "retry_on": self._campaign["retry_on"],
-                "retry_backoff_s": self._campaign["retry_backoff_s"],
-                # One value for the whole upload: a parameter of the INSERT, not a staged column.
-                "created_by": self._created_by,
-            },
-        )
-        accepted = cur.rowcount
-        # The calls just canceled for the do-not-call list get their status event, as every
-        # final status does. `ended_at = now()` is this transaction's: a line whose call was
-        # already stored by an earlier upload is not recorded twice.
-        await conn.execute(
-            """
-            INSERT INTO call_events (call_id, at, type, data)
-            SELECT c.id, c.ended_at, 'status',
-                   jsonb_build_object('status', c.status, 'reason', c.status_reason)
-            FROM (SELECT DISTINCT s.to_number FROM intake_stage s JOIN dnc d ON d.number = s.to_number)
-                AS blocked
-            JOIN calls c ON c.campaign_id = %(campaign)s AND c.to_number = blocked.to_number
-            WHERE c.status = %(canceled)s AND c.ended_at = now() AND c.status_reason = %(dnc_reason)s
-            """,
-            {
-                "campaign": self._campaign["id"],
-                "dnc_reason": DNC_REASON,
-                "canceled": CallStatus.CANCELED.value,
-            },
-        )
-        await conn.commit()
-        return accepted, renders
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._conn is not None
-        try:
-            if self._copy_cm is not None:
-                try:
-                    await self._copy_cm.__aexit__(exc_type or RuntimeError, exc or RuntimeError(), tb)
-                except Exception:  # noqa: BLE001 - the COPY is being abandoned; the rollback ends it
-                    pass
-            await self._conn.rollback()
-        finally:
-            await self._pool.putconn(self._conn)
-            self._conn = None

@@ -17,6 +17,7 @@ from orchestrator.domain.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.domain.requests import CallRequest
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 from orchestrator.services.renders import enqueue_renders_stored
+from orchestrator.services.two_way import SpeechRenderer
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,7 @@ class CallService:
         self._engine = engine
         self._default_voice = default_voice
         self._voices = voices
+        self._speech = SpeechRenderer(engine=engine, voices=voices)
 
     async def submit(self, request: CallRequest) -> tuple[dict[str, Any], bool]:
         """Store a call as `queued`; returns (call, created). A replay returns the original.
@@ -80,6 +82,7 @@ class CallService:
         trunk_name = await choose_trunk(self._repo, request.trunk, field="trunk")
         voice_name = choose_voice(request.voice, self._default_voice, self._voices, field="tts.voice")
         speech = SpeechRequest(text=request.text, voice=voice_name, engine=self._engine)
+        interaction = self._speech.interaction(request.interaction, voice_name)
         call = NewCall(
             id=uuid.uuid4(),
             to=request.to,
@@ -96,6 +99,8 @@ class CallService:
             time_zones=_zones(request),
             retry=request.retry,
             created_by=request.created_by,
+            interaction=interaction,
+            status_callback=request.status_callback,
         )
         result = await self._repo.create(
             call,
@@ -109,10 +114,13 @@ class CallService:
                 field="Idempotency-Key",
                 code="idempotency-key-reused",
             )
-        if result.render_needed:
-            await enqueue_renders_stored(self._renders.enqueue_render, call.audio_key)
+        for audio_hash in result.renders:
+            await enqueue_renders_stored(self._renders.enqueue_render, audio_hash)
         if result.created:
-            log.info("call.queued", call_id=str(call.id), trunk=trunk_name, audio_hash=call.audio_key)
+            extra = {"extra_audio": interaction.audio_hashes()} if not interaction.is_plain else {}
+            log.info(
+                "call.queued", call_id=str(call.id), trunk=trunk_name, audio_hash=call.audio_key, **extra
+            )
         return result.call, result.created
 
     async def get(self, call_id: UUID) -> tuple[dict[str, Any], list[dict[str, Any]]]:

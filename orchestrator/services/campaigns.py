@@ -11,8 +11,7 @@ from uuid import UUID
 
 import structlog
 
-from orchestrator.domain.audio import SpeechRequest
-from orchestrator.domain.calling_hours import CallingWindow, callee_zones
+from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.campaign import (
     BulkRow,
     CampaignDefaults,
@@ -24,10 +23,14 @@ from orchestrator.domain.campaign import (
 )
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import ValidationFailed
+from orchestrator.domain.interaction import Interaction
 from orchestrator.domain.requests import CampaignRequest
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.webhooks import StatusCallback
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
+from orchestrator.services.intake_rows import RowReader, RowTwoWayReader
 from orchestrator.services.renders import enqueue_renders_stored
+from orchestrator.services.two_way import SpeechRenderer
 
 log = structlog.get_logger(__name__)
 MAX_REPORTED_ERRORS = 100
@@ -50,8 +53,15 @@ class IntakeSession(Protocol):
     ) -> None: ...
 
     async def add(
-        self, line: int, row: BulkRow, audio_hash: str, time_zones: tuple[str, ...] | None
-    ) -> None: ...
+        self,
+        line: int,
+        row: BulkRow,
+        audio_hash: str,
+        time_zones: tuple[str, ...] | None,
+        two_way: tuple[Interaction, StatusCallback | None] | None = None,
+    ) -> None:
+        """`two_way`: the row's own (None: the campaign's defaults)."""
+        ...
 
     async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
         """(calls accepted, audio hashes that need a render)."""
@@ -114,6 +124,7 @@ class CampaignService:
         self._engine = engine
         self._default_voice = default_voice
         self._voices = voices
+        self._speech = SpeechRenderer(engine=engine, voices=voices)
 
     async def create(self, request: CampaignRequest) -> Row:
         trunk_name = await choose_trunk(self._trunks, request.trunk, field="defaults.trunk")
@@ -124,6 +135,7 @@ class CampaignService:
             Template(request.text)
         except ValueError as exc:
             raise ValidationFailed(str(exc), field="defaults.tts.text") from exc
+        interaction = self._speech.interaction(request.interaction, voice_name, prefix="defaults.")
         row = await self._store.create(
             NewCampaign(
                 name=request.name,
@@ -137,6 +149,8 @@ class CampaignService:
                 expires_at=request.expires_at,
                 retry=request.retry or RetryPolicy(),
                 created_by=request.created_by,
+                interaction=interaction,
+                status_callback=request.status_callback,
             )
         )
         log.info(
@@ -151,11 +165,13 @@ class CampaignService:
         *,
         created_by: str | None = None,
         destinations: DestinationPolicy | None = None,
+        two_way: RowTwoWayReader | None = None,
     ) -> IntakeReport:
         """Validate and stage every row as it streams in; commit all of it at the end.
 
         `created_by`: the uploading key, recorded on each call; `destinations`: where it may
-        call (a row it may not is rejected, destination-not-allowed)."""
+        call (a row it may not is rejected, destination-not-allowed); `two_way`: what reads a
+        row's own two-way fields (None: a row with any is rejected)."""
         campaign = await self._store.get(campaign_id)
         if campaign["status"] == CampaignStatus.CANCELED.value:
             raise ValidationFailed("the campaign is canceled", code="campaign-canceled")
@@ -171,39 +187,31 @@ class CampaignService:
             destinations,
         )
         voice = str(campaign["tts_voice"])
-        window = (
-            CallingWindow(campaign["window_start"], campaign["window_end"])
-            if campaign["window_start"] is not None
-            else None
+        reader = RowReader(
+            parser=parser,
+            speech=self._speech,
+            voice=voice,
+            window=(
+                CallingWindow(campaign["window_start"], campaign["window_end"])
+                if campaign["window_start"] is not None
+                else None
+            ),
+            now=datetime.now(UTC),
+            defaults=Interaction.from_json(campaign.get("interaction")),
+            callback=StatusCallback.from_json(campaign.get("status_callback")),
+            two_way=two_way,
         )
-        now = datetime.now(UTC)
-        keys: dict[str, str] = {}
         report = IntakeReport()
         async with self._store.intake(campaign, created_by) as intake:
             async for line, raw in rows:
-                if isinstance(raw, RowError):
-                    report.reject(line, raw)
-                    continue
                 try:
-                    row = parser.parse(raw)
+                    if isinstance(raw, RowError):
+                        raise raw
+                    staged = reader.read(raw)
                 except RowError as error:
                     report.reject(line, error)
                     continue
-                key = keys.get(row.text)
-                if key is None:
-                    if len(keys) > 10_000:  # bounded: templated texts may all differ
-                        keys.clear()
-                    key = keys[row.text] = SpeechRequest(
-                        text=row.text, voice=voice, engine=self._engine
-                    ).key()
-                zones = None
-                if window is not None:
-                    try:
-                        zones = callee_zones(row.to, row.tz, window, now)
-                    except ValueError as exc:
-                        report.reject(line, RowError("tz" if row.tz else "to", str(exc)))
-                        continue
-                await intake.add(line, row, key, zones)
+                await intake.add(line, staged.row, staged.audio_hash, staged.time_zones, staged.two_way)
             accepted, renders = await intake.commit(self._engine, voice)
         report.accepted = accepted
         report.duplicates = intake.staged - accepted

@@ -11,6 +11,7 @@ from orchestrator.domain.call import NewCall
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.errors import Conflict, ValidationFailed
 from orchestrator.domain.requests import CallRequest
+from orchestrator.persistence.calls import assets_of
 from orchestrator.services.calls import CallRepository, CallService
 
 
@@ -18,7 +19,7 @@ from orchestrator.services.calls import CallRepository, CallService
 class Created:
     call: dict[str, Any]
     created: bool = True
-    render_needed: bool = True
+    renders: tuple[str, ...] = ()
     idempotency_conflict: bool = False
 
 
@@ -38,7 +39,9 @@ class Calls:
 
     async def create(self, call: NewCall, **options: Any) -> Created:
         self.stored.append((call, options))
-        return Created({"id": call.id}, idempotency_conflict=self.conflict)
+        # A fresh database: every audio the call needs is new, so each is to render.
+        renders = tuple(audio_hash for audio_hash, _, _ in assets_of(call))
+        return Created({"id": call.id}, renders=renders, idempotency_conflict=self.conflict)
 
 
 class Renders:

@@ -21,7 +21,8 @@ from orchestrator.api.campaigns import list_calls, list_campaigns, voice_bulk
 from orchestrator.api.deps import ApiDeps
 from orchestrator.api.errors import ApiError
 from orchestrator.api.presenters import attempt_json, call_json, campaign_json, event_json
-from orchestrator.api.schemas import CallIn, CampaignDefaultsIn, CampaignIn, CampaignTtsIn, TtsIn
+from orchestrator.api.schemas import CallIn, CampaignDefaultsIn, CampaignIn, CampaignTtsIn
+from orchestrator.api.tts_fields import TtsIn
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.campaign import CampaignStatus, RowError
 from orchestrator.domain.keys import Principal, Scope
