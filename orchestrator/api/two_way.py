@@ -92,7 +92,7 @@ class DialplanIn(_Strict):
     @field_validator("context")
     @classmethod
     def _custom(cls, value: str) -> str:
-        if not CUSTOM_CONTEXT.match(value):
+        if not CUSTOM_CONTEXT.fullmatch(value):
             raise refused(
                 "dialplan-context-refused",
                 "must be sespcl-custom-NAME: lower-case letters, digits and '-', at most 40 after "
@@ -127,7 +127,7 @@ class StatusCallbackIn(_Strict):
 
 def _digit_keys(replies: dict[str, ReplyIn], gather: GatherIn | None) -> dict[str, ReplyIn]:
     for key in replies:
-        if not DIGIT_KEY.match(key):
+        if not DIGIT_KEY.fullmatch(key):
             raise refused("invalid-digit-key", f"key {key[:40]!r} must be 1 to 32 of 0-9, * and #")
     if gather is None:
         raise refused("on-digits-without-gather", "replies to digits need `gather` (what listens for them)")

@@ -126,9 +126,9 @@ class Interaction:
 
     def __post_init__(self) -> None:
         for key in self.on_digits:
-            if not DIGIT_KEY.match(key):
+            if not DIGIT_KEY.fullmatch(key):
                 raise ValueError(f"on_digits key {key!r} must be 1 to 32 of 0-9 * #")
-        if self.dialplan_context is not None and not CUSTOM_CONTEXT.match(self.dialplan_context):
+        if self.dialplan_context is not None and not CUSTOM_CONTEXT.fullmatch(self.dialplan_context):
             raise ValueError("dialplan.context must be sespcl-custom-NAME (a-z, 0-9, -)")
 
     @property

@@ -23,9 +23,11 @@ from orchestrator.api.errors import ApiError
 from orchestrator.api.presenters import attempt_json, call_json, campaign_json, event_json
 from orchestrator.api.schemas import CallIn, CampaignDefaultsIn, CampaignIn, CampaignTtsIn
 from orchestrator.api.tts_fields import TtsIn
+from orchestrator.api.two_way import AmdIn, DialplanIn, GatherIn, ReplyIn, StatusCallbackIn, VoicemailIn
 from orchestrator.domain.call import CallStatus
-from orchestrator.domain.campaign import CampaignStatus, RowError
+from orchestrator.domain.campaign import ROW_TWO_WAY, CampaignStatus, RowError
 from orchestrator.domain.keys import Principal, Scope
+from orchestrator.domain.webhooks import WebhookEvent
 from orchestrator.services.campaigns import MAX_REPORTED_ERRORS, IntakeReport
 from tests.unit.api_fakes import Stub, api_deps
 
@@ -342,3 +344,27 @@ def test_documented_scope_is_the_route_scope(method: str, path: str, op: dict[st
     assert op.get("x-required-scope") == (scope.value if scope else None)
     if scope is not None:
         assert {"401", "403", "429"} <= set(op["responses"])
+
+
+def test_two_way_schemas_match_the_pydantic_models(doc: dict[str, Any]) -> None:
+    for name, model in (
+        ("Gather", GatherIn),
+        ("DigitReply", ReplyIn),
+        ("AmdTuning", AmdIn),
+        ("Voicemail", VoicemailIn),
+        ("Dialplan", DialplanIn),
+        ("StatusCallback", StatusCallbackIn),
+    ):
+        schema = _schema(doc, name)
+        names, required = _aliases(model)
+        assert set(schema["properties"]) == names, name
+        assert set(schema.get("required", [])) == required, name
+        assert schema["additionalProperties"] is False, name
+    assert set(_schema(doc, "WebhookEvent")["enum"]) == {e.value for e in WebhookEvent}
+    assert set(_schema(doc, "BulkRow")["properties"]) >= ROW_TWO_WAY
+
+
+def test_the_documented_call_example_is_a_body_the_api_takes(doc: dict[str, Any]) -> None:
+    example = _schema(doc, "CallRequest")["example"]
+    asked = CallIn.model_validate(example).interaction_request()
+    assert asked.gather is not None and asked.on_digits["9"].dnc
