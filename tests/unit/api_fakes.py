@@ -27,8 +27,7 @@ class Stub:
 def api_deps(fault: Callable[[str], Exception], **given: Any) -> ApiDeps:
     """ApiDeps with the limits the tests assume; each service not `given` is its own Stub."""
     fields: dict[str, Any] = {
-        name: cast(Any, Stub(fault))
-        for name in ("calls", "keys", "health", "metrics", "campaigns")
+        name: cast(Any, Stub(fault)) for name in ("calls", "keys", "health", "metrics", "campaigns")
     }
     fields |= {
         "max_body_bytes": 65536,
@@ -37,3 +36,16 @@ def api_deps(fault: Callable[[str], Exception], **given: Any) -> ApiDeps:
         "upload_idle_s": 30.0,
     }
     return ApiDeps(**(fields | given))
+
+
+class OneTrunk:
+    """A trunk directory holding one trunk, `demo`, the default."""
+
+    async def trunk_names(self) -> frozenset[str]:
+        return frozenset({"demo"})
+
+    async def trunk_exists(self, name: str) -> bool:
+        return name == "demo"
+
+    async def default_trunk(self) -> str | None:
+        return "demo"

@@ -13,6 +13,7 @@ from orchestrator.domain.errors import Conflict, ValidationFailed
 from orchestrator.domain.requests import CallRequest
 from orchestrator.persistence.calls import assets_of
 from orchestrator.services.calls import CallRepository, CallService
+from tests.unit.api_fakes import OneTrunk
 
 
 @dataclass
@@ -23,19 +24,10 @@ class Created:
     idempotency_conflict: bool = False
 
 
-class Calls:
+class Calls(OneTrunk):
     def __init__(self, conflict: bool = False) -> None:
         self.stored: list[tuple[NewCall, dict[str, Any]]] = []
         self.conflict = conflict
-
-    async def trunk_names(self) -> frozenset[str]:
-        return frozenset({"demo"})
-
-    async def trunk_exists(self, name: str) -> bool:
-        return name == "demo"
-
-    async def default_trunk(self) -> str | None:
-        return "demo"
 
     async def create(self, call: NewCall, **options: Any) -> Created:
         self.stored.append((call, options))

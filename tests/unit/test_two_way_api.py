@@ -28,7 +28,7 @@ from orchestrator.persistence.calls import CreateResult, assets_of
 from orchestrator.services.calls import CallRepository, CallService
 from orchestrator.services.campaigns import CampaignRepository, CampaignService
 from orchestrator.services.keys import Authenticator
-from tests.unit.api_fakes import api_deps
+from tests.unit.api_fakes import OneTrunk, api_deps
 
 KEY = "two-way-test-key-0123456789abcdef"
 ENGINE = "espeak-ng"
@@ -88,20 +88,11 @@ def _row_of(call: NewCall) -> dict[str, Any]:
     }
 
 
-class MemoryCalls:
+class MemoryCalls(OneTrunk):
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, dict[str, Any]] = {}
         self.stored: list[NewCall] = []
         self.assets: set[str] = set()
-
-    async def trunk_names(self) -> frozenset[str]:
-        return frozenset({"demo"})
-
-    async def trunk_exists(self, name: str) -> bool:
-        return name == "demo"
-
-    async def default_trunk(self) -> str | None:
-        return "demo"
 
     async def create(self, call: NewCall, **options: Any) -> CreateResult:
         self.stored.append(call)
