@@ -37,6 +37,8 @@ MAX_CALLBACK_URL = 2000
 MAX_REPLIES = 20
 WEBHOOK_ALLOW = "webhook_allow"
 """The validation context's key for the AllowList (SESPCL_WEBHOOK_ALLOW_HOSTS)."""
+PASSED_URLS = "passed_urls"
+REMEMBERED_URLS = 1000
 
 EventName = Literal["initiated", "ringing", "answered", "completed", "digits", "machine_detection", "hook"]
 """domain/webhooks.py's WebhookEvent, spelled out for the JSON schema (a unit test holds them equal)."""
@@ -47,8 +49,10 @@ def refused(code: str, reason: str) -> PydanticCustomError:
     return PydanticCustomError(code, "{reason}", {"reason": reason})
 
 
-def validation_context(allow: AllowList) -> dict[str, Any]:
-    return {WEBHOOK_ALLOW: allow}
+def validation_context(allow: AllowList, *, remember_urls: bool = False) -> dict[str, Any]:
+    """`remember_urls`: skip the check of a URL that passed it before in this context (an
+    upload's rows mostly repeat their campaign's callback)."""
+    return {WEBHOOK_ALLOW: allow} | ({PASSED_URLS: set()} if remember_urls else {})
 
 
 class _Strict(BaseModel):
@@ -101,6 +105,17 @@ class DialplanIn(_Strict):
         return value
 
 
+def _check_callback_url(url: str, allow: AllowList) -> None:
+    if len(url) > MAX_CALLBACK_URL:
+        raise refused("callback-url-refused", f"is {len(url)} characters; at most {MAX_CALLBACK_URL}")
+    if control_character_position(url) is not None or any(c.isspace() for c in url):
+        raise refused("callback-url-refused", "may not hold white space or control characters")
+    try:
+        check_url(url, allow)
+    except UrlRefused as exc:
+        raise refused("callback-url-refused", str(exc)) from exc
+
+
 class StatusCallbackIn(_Strict):
     url: str
     events: list[EventName] | None = Field(default=None, min_length=1, description="None: all")
@@ -108,15 +123,15 @@ class StatusCallbackIn(_Strict):
     @field_validator("url")
     @classmethod
     def _reachable(cls, value: str, info: ValidationInfo) -> str:
-        if len(value) > MAX_CALLBACK_URL:
-            raise refused("callback-url-refused", f"is {len(value)} characters; at most {MAX_CALLBACK_URL}")
-        if control_character_position(value) is not None or any(c.isspace() for c in value):
-            raise refused("callback-url-refused", "may not hold white space or control characters")
         context = info.context or {}
-        try:
-            check_url(value, context.get(WEBHOOK_ALLOW) or AllowList())
-        except UrlRefused as exc:
-            raise refused("callback-url-refused", str(exc)) from exc
+        passed: set[str] | None = context.get(PASSED_URLS)
+        if passed is not None and value in passed:
+            return value
+        _check_callback_url(value, context.get(WEBHOOK_ALLOW) or AllowList())
+        if passed is not None:
+            if len(passed) >= REMEMBERED_URLS:
+                passed.clear()
+            passed.add(value)
         return value
 
     def callback(self) -> StatusCallback:
@@ -290,7 +305,7 @@ class RowTwoWay:
     body is. A CSV cell holds an object field as JSON text, and `null` to remove a default."""
 
     def __init__(self, allow: AllowList, *, cells_are_text: bool) -> None:
-        self._context = validation_context(allow)
+        self._context = validation_context(allow, remember_urls=True)
         self._cells_are_text = cells_are_text
         self._defaults: tuple[Interaction, StatusCallback | None, dict[str, Any]] | None = None
 
