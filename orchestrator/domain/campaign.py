@@ -26,6 +26,7 @@ ROW_TWO_WAY = frozenset(
 )
 """A row's two-way fields: each replaces the campaign's default of that field (null removes it).
 Read at the API's edge (api/two_way.py), never taken for message variables."""
+_NOT_VARIABLES = frozenset({"to"}) | ROW_OVERRIDES | ROW_TWO_WAY
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -139,7 +140,7 @@ class RowParser:
             raise RowError("to", refusal, "destination-not-allowed")
         variables: dict[str, str] = {}
         for key, value in row.items():
-            if key == "to" or key in ROW_OVERRIDES or key in ROW_TWO_WAY:
+            if key in _NOT_VARIABLES:
                 continue
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise RowError(key, "variables must be strings or numbers")
