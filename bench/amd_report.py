@@ -95,6 +95,9 @@ def print_report(outcomes: list[Outcome]) -> None:
             [t for o in silent if (t := o.after_greeting_end_s()) is not None],
         )
     )
+    for kind in Kind:
+        causes = Counter(o.verdict["Cause"].split("-")[0] for o in outcomes if o.truth is kind and o.verdict)
+        print(f"AMD causes, {kind.value}s: {causes.most_common()}")
     wrong = [o for o in outcomes if not _right(o)]
     for o in wrong:
         g = o.greeting.greeting
