@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.integration.sipp import REPO, Carrier
 
@@ -26,9 +27,10 @@ def add_trunk(name: str, host: str, *extra: str) -> None:
 
 
 @contextmanager
-def carrier_trunk(name: str, address: str, scenario: str) -> Iterator[Carrier]:
-    """A traced SIPp carrier and a trunk of the same name pointing at it, both gone afterwards."""
-    carrier = Carrier(name, address, scenario).start()
+def carrier_trunk(name: str, address: str, scenario: str, **options: Any) -> Iterator[Carrier]:
+    """A traced SIPp carrier and a trunk of the same name pointing at it, both gone afterwards.
+    `options`: Carrier's (audio_dir, media_port, digit) for the far ends that speak or press."""
+    carrier = Carrier(name, address, scenario, **options).start()
     sespcl("trunks", "remove", name, "--force")
     add_trunk(name, carrier.address)
     try:
