@@ -113,7 +113,7 @@ class Node:
                 "Priority": "1",
                 "Async": "true",
                 "Timeout": str(ANSWER_TIMEOUT_MS),
-                "Variable": [f"{k}={header_value(v)}" for k, v in variables.items()],
+                "Variable": [_ami_variable(k, v) for k, v in variables.items()],
             }
         )
         replies = reply if isinstance(reply, list) else [reply]
@@ -136,6 +136,12 @@ class Node:
         call = self._calls.get(event.get("Uniqueid", ""))
         if call is not None:
             call.done.set()
+
+
+def _ami_variable(name: str, value: str) -> str:
+    """An Originate `Variable` header: Asterisk splits each at commas (several variables in one
+    header) unless escaped, and SESPCL_AMD_ARGS is comma-separated."""
+    return f"{name}={header_value(value).replace(',', chr(92) + ',')}"
 
 
 async def _one_call(
