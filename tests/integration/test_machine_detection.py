@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.far_ends import Kind, write_far_end
-from tests.integration.cli import carrier_trunk
+from tests.integration.cli import speaking_carriers
 from tests.integration.conftest import call_body, nanp_numbers, wait_events, wait_final
 
 PER_KIND = 3
@@ -22,12 +21,10 @@ VOICEMAIL_TEXT = "Hi, this is the Riverside dental clinic: please call us back a
 
 @pytest.fixture(scope="module")
 def far_ends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    audio = tmp_path_factory.mktemp("far-ends")
-    write_far_end(audio, Kind.HUMAN)
-    write_far_end(audio, Kind.MACHINE)
-    with (
-        carrier_trunk("t-human", "127.0.30.41", "human", audio_dir=audio),
-        carrier_trunk("t-voicemail", "127.0.30.42", "voicemail", audio_dir=audio),
+    with speaking_carriers(
+        tmp_path_factory.mktemp("far-ends"),
+        human=("t-human", "127.0.30.41"),
+        voicemail=("t-voicemail", "127.0.30.42"),
     ):
         yield
 
