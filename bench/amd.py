@@ -32,128 +32,28 @@ import asyncio
 import os
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from panoramisk import Manager
 
 from bench.amd_report import Outcome, print_report
 from bench.far_end_carriers import FarEnd, add_trunks, remove_trunks, start_far_end, stop_far_ends
-from orchestrator.asterisk.ami import header_value
 from tests.far_ends import DEFAULT_SEED, render_all
+from tests.node_ami import ContextNode
 
 BENCH_CONTEXT = "sespcl-bench-amd"
-ANSWER_TIMEOUT_MS = 15_000
 VERDICT_DEADLINE_S = 90.0  # the longest greeting (≈25 s) + the subroutine's 45 s bound + slack
 
 
-@dataclass
-class LiveCall:
-    far_end: FarEnd
-    sent_at: float
-    answered_at: float | None = None
-    verdict: dict[str, str] | None = None
-    verdict_at: float | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class Node:
-    """The node's AMI: Originate and the channel events as the orchestrator's user sees them;
-    the bench's own dialplan context added over the administrative user."""
-
-    def __init__(self, address: str, secret: str, admin_secret: str) -> None:
-        self._calls: dict[str, LiveCall] = {}
-        self._ami = Manager(host=address, port=5038, username="sespcl", secret=secret, ping_delay=0)
-        self._admin = Manager(
-            host=address, port=5038, username="sespcl-admin", secret=admin_secret, ping_delay=0
-        )
-        self._ami.register_event("Newstate", self._on_state)
-        self._ami.register_event("UserEvent", self._on_user_event)
-        self._ami.register_event("Hangup", self._on_hangup)
-
-    async def connect(self) -> None:
-        await self._ami.connect()
-        await self._admin.connect()
-        steps = ("Gosub", "sespcl-amd,s,1"), ("Hangup", "16")
-        for priority, (application, data) in enumerate(steps, start=1):
-            reply = await self._admin.send_action(
-                {
-                    "Action": "DialplanExtensionAdd",
-                    "Context": BENCH_CONTEXT,
-                    "Extension": "s",
-                    "Priority": str(priority),
-                    "Application": application,
-                    "ApplicationData": data,
-                    "Replace": "yes",
-                }
-            )
-            if reply.get("Response") != "Success":
-                raise SystemExit(f"could not add the bench's dialplan context: {dict(reply)}")
-
-    def close(self) -> None:
-        self._ami.close()
-        self._admin.close()
-
-    async def originate(self, far_end: FarEnd, index: int, mode: str, amd_args: str) -> LiveCall:
-        call_id = str(uuid.uuid4())
-        call = LiveCall(far_end, time.monotonic())
-        self._calls[call_id] = call
-        variables = {"CALLID": call_id, "SESPCL_AMD": mode, "SESPCL_AMD_ARGS": amd_args}
-        reply = await self._ami.send_action(
-            {
-                "Action": "Originate",
-                "ChannelId": call_id,
-                "Channel": header_value(
-                    f"PJSIP/+1415{200 + index // 10000:03d}{index % 10000:04d}@{far_end.trunk}"
-                ),
-                "Context": BENCH_CONTEXT,
-                "Exten": "s",
-                "Priority": "1",
-                "Async": "true",
-                "Timeout": str(ANSWER_TIMEOUT_MS),
-                "Variable": [_ami_variable(k, v) for k, v in variables.items()],
-            }
-        )
-        replies = reply if isinstance(reply, list) else [reply]
-        if replies[0].get("Response") != "Success":
-            call.done.set()
-        return call
-
-    def _on_state(self, _: Manager, event: Any) -> None:
-        call = self._calls.get(event.get("Uniqueid", ""))
-        if call is not None and call.answered_at is None and event.get("ChannelStateDesc") == "Up":
-            call.answered_at = time.monotonic()
-
-    def _on_user_event(self, _: Manager, event: Any) -> None:
-        call = self._calls.get(event.get("Uniqueid", ""))
-        if call is not None and event.get("UserEvent") == "SespclMachine" and call.verdict is None:
-            call.verdict_at = time.monotonic()
-            call.verdict = {k: str(event.get(k, "")) for k in ("Status", "Cause", "End")}
-
-    def _on_hangup(self, _: Manager, event: Any) -> None:
-        call = self._calls.get(event.get("Uniqueid", ""))
-        if call is not None:
-            call.done.set()
-
-
-def _ami_variable(name: str, value: str) -> str:
-    """An Originate `Variable` header: Asterisk splits each at commas (several variables in one
-    header) unless escaped, and SESPCL_AMD_ARGS is comma-separated."""
-    return f"{name}={header_value(value).replace(',', chr(92) + ',')}"
-
-
 async def _one_call(
-    node: Node, far_end: FarEnd, index: int, args: argparse.Namespace, gate: asyncio.Semaphore
+    node: ContextNode, far_end: FarEnd, args: argparse.Namespace, gate: asyncio.Semaphore
 ) -> Outcome:
     async with gate:
-        call = await node.originate(far_end, index, args.mode, args.amd_args)
-        try:
-            await asyncio.wait_for(call.done.wait(), VERDICT_DEADLINE_S)
-        except TimeoutError:
-            pass
-    return Outcome(far_end.greeting, call.answered_at, call.verdict, call.verdict_at)
+        variables = {"SESPCL_AMD": args.mode, "SESPCL_AMD_ARGS": args.amd_args}
+        seen = await node.call(far_end.trunk, variables, deadline_s=VERDICT_DEADLINE_S)
+    verdicts = seen.named("SespclMachine")
+    if not verdicts:
+        return Outcome(far_end.greeting, seen.answered_at, None, None)
+    verdict = {key: verdicts[0].get(key, "") for key in ("Status", "Cause", "End")}
+    return Outcome(far_end.greeting, seen.answered_at, verdict, seen.at("SespclMachine"))
 
 
 def _secrets(state: Path) -> dict[str, str]:
@@ -169,17 +69,15 @@ async def run(args: argparse.Namespace) -> None:
         greetings = render_all(work / "audio", args.humans, args.machines, args.seed)
         print(f"rendered {len(greetings)} greetings in {time.monotonic() - started:.1f} s", flush=True)
         far_ends: list[FarEnd] = []
-        node = Node(args.node, secrets["SESPCL_AMI_SECRET"], secrets["SESPCL_AMI_ADMIN_SECRET"])
+        node = ContextNode(args.node, BENCH_CONTEXT, [("Gosub", "sespcl-amd,s,1"), ("Hangup", "16")], secrets)
         try:
             for index, greeting in enumerate(greetings):
                 far_ends.append(await start_far_end(greeting, index, args.carrier_address, work))
             add_trunks(args.database_url, far_ends, args.carrier_address)
-            await node.connect()
+            await node.open()
             gate = asyncio.Semaphore(args.concurrency)
             started = time.monotonic()
-            outcomes = await asyncio.gather(
-                *(_one_call(node, far_end, i, args, gate) for i, far_end in enumerate(far_ends))
-            )
+            outcomes = await asyncio.gather(*(_one_call(node, far_end, args, gate) for far_end in far_ends))
             print(
                 f"{len(outcomes)} calls, at most {args.concurrency} at once, "
                 f"in {time.monotonic() - started:.0f} s"

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.integration.cli import speaking_carriers
-from tests.integration.node_ami import ContextNode, Seen
+from tests.integration.cli import speaking_carriers, stack_env
+from tests.node_ami import ContextNode, Seen
 
 CONTEXT = "sespcl-test-amd"
 STEPS = [("Gosub", "sespcl-amd,s,1"), ("Hangup", "16")]
@@ -36,7 +36,7 @@ def far_ends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 async def node(far_ends: None) -> AsyncIterator[ContextNode]:
-    amd_node = ContextNode(os.environ.get("SESPCL_TEST_AMD_NODE", "127.0.10.1"), CONTEXT, STEPS)
+    amd_node = ContextNode(os.environ.get("SESPCL_TEST_AMD_NODE", "127.0.10.1"), CONTEXT, STEPS, stack_env())
     await amd_node.open()
     yield amd_node
     amd_node.close()
@@ -44,7 +44,7 @@ async def node(far_ends: None) -> AsyncIterator[ContextNode]:
 
 def _machine(seen: Seen) -> dict[str, str]:
     reports = seen.named("SespclMachine")
-    assert len(reports) == 1, seen.events
+    assert seen.hung_up.is_set() and len(reports) == 1, seen.events
     return reports[0]
 
 

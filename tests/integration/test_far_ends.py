@@ -10,8 +10,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.integration.cli import carrier_trunk
-from tests.integration.node_ami import ContextNode
+from tests.integration.cli import carrier_trunk, stack_env
+from tests.node_ami import ContextNode
 
 KEYS = {
     "5": ("t-press-5", "127.0.30.45"),
@@ -35,7 +35,9 @@ async def node(pressing_carriers: None) -> AsyncIterator[ContextNode]:
         ("UserEvent", "SespclTestDigit,Digit: ${WAITDIGITRESULT}"),
         ("Hangup", "16"),
     ]
-    listening = ContextNode(os.environ.get("SESPCL_TEST_AMD_NODE", "127.0.10.1"), "sespcl-test-keys", steps)
+    listening = ContextNode(
+        os.environ.get("SESPCL_TEST_AMD_NODE", "127.0.10.1"), "sespcl-test-keys", steps, stack_env()
+    )
     await listening.open()
     yield listening
     listening.close()
@@ -45,4 +47,4 @@ async def test_each_far_end_presses_its_own_key(node: ContextNode) -> None:
     calls = await asyncio.gather(*(node.call(trunk) for trunk, _ in KEYS.values()))
     for key, seen in zip(KEYS, calls, strict=True):
         reports = seen.named("SespclTestDigit")
-        assert len(reports) == 1 and reports[0].get("Digit") == key, seen.events
+        assert seen.hung_up.is_set() and len(reports) == 1 and reports[0].get("Digit") == key, seen.events

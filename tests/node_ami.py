@@ -1,18 +1,19 @@
-"""A node driven over AMI into a dialplan context a test adds at run time: what the node itself
-does with a call, whatever a dispatcher would make of it."""
+"""A node driven over AMI into a dialplan context added at run time (tests, bench/amd.py): what
+the node itself does with a call, whatever a dispatcher would make of it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from panoramisk import Manager
 
 from orchestrator.asterisk.ami import header_value
-from tests.integration.cli import stack_env
 
 
 @dataclass
@@ -29,14 +30,24 @@ class Seen:
     def at(self, name: str) -> float:
         return next(t for t, n, _ in self.events if n == name)
 
+    @property
+    def answered_at(self) -> float | None:
+        """When the node said the channel was Up (monotonic), None if never."""
+        return next(
+            (t for t, n, f in self.events if n == "Newstate" and f.get("ChannelStateDesc") == "Up"), None
+        )
+
 
 class ContextNode:
-    """A node driven over AMI into a context the test adds at run time (over the administrative
-    user, which may change the dialplan), each call's events gathered by its channel id."""
+    """A node driven over AMI into a context added at run time (over the administrative user,
+    which may change the dialplan: `steps` are its extension s's applications and their data),
+    each call's events gathered by its channel id. `secrets`: the stack's secrets.env, for the
+    AMI users sespcl and sespcl-admin."""
 
-    def __init__(self, address: str, context: str, steps: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, address: str, context: str, steps: list[tuple[str, str]], secrets: Mapping[str, str]
+    ) -> None:
         self.context, self.steps = context, steps
-        secrets = stack_env()
         self.calls: dict[str, Seen] = {}
         self.ami = Manager(
             host=address, port=5038, username="sespcl", secret=secrets["SESPCL_AMI_SECRET"], ping_delay=3600
@@ -65,7 +76,8 @@ class ContextNode:
                     "Replace": "yes",
                 }
             )
-            assert reply.get("Response") == "Success", dict(reply)
+            if reply.get("Response") != "Success":
+                raise RuntimeError(f"the node refused to add {self.context}: {dict(reply)}")
 
     def close(self) -> None:
         self.ami.close()
@@ -82,8 +94,15 @@ class ContextNode:
             seen.hung_up.set()
 
     async def call(
-        self, trunk: str, variables: dict[str, str] | None = None, *, hang_up_after_s: float | None = None
+        self,
+        trunk: str,
+        variables: dict[str, str] | None = None,
+        *,
+        hang_up_after_s: float | None = None,
+        deadline_s: float = 90.0,
     ) -> Seen:
+        """Originate to `trunk` into the context and gather the call's events until it hangs up,
+        or `deadline_s` passes (then `hung_up` is not set)."""
         attempt = str(uuid.uuid4())
         seen = self.calls[attempt] = Seen()
         variables = {"CALLID": attempt, **(variables or {})}
@@ -105,7 +124,8 @@ class ContextNode:
         )
         if hang_up_after_s is not None:
             await self._hang_up_after_answer(seen, hang_up_after_s)
-        await asyncio.wait_for(seen.hung_up.wait(), 90)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(seen.hung_up.wait(), deadline_s)
         return seen
 
     async def _hang_up_after_answer(self, seen: Seen, after_s: float) -> None:
