@@ -13,7 +13,9 @@ Prints the confusion matrix (rows: the truth; columns: the call's answered_by, a
 orchestrator/domain/interaction.py maps the event), the share right each way (target: 90 %
 or more), answer → verdict p50/p95, and for machines how their greeting's end was found (beep
 or silence) and how long after the beep (or after the last word) the message would start.
-The bare baseline for the timing is the greeting itself: the beep's own time in the stream.
+The bare baseline for the timing is the greeting itself (the beep's own time in the stream);
+for the cost, the same far ends called again into a context that only listens (Wait): the node's
+CPU ms per second of answered call, both ways (its pid from the state dir, --node-name).
 
 By default it runs against the stack's node n1 (`make up`; SESPCL_STATE_DIR's secrets.env gives
 the AMI secrets, DATABASE_URL the database whose trunks the node reads); --node, --state-dir,
@@ -34,12 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.amd_report import Outcome, print_report
+from bench.amd_report import Outcome, call_seconds, print_report
 from bench.far_end_carriers import FarEnd, add_trunks, remove_trunks, start_far_end, stop_far_ends
 from tests.far_ends import DEFAULT_SEED, render_all
 from tests.node_ami import ContextNode
 
 BENCH_CONTEXT = "sespcl-bench-amd"
+BARE_CONTEXT = "sespcl-bench-amd-bare"
 VERDICT_DEADLINE_S = 90.0  # the longest greeting (≈25 s) + the subroutine's 45 s bound + slack
 
 
@@ -49,11 +52,41 @@ async def _one_call(
     async with gate:
         variables = {"SESPCL_AMD": args.mode, "SESPCL_AMD_ARGS": args.amd_args}
         seen = await node.call(far_end.trunk, variables, deadline_s=VERDICT_DEADLINE_S)
+    ended_at = seen.at("Hangup") if seen.hung_up.is_set() else None
     verdicts = seen.named("SespclMachine")
     if not verdicts:
-        return Outcome(far_end.greeting, seen.answered_at, None, None)
+        return Outcome(far_end.greeting, seen.answered_at, None, None, ended_at)
     verdict = {key: verdicts[0].get(key, "") for key in ("Status", "Cause", "End")}
-    return Outcome(far_end.greeting, seen.answered_at, verdict, seen.at("SespclMachine"))
+    return Outcome(far_end.greeting, seen.answered_at, verdict, seen.at("SespclMachine"), ended_at)
+
+
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) process `pid` has spent; 0 when it cannot be read."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _node_pid(state: Path, name: str) -> int | None:
+    try:
+        return int(Path(state, f"asterisk-{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+async def _pass(
+    node: ContextNode, far_ends: list[FarEnd], args: argparse.Namespace, pid: int | None
+) -> tuple[list[Outcome], float]:
+    """Every far end called once, at most --concurrency at once; and the node's CPU ms per
+    second of answered call meanwhile."""
+    gate = asyncio.Semaphore(args.concurrency)
+    cpu = _cpu_s(pid)
+    outcomes = list(await asyncio.gather(*(_one_call(node, far_end, args, gate) for far_end in far_ends)))
+    return outcomes, (_cpu_s(pid) - cpu) * 1e3 / max(call_seconds(outcomes), 1e-9)
 
 
 def _secrets(state: Path) -> dict[str, str]:
@@ -70,22 +103,32 @@ async def run(args: argparse.Namespace) -> None:
         print(f"rendered {len(greetings)} greetings in {time.monotonic() - started:.1f} s", flush=True)
         far_ends: list[FarEnd] = []
         node = ContextNode(args.node, BENCH_CONTEXT, [("Gosub", "sespcl-amd,s,1"), ("Hangup", "16")], secrets)
+        # The bare baseline: the same far ends, answered and listened to for as long, no analysis.
+        bare = ContextNode(args.node, BARE_CONTEXT, [("Wait", "12"), ("Hangup", "16")], secrets)
+        pid = _node_pid(args.state_dir, args.node_name)
         try:
             for index, greeting in enumerate(greetings):
                 far_ends.append(await start_far_end(greeting, index, args.carrier_address, work))
             add_trunks(args.database_url, far_ends, args.carrier_address)
             await node.open()
-            gate = asyncio.Semaphore(args.concurrency)
+            await bare.open()
             started = time.monotonic()
-            outcomes = await asyncio.gather(*(_one_call(node, far_end, args, gate) for far_end in far_ends))
+            outcomes, amd_cpu = await _pass(node, far_ends, args, pid)
             print(
                 f"{len(outcomes)} calls, at most {args.concurrency} at once, "
                 f"in {time.monotonic() - started:.0f} s"
             )
             print_report(outcomes)
             print(f"mode {args.mode}, SESPCL_AMD_ARGS {args.amd_args!r} (empty fields: the node's amd.conf)")
+            if pid is not None:
+                _, bare_cpu = await _pass(bare, far_ends, args, pid)
+                print(
+                    f"Asterisk CPU per second of answered call: {amd_cpu:.2f} ms with sespcl-amd, "
+                    f"{bare_cpu:.2f} ms bare (the same far ends, listened to without analysis)"
+                )
         finally:
             node.close()
+            bare.close()
             stop_far_ends(far_ends)
             remove_trunks(args.database_url, far_ends)
 
@@ -101,6 +144,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the greetings' random seed")
     parser.add_argument("--concurrency", type=int, default=20, help="calls live at once (default 20)")
     parser.add_argument("--node", default="127.0.10.1", help="the node's AMI address (default n1's)")
+    parser.add_argument(
+        "--node-name", default="n1", help="the node's name: its pid is read from the state dir (CPU figures)"
+    )
     parser.add_argument("--state-dir", type=Path, default=Path(state), help="holds secrets.env (AMI secrets)")
     parser.add_argument(
         "--database-url", default=env.get("DATABASE_URL"), help="the database of the node's trunks"

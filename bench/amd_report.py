@@ -21,6 +21,8 @@ class Outcome:
     verdict: dict[str, str] | None
     """the SespclMachine event's Status, Cause and End"""
     verdict_at: float | None
+    ended_at: float | None = None
+    """monotonic time of the channel's Hangup"""
 
     @property
     def label(self) -> str:
@@ -46,6 +48,11 @@ class Outcome:
         rendered = self.greeting
         end = rendered.beep_at_s if rendered.beep_at_s is not None else rendered.speech_end_s
         return since_answer - end
+
+
+def call_seconds(outcomes: list[Outcome]) -> float:
+    """Seconds the answered calls were up, all together."""
+    return sum(o.ended_at - o.answered_at for o in outcomes if o.ended_at and o.answered_at)
 
 
 def percentile(values: list[float], share: float) -> float:
