@@ -34,12 +34,25 @@ def far_ends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
+NODE_AMI = os.environ.get("SESPCL_TEST_AMD_NODE", "127.0.10.1")
+
+
 @pytest.fixture(scope="module")
 async def node(far_ends: None) -> AsyncIterator[ContextNode]:
-    amd_node = ContextNode(os.environ.get("SESPCL_TEST_AMD_NODE", "127.0.10.1"), CONTEXT, STEPS, stack_env())
+    amd_node = ContextNode(NODE_AMI, CONTEXT, STEPS, stack_env())
     await amd_node.open()
     yield amd_node
     amd_node.close()
+
+
+@pytest.fixture(scope="module")
+async def short_node(far_ends: None) -> AsyncIterator[ContextNode]:
+    """Calls that may last 4 s, as [sespcl-outbound] sets TIMEOUT(absolute) from SESPCL_MAX_CALL_S."""
+    steps = [("Set", "TIMEOUT(absolute)=4"), *STEPS]
+    limited = ContextNode(NODE_AMI, "sespcl-test-amd-limit", steps, stack_env())
+    await limited.open()
+    yield limited
+    limited.close()
 
 
 def _machine(seen: Seen) -> dict[str, str]:
@@ -76,6 +89,16 @@ async def test_a_hangup_while_waiting_for_the_beep_is_machine_end_other(node: Co
     seen = await node.call("t-amd-voicemail", amd("end"), hang_up_after_s=4)
     report = _machine(seen)
     assert report["Status"] == "MACHINE" and report["End"] == "other", report
+
+
+async def test_the_calls_maximum_length_while_waiting_for_the_beep(short_node: ContextNode) -> None:
+    """The limit runs out in the subroutine: it reports once, and [sespcl-outbound]'s T ends the
+    call with its own report, as it does anywhere else."""
+    seen = await short_node.call("t-amd-voicemail", amd("end"))
+    report = _machine(seen)
+    assert report["Status"] == "MACHINE" and report["End"] == "other", report
+    assert len(seen.named("SespclMaxCallLength")) == 1, seen.events
+    assert 3.5 < seen.at("Hangup") - seen.at("Newchannel") < 8, seen.events
 
 
 @pytest.mark.parametrize(
