@@ -159,7 +159,7 @@ def main() -> None:
         help="SESPCL_AMD: end (detect_message_end) or start",
     )
     parser.add_argument(
-        "--amd-args", default=",,,", help="SESPCL_AMD_ARGS: initial_silence,greeting,after_silence,total ms"
+        "--amd-args", default=":::", help="SESPCL_AMD_ARGS: initial_silence:greeting:after_silence:total ms"
     )
     args = parser.parse_args()
     if not args.database_url:

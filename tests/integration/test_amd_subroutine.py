@@ -20,7 +20,7 @@ CONTEXT = "sespcl-test-amd"
 STEPS = [("Gosub", "sespcl-amd,s,1"), ("Hangup", "16")]
 
 
-def amd(mode: str, amd_args: str = ",,,") -> dict[str, str]:
+def amd(mode: str, amd_args: str = ":::") -> dict[str, str]:
     return {"SESPCL_AMD": mode, "SESPCL_AMD_ARGS": amd_args}
 
 
@@ -104,9 +104,9 @@ async def test_the_calls_maximum_length_while_waiting_for_the_beep(short_node: C
 @pytest.mark.parametrize(
     ("mode", "amd_args"),
     [
-        ("start", "${SHELL(id)},)(;\\,1500"),
-        ("end;Hangup(17)", ",,,"),
-        ("START", "99999999999,1,2,3,4,5,6,7"),
+        ("start", "${SHELL(id)}:)(;\\,:1500"),
+        ("end;Hangup(17)", ":::"),
+        ("START", "99999999999:1:2:3:4:5:6:7"),
     ],
 )
 async def test_hostile_inputs_are_filtered(node: ContextNode, mode: str, amd_args: str) -> None:
