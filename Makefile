@@ -4,7 +4,7 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch
+.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -52,3 +52,8 @@ BENCH_ASTERISK_CPUS ?= $(shell n=$$(nproc); [ $$n -ge 2 ] && seq -s, $$((n / 2))
 bench-dispatch: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/dispatch.py --rates $(BENCH_RATES) \
 		--seconds 8 --hold "$(BENCH_HOLD)" --asterisk-cpus "$(BENCH_ASTERISK_CPUS)"
+
+# AMD verdicts on node n1 against SIPp far ends that speak (python -m bench.amd --help).
+BENCH_AMD_ARGS ?= --humans 30 --machines 30 --concurrency 20
+bench-amd: up
+	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python -m bench.amd $(BENCH_AMD_ARGS)

@@ -502,6 +502,8 @@ BEGIN
         GRANT UPDATE ON calls TO sespcl_dispatcher;
         GRANT INSERT, UPDATE, DELETE ON call_attempts, dispatchers TO sespcl_dispatcher;
         GRANT INSERT ON call_events TO sespcl_dispatcher;
+        -- an in-call opt-out ("press 9") lands on the list as the digits are stored
+        GRANT INSERT ON dnc TO sespcl_dispatcher;
         GRANT INSERT, DELETE ON call_status_counts TO sespcl_dispatcher;
         GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_dispatcher;
     END IF;

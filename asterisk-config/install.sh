@@ -133,6 +133,30 @@ for f in "$DEST"/*.conf; do
     fi
 done
 
+# Operators' dialplan contexts (SESPCL_CUSTOM_DIALPLAN_DIR, default custom/ next to this
+# script), copied as they are into DEST/custom/, where extensions.conf includes them. Each file
+# may define [sespcl-custom-*] contexts only, and no #include or #exec: a call's `dialplan`
+# can only name such a context, and nothing else in the node's dialplan may be replaced.
+CUSTOM_SRC="${SESPCL_CUSTOM_DIALPLAN_DIR:-$SRC/custom}"
+mkdir -p -- "$DEST/custom"
+declare -A custom_copied=()
+for f in "$CUSTOM_SRC"/*.conf; do
+    name="$(basename "$f")"
+    [[ $name =~ ^[A-Za-z0-9_.-]+\.conf$ ]] || die "custom dialplan file name '$name' must be [A-Za-z0-9_.-]"
+    if bad="$(grep -nE '^[[:space:]]*\[' "$f" | grep -vE '^[0-9]+:[[:space:]]*\[sespcl-custom-[a-z0-9][a-z0-9-]{0,39}\]([[:space:]]*(;.*)?)?$')"; then
+        die "custom dialplan $name defines a context outside sespcl-custom-*: ${bad%%$'\n'*}"
+    fi
+    if bad="$(grep -nE '^[[:space:]]*#' "$f")"; then
+        die "custom dialplan $name may not use #include or #exec: ${bad%%$'\n'*}"
+    fi
+    install -m 0644 -- "$f" "$DEST/custom/$name"
+    [[ -n ${SESPCL_CONFIG_GID:-} ]] && chgrp -- "$SESPCL_CONFIG_GID" "$DEST/custom/$name" && chmod 0640 "$DEST/custom/$name"
+    custom_copied[$name]=1
+done
+for f in "$DEST"/custom/*.conf; do
+    [[ -n ${custom_copied[$(basename "$f")]:-} ]] || rm -f -- "$f"
+done
+
 # A self-signed certificate for the TLS transport, made once per node and kept.
 if [[ ! -s $DEST/keys/node.crt || ! -s $DEST/keys/node.key ]]; then
     command -v openssl >/dev/null || die "openssl is needed to make the node's TLS certificate"

@@ -2,6 +2,7 @@
 # Test carriers: SIPp user-agent servers answering the Asterisk nodes' trunks.
 #
 #   scripts/carrier.sh start NAME ADDRESS PORT SCENARIO   # SCENARIO: answer|busy|noanswer|progress|unavailable
+#                                                         #           |dtmf|human|voicemail
 #   scripts/carrier.sh stop NAME
 #   scripts/carrier.sh status NAME                        # exit 0 when running
 #
@@ -9,6 +10,11 @@
 #
 # State (pid file, log, SIPp error/trace files): ${SESPCL_STATE_DIR:-<repo>/.stack}/carrier-NAME*
 # SESPCL_SIPP_TRACE=1 adds -trace_msg and -trace_stat (message and statistics logs).
+# Far ends with media (dtmf, human, voicemail) send RTP from ADDRESS:SESPCL_CARRIER_MEDIA_PORT
+# (default 6000):
+#   dtmf       presses SESPCL_CARRIER_DIGIT (one of 0-9 * #, default 1) 2 s after the answer
+#   human      streams human.ulaw, voicemail streams voicemail.ulaw, from SESPCL_CARRIER_AUDIO_DIR
+#              (default the state dir; SIPp runs there): render them with tests/far_ends.py
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +26,7 @@ die() { printf 'carrier: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<USAGE
-usage: $0 start NAME ADDRESS PORT SCENARIO   (SCENARIO: answer|busy|noanswer|progress|unavailable)
+usage: $0 start NAME ADDRESS PORT SCENARIO   (SCENARIO: answer|busy|noanswer|progress|unavailable|dtmf|human|voicemail)
        $0 stop NAME
        $0 status NAME
 USAGE
@@ -59,11 +65,31 @@ cmd_start() {
     [[ $addr =~ ^$octet\.$octet\.$octet\.$octet$ ]] || die "address '$addr' is not a dotted-quad IPv4 address"
     [[ $port =~ ^[0-9]{1,5}$ ]] && (( port >= 1 && port <= 65535 )) || die "port '$port' is not a port number"
     case $scenario in
-        answer | busy | noanswer | progress | unavailable) ;;
-        *) die "scenario '$scenario' must be one of answer|busy|noanswer|progress|unavailable" ;;
+        answer | busy | noanswer | progress | unavailable | dtmf | human | voicemail) ;;
+        *) die "scenario '$scenario' must be one of answer|busy|noanswer|progress|unavailable|dtmf|human|voicemail" ;;
     esac
     sf="$REPO/sipp/uas-$scenario.xml"
     [[ -r $sf ]] || die "scenario file $sf is missing"
+    local workdir="$STATE" media_port="${SESPCL_CARRIER_MEDIA_PORT:-6000}" digit="${SESPCL_CARRIER_DIGIT:-1}"
+    local -a media_args=()
+    case $scenario in
+        dtmf | human | voicemail)
+            [[ $media_port =~ ^[0-9]{1,5}$ ]] && (( media_port >= 1024 && media_port <= 65533 )) \
+                || die "SESPCL_CARRIER_MEDIA_PORT '$media_port' must be a port from 1024 to 65533"
+            media_args=(-mi "$addr" -mp "$media_port")
+            ;;
+    esac
+    case $scenario in
+        dtmf)
+            [[ $digit =~ ^[0-9*#]$ ]] || die "SESPCL_CARRIER_DIGIT '$digit' must be one of 0-9 * #"
+            media_args+=(-set digit "$digit")
+            ;;
+        human | voicemail)
+            workdir="${SESPCL_CARRIER_AUDIO_DIR:-$STATE}"
+            [[ -r $workdir/$scenario.ulaw ]] \
+                || die "$workdir/$scenario.ulaw is missing (render it: tests/far_ends.py write_far_end)"
+            ;;
+    esac
 
     if ! command -v sipp >/dev/null 2>&1; then
         [[ $EUID -eq 0 ]] || die "sipp is not installed (Debian package sip-tester); run as root to install it"
@@ -83,7 +109,7 @@ cmd_start() {
     fi
 
     local out="$STATE/carrier-$name.log"
-    local -a args=(-i "$addr" -p "$port" -sf "$sf" -nostdin -max_socket "$MAXFILES"
+    local -a args=(-i "$addr" -p "$port" -sf "$sf" -nostdin -max_socket "$MAXFILES" "${media_args[@]}"
         -trace_err -error_file "$STATE/carrier-$name-errors.log"
         -aa -deadcall_wait 5000)
     if [[ ${SESPCL_SIPP_TRACE:-0} == 1 ]]; then
@@ -97,7 +123,7 @@ cmd_start() {
     log "starting carrier $name ($scenario) on $addr:$port"
     printf '=== %s start %s %s:%s %s\n' "$(date -Is)" "$name" "$addr" "$port" "$scenario" >>"$out"
     (
-        cd "$STATE"
+        cd "$workdir"
         exec setsid nohup sipp "${args[@]}" </dev/null >>"$out" 2>&1
     ) 8>&- 9>&- &
     pid=$!

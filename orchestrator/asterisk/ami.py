@@ -67,6 +67,13 @@ def header_value(value: object) -> str:
     return text
 
 
+def variable_value(value: object) -> str:
+    """A channel variable's value for Originate's Variable header: Asterisk splits that header
+    at bare commas into several assignments, so a comma is escaped (the node unescapes it): a
+    value can never set a second variable."""
+    return header_value(value).replace(",", "\\,")
+
+
 def originate_action(request: OriginateRequest) -> dict[str, Any]:
     action: dict[str, Any] = {
         "Action": "Originate",
@@ -78,7 +85,7 @@ def originate_action(request: OriginateRequest) -> dict[str, Any]:
         "Priority": "1",
         "Async": "true",
         "Timeout": str(int(request.timeout_ms)),
-        "Variable": [f"{header_value(k)}={header_value(v)}" for k, v in sorted(request.variables.items())],
+        "Variable": [f"{header_value(k)}={variable_value(v)}" for k, v in sorted(request.variables.items())],
     }
     if request.caller_id:
         action["CallerID"] = header_value(request.caller_id)

@@ -13,7 +13,10 @@ from orchestrator.domain.events import (
     DialplanAnswered,
     DialplanReport,
     DialUpdate,
+    DigitsPressed,
     EventHead,
+    HookReported,
+    MachineVerdict,
     MaxCallLengthReached,
     PlaybackDone,
     PromptRejected,
@@ -54,6 +57,13 @@ REPORTS: dict[str, _Make] = {
         **head, name=name, reason=keys.get("Reason", "")
     ),
     "SespclMaxCallLength": lambda head, name, keys: MaxCallLengthReached(**head, name=name),
+    "SespclDigits": lambda head, name, keys: DigitsPressed(**head, name=name, digits=keys.get("Digits", "")),
+    "SespclMachine": lambda head, name, keys: MachineVerdict(
+        **head, name=name, status=keys.get("Status", ""), cause=keys.get("Cause", ""), end=keys.get("End", "")
+    ),
+    "SespclHook": lambda head, name, keys: HookReported(
+        **head, name=name, hook=keys.get("Name", ""), value=keys.get("Value", "")
+    ),
 }
 """The outbound dialplan's reports (UserEvents raised in asterisk-config/extensions.conf) by
 name, each with its `Key: Value` pairs (AMI's UserEvent headers, ARI's `userevent` object); a

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 OUTBOUND_CONTEXT = "sespcl-outbound"
 """The dialplan context in asterisk-config/extensions.conf that plays the prompt."""
@@ -20,6 +21,8 @@ class OriginateRequest:
     timeout_ms: int
     max_call_s: int
     """Longest the call may last once answered: the node hangs it up then (0: no limit)."""
+    interaction_variables: Mapping[str, str] = field(default_factory=dict)
+    """A two-way call's (domain/interaction.py `channel_variables`)."""
 
     @property
     def channel(self) -> str:
@@ -28,6 +31,7 @@ class OriginateRequest:
     @property
     def variables(self) -> dict[str, str]:
         return {
+            **self.interaction_variables,
             "SESPCL_AUDIO": self.audio_path,
             "SESPCL_CALL_ID": self.call_id,
             "SESPCL_MAX_CALL_S": str(self.max_call_s),

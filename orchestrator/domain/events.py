@@ -128,3 +128,28 @@ class PromptRejected(DialplanReport):
 @dataclass(frozen=True, kw_only=True)
 class MaxCallLengthReached(DialplanReport):
     """The node hung up a call that reached its longest allowed length."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsPressed(DialplanReport):
+    """The callee pressed keys while the call gathered them (the finishing key left out)."""
+
+    digits: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineVerdict(DialplanReport):
+    """AMD()'s verdict (AMDSTATUS: HUMAN, MACHINE, NOTSURE, HANGUP; AMDCAUSE) and, when the
+    greeting's end was waited for, how it ended (`beep`, `silence`, `other`; "" when not)."""
+
+    status: str
+    cause: str = ""
+    end: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HookReported(DialplanReport):
+    """An operator's dialplan context reported a result through `sespcl-hook`."""
+
+    hook: str
+    value: str

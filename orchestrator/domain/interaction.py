@@ -102,14 +102,15 @@ class AmdTuning:
                 raise ValueError(f"amd.{name} must be 100 to 60000")
 
     def arguments(self) -> str:
-        """AMD()'s first four arguments (an empty one takes amd.conf's)."""
+        """AMD()'s first four arguments, colon-separated (AMI splits a Variable header's value
+        at commas; the dialplan CUTs at colons); an empty one takes amd.conf's."""
         values = (
             self.initial_silence_ms,
             self.greeting_ms,
             self.after_greeting_silence_ms,
             self.total_analysis_ms,
         )
-        return ",".join("" if v is None else str(v) for v in values)
+        return ":".join("" if v is None else str(v) for v in values)
 
 
 @dataclass(frozen=True, kw_only=True)

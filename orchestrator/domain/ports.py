@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Protocol
 from uuid import UUID
 
-from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
 from orchestrator.domain.events import ChannelEvent
+from orchestrator.domain.facts import Change
 from orchestrator.domain.records import (
     AdoptedAttempt,
     CallEvent,
@@ -79,7 +79,7 @@ class DispatchRepository(Protocol):
 
     async def requeue_stray(self, older_than_s: float) -> list[Requeued]: ...
 
-    async def apply(self, transitions: list[Transition]) -> list[StoredStatus | None]: ...
+    async def apply(self, transitions: Sequence[Change]) -> list[StoredStatus | None]: ...
 
     async def heartbeat(self, host: str, pid: int) -> None: ...
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 from uuid import UUID
 
 from orchestrator.domain.call import CallStatus
+from orchestrator.domain.interaction import Interaction
 from orchestrator.domain.retry import RetryPolicy
 
 
@@ -26,6 +28,13 @@ class Claim:
     ring_timeout_s: int
     claimed_at: datetime
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    interaction: Interaction = field(default_factory=Interaction)
+    extra_audio_paths: Mapping[str, str] = field(default_factory=dict)
+    """The paths of `interaction`'s audio (replies, voicemail message) by hash."""
+
+    def channel_variables(self) -> dict[str, str]:
+        """What the node's dialplan needs of the call's interaction."""
+        return self.interaction.channel_variables(self.extra_audio_paths.__getitem__)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """How the watchdog looks for a process's sign of life: one check per supervised process.
 
-    http://HOST:PORT/PATH   the process answers 200 there (the API's /health/live)
-    file:/PATH              a heartbeat file the process touches (dispatcher, workers)
-    ami:HOST:PORT           an Asterisk node's AMI greets with its banner
+http://HOST:PORT/PATH   the process answers 200 there (the API's /health/live)
+file:/PATH              a heartbeat file the process touches (dispatcher, workers)
+ami:HOST:PORT           an Asterisk node's AMI greets with its banner
 """
 
 from __future__ import annotations

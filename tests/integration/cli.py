@@ -8,7 +8,9 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from tests.far_ends import Kind, write_far_end
 from tests.integration.sipp import REPO, Carrier
 
 SESPCL = str(REPO / ".venv/bin/sespcl")
@@ -26,9 +28,10 @@ def add_trunk(name: str, host: str, *extra: str) -> None:
 
 
 @contextmanager
-def carrier_trunk(name: str, address: str, scenario: str) -> Iterator[Carrier]:
-    """A traced SIPp carrier and a trunk of the same name pointing at it, both gone afterwards."""
-    carrier = Carrier(name, address, scenario).start()
+def carrier_trunk(name: str, address: str, scenario: str, **options: Any) -> Iterator[Carrier]:
+    """A traced SIPp carrier and a trunk of the same name pointing at it, both gone afterwards.
+    `options`: Carrier's (audio_dir, media_port, digit) for the far ends that speak or press."""
+    carrier = Carrier(name, address, scenario, **options).start()
     sespcl("trunks", "remove", name, "--force")
     add_trunk(name, carrier.address)
     try:
@@ -36,6 +39,20 @@ def carrier_trunk(name: str, address: str, scenario: str) -> Iterator[Carrier]:
     finally:
         sespcl("trunks", "remove", name, "--force")
         carrier.stop()
+
+
+@contextmanager
+def speaking_carriers(audio: Path, human: tuple[str, str], voicemail: tuple[str, str]) -> Iterator[None]:
+    """Two far ends that speak, each a carrier with its trunk (name, address): a person who says
+    a few words and waits, and a voicemail box (greeting, beep, silence), their audio rendered
+    into `audio` (tests/far_ends.py)."""
+    write_far_end(audio, Kind.HUMAN)
+    write_far_end(audio, Kind.MACHINE)
+    with (
+        carrier_trunk(*human, "human", audio_dir=audio),
+        carrier_trunk(*voicemail, "voicemail", audio_dir=audio),
+    ):
+        yield
 
 
 def stack_env() -> dict[str, str]:

@@ -30,14 +30,32 @@ class SipMessage:
 class Carrier:
     """One SIPp far end on its own loopback address, with message tracing on."""
 
-    def __init__(self, name: str, address: str, scenario: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        scenario: str,
+        *,
+        audio_dir: Path | None = None,
+        media_port: int | None = None,
+        digit: str | None = None,
+    ) -> None:
+        """`audio_dir`: where the human/voicemail far ends find human.ulaw or voicemail.ulaw
+        (tests/far_ends.py write_far_end); `media_port`: their RTP port; `digit`: the key the
+        dtmf far end presses (scripts/carrier.sh checks all three)."""
         self.name, self.address, self.scenario = name, address, scenario
         self.state = Path(os.environ["SESPCL_STATE_DIR"])
         self.log = self.state / f"carrier-{name}-messages.log"
+        self.options = {
+            "SESPCL_CARRIER_AUDIO_DIR": str(audio_dir) if audio_dir is not None else None,
+            "SESPCL_CARRIER_MEDIA_PORT": str(media_port) if media_port is not None else None,
+            "SESPCL_CARRIER_DIGIT": digit,
+        }
 
     def start(self) -> Carrier:
         self.log.unlink(missing_ok=True)
         env = dict(os.environ, SESPCL_SIPP_TRACE="1")
+        env.update({key: value for key, value in self.options.items() if value is not None})
         subprocess.run(
             [
                 "bash",

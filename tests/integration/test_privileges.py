@@ -205,6 +205,7 @@ def test_no_service_process_runs_as_root() -> None:
     state = Path(os.environ["SESPCL_STATE_DIR"])
     found["asterisk"] = [int((state / f"asterisk-{node}.pid").read_text()) for node in ("n1", "n2")]
     assert all(found.values()), found
+
     def uids(pid: int) -> set[int]:  # real, effective, saved and filesystem
         line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("Uid:"))
         return {int(uid) for uid in line.split()[1:]}

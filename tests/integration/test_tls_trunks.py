@@ -84,9 +84,24 @@ class TlsResponder:
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("carrier-tls")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", f"/CN={ADDRESS}", "-addext", f"subjectAltName=IP:{ADDRESS}",
-         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={ADDRESS}",
+            "-addext",
+            f"subjectAltName=IP:{ADDRESS}",
+            "-keyout",
+            str(folder / "key.pem"),
+            "-out",
+            str(folder / "cert.pem"),
+        ],  # fmt: skip
         check=True,
         capture_output=True,
     )

@@ -12,10 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.errors import StoreRefused
+from orchestrator.domain.facts import CallFact
+from orchestrator.domain.interaction import AnsweredBy, DigitReply, Gather, Interaction
 from orchestrator.domain.outcome import Ending
 from orchestrator.domain.records import StoredStatus
 from orchestrator.persistence.db import open_pool
@@ -252,3 +255,87 @@ async def test_a_retry_after_a_cancel_or_a_trunk_removal_ends_the_call_canceled(
         }
     ]
     assert datetime.fromisoformat(queued[0]["retry_at"]) == retry_at
+
+
+async def test_facts_are_stored_in_order_with_statuses_and_an_opt_out_lands_on_the_dnc_list(
+    db: Db, stores: Callable[[], Awaitable[DispatchStore]]
+) -> None:
+    """An appointment reminder answered, "9" pressed (its reply puts the number on the
+    do-not-call list), then completed; a survey's two hook results; a fact of an attempt another
+    dispatcher owns is not stored."""
+    me, other = await stores(), (await stores()).owner
+    ids = _seed(db, {"reminder": me.owner, "survey": me.owner, "theirs": other})
+    reminder = Interaction(
+        gather=Gather(num_digits=1),
+        on_digits={"1": DigitReply(), "9": DigitReply(dnc=True)},
+    )
+    db.execute(
+        "UPDATE calls SET interaction = %s WHERE id = ANY(%s)",
+        (Jsonb(reminder.to_json()), [ids["reminder"][0], ids["theirs"][0]]),
+    )
+    numbers = [
+        r["to_number"]
+        for r in db.execute("SELECT to_number FROM calls WHERE id = ANY(%s)", ([c for c, _ in ids.values()],))
+    ]
+    db.execute("DELETE FROM dnc WHERE number = ANY(%s)", (numbers,))
+    t0 = datetime.now(UTC)
+
+    def at(s: float) -> datetime:
+        return t0 + timedelta(seconds=s)
+
+    def fact(key: str, s: float, **kw: Any) -> CallFact:
+        call, attempt = ids[key]
+        return CallFact(attempt_id=attempt, call_id=call, at=at(s), **kw)
+
+    call, attempt = ids["reminder"]
+    try:
+        stored = await me.apply(
+            [
+                Transition(attempt, call, CallStatus.IN_PROGRESS, at(1), answered=True),
+                fact("reminder", 2, answered_by=AnsweredBy.HUMAN),
+                fact("reminder", 3, digits="9"),
+                Transition(
+                    attempt, call, CallStatus.COMPLETED, at(6), ending=Ending(CallStatus.COMPLETED, 16, "")
+                ),
+                fact("survey", 2, hook=("rating", "4")),
+                fact("survey", 3, hook=("comment", "call-back")),
+                fact("survey", 4, hook=("rating", "5")),
+                fact("theirs", 2, digits="9"),
+            ]
+        )
+        assert [s.status if s else None for s in stored] == [
+            CallStatus.IN_PROGRESS,
+            None,
+            None,
+            CallStatus.COMPLETED,
+            None,
+            None,
+            None,
+            None,
+        ]
+        rows = {
+            r["id"]: r
+            for r in db.execute(
+                "SELECT id, status, digits, answered_by, hooks, to_number FROM calls WHERE id = ANY(%s)",
+                ([c for c, _ in ids.values()],),
+            )
+        }
+        got = rows[call]
+        assert (got["status"], got["digits"], got["answered_by"]) == ("completed", "9", "human")
+        assert rows[ids["survey"][0]]["hooks"] == {"rating": "5", "comment": "call-back"}
+        assert rows[ids["theirs"][0]]["digits"] is None, "fenced: another dispatcher's attempt"
+        listed = db.execute("SELECT number, reason FROM dnc WHERE number = ANY(%s)", (numbers,)).fetchall()
+        assert [r["number"] for r in listed] == [got["to_number"]]
+        assert str(call) in listed[0]["reason"]
+        events = db.execute(
+            "SELECT type, data FROM call_events WHERE call_id = %s AND type <> 'status' ORDER BY at, id",
+            (call,),
+        ).fetchall()
+        assert [(e["type"], e["data"]) for e in events] == [
+            ("machine_detection", {"answered_by": "human"}),
+            ("digits", {"digits": "9", "dnc": True}),
+        ]
+        statuses = [e["status"] for e in _status_events(db, call)]
+        assert statuses == ["in-progress", "completed"]
+    finally:
+        db.execute("DELETE FROM dnc WHERE number = ANY(%s)", (numbers,))

@@ -7,7 +7,7 @@ import asyncio
 import heapq
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ import aiohttp
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.dialing import NodeNotConnected, OriginateOutcome, OriginateRequest
+from orchestrator.domain.facts import CallFact, Change
 from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import (
     AdoptedAttempt,
@@ -162,6 +163,7 @@ class FakeStore:
         self.marked: list[tuple[float, list[uuid.UUID]]] = []
         self.requeued: list[tuple[str, Any]] = []
         self.applied: list[Transition] = []
+        self.facts: list[CallFact] = []
         self.heartbeats = 0
         self.retired = False
 
@@ -188,9 +190,10 @@ class FakeStore:
         self.requeued.append(("stray", older_than_s))
         return []
 
-    async def apply(self, transitions: list[Transition]) -> list[StoredStatus | None]:
-        self.applied.extend(transitions)
-        return [StoredStatus(t.status) for t in transitions]
+    async def apply(self, transitions: Sequence[Change]) -> list[StoredStatus | None]:
+        self.applied.extend(t for t in transitions if isinstance(t, Transition))
+        self.facts.extend(t for t in transitions if isinstance(t, CallFact))
+        return [StoredStatus(t.status) if isinstance(t, Transition) else None for t in transitions]
 
     async def heartbeat(self, host: str, pid: int) -> None:
         self.heartbeats += 1
@@ -386,3 +389,8 @@ def ari_up(node: Any, http: Any) -> None:
 
     node._rest.session = http
     hold_link(node._keeper, AriLink(node.name, node._app, QuietSocket(), node._rest, lambda message: None))
+
+
+def drained_transitions(dispatcher: Dispatcher) -> list[Transition]:
+    """The status transitions queued to be stored (the facts left out), taken out."""
+    return [t for t in dispatcher.transitions.drain() if isinstance(t, Transition)]

@@ -18,6 +18,13 @@ def test_originate_action_sets_channel_id_to_attempt() -> None:
     assert "SESPCL_AUDIO=/var/lib/sespcl/audio/abc" in action["Variable"]
 
 
+def test_a_comma_in_a_variable_cannot_set_another_variable() -> None:
+    """Asterisk splits a Variable header at bare commas: escaped, the value stays one value."""
+    action = originate_action(_request(audio_path="/var/lib/sespcl/audio/x,SESPCL_CONTEXT=default"))
+    assert "SESPCL_AUDIO=/var/lib/sespcl/audio/x\\,SESPCL_CONTEXT=default" in action["Variable"]
+    assert not any(v.startswith("SESPCL_CONTEXT") for v in action["Variable"])
+
+
 @pytest.mark.parametrize("field", ["to", "trunk", "caller_id", "audio_path", "attempt_id"])
 @pytest.mark.parametrize("bad", ["\n", "\r\n", "\r", "\x00"])
 def test_no_line_break_reaches_ami(field: str, bad: str) -> None:

@@ -28,6 +28,7 @@ from tests.unit.fakes import (
     FakeStore,
     SilentManager,
     ami_up,
+    drained_transitions,
     eventually,
     make_dispatcher,
 )
@@ -108,7 +109,7 @@ async def test_a_reconnect_during_a_reconcile_pass_gets_a_pass_of_its_own() -> N
     dispatcher.on_node_state("n1", False)
     dispatcher.on_node_state("n1", True)  # during pass 1
     await clock.advance(6.5)
-    assert [t.status for t in dispatcher.transitions.drain()] == [CallStatus.COMPLETED]
+    assert [t.status for t in drained_transitions(dispatcher)] == [CallStatus.COMPLETED]
 
 
 class RefusingNode(FakeNode):
@@ -140,7 +141,7 @@ async def test_a_call_the_node_made_no_channel_for_is_queued_again_and_the_node_
     _dialing(dispatcher, last)
     await dispatcher.sender.originate(last)
     assert dispatcher.unsent.why(last.attempt_id) is None
-    [failed] = dispatcher.transitions.drain()
+    [failed] = drained_transitions(dispatcher)
     assert failed.status is CallStatus.FAILED and failed.attempt_id == last.attempt_id
     assert failed.ending is not None and failed.ending.reason == REFUSED_REASON
     assert dispatcher.sender.refused.get(claim.call_id) is None
@@ -155,7 +156,7 @@ async def test_a_failed_originate_after_its_channel_was_made_is_not_a_refusal() 
     )
     dispatcher.on_node_event("n1", channel)
     await dispatcher.sender.originate(claim)
-    [failed] = dispatcher.transitions.drain()
+    [failed] = drained_transitions(dispatcher)
     assert failed.status is CallStatus.FAILED, "a channel was made: something may have been dialed"
     assert len(dispatcher.unsent) == 0 and pacer.state(dispatcher.clock.monotonic()).refusals == 0
 
@@ -176,6 +177,6 @@ def test_a_node_back_with_another_start_time_lost_every_call_it_carried() -> Non
     assert len(dispatcher.transitions) == 0
     node.boot_id = "2026-12-06 23:56:50"
     dispatcher.watch.check_restart("n2")
-    stored = dispatcher.transitions.drain()
+    stored = drained_transitions(dispatcher)
     assert [(t.call_id, t.status) for t in stored] == [(answered.call_id, CallStatus.FAILED)]
     assert stored[0].ending is not None and "restarted" in (stored[0].ending.reason or "")

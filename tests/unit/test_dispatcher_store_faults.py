@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import pytest
@@ -16,13 +16,23 @@ from structlog.testing import capture_logs
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.errors import StoreRefused, StoreUnavailable
+from orchestrator.domain.facts import Change
 from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import CallEvent, Marked, StoredStatus
 from orchestrator.services.dispatch import RECONCILE_MIN_AGE_S
 from orchestrator.services.dispatch.events import EventRecorder
 from orchestrator.services.periodic import every
 from tests.unit.factories import make_claim, state_of
-from tests.unit.fakes import FakeClock, FakeNode, FakeSink, FakeStore, eventually, make_dispatcher, settle
+from tests.unit.fakes import (
+    FakeClock,
+    FakeNode,
+    FakeSink,
+    FakeStore,
+    drained_transitions,
+    eventually,
+    make_dispatcher,
+    settle,
+)
 
 
 class MarkFails(FakeStore):
@@ -89,7 +99,7 @@ async def test_a_cdr_lookup_the_store_failed_settles_the_gone_without_it() -> No
         await clock.advance(10)
         await passing
     assert _events(logs, "dispatch.cdr_lookup_failed")[0]["error"] == "down"
-    [settled] = dispatcher.transitions.drain()
+    [settled] = drained_transitions(dispatcher)
     assert settled.attempt_id == claim.attempt_id and settled.status.is_final
 
 
@@ -129,7 +139,7 @@ class ApplyFailsOnce(FakeStore):
         super().__init__(clock=clock)
         self.error: Exception | None = error
 
-    async def apply(self, transitions: list[Transition]) -> list[StoredStatus | None]:
+    async def apply(self, transitions: Sequence[Change]) -> list[StoredStatus | None]:
         if self.error is not None:
             error, self.error = self.error, None
             raise error

@@ -29,7 +29,7 @@ from orchestrator.domain.events import ChannelEvent
 from orchestrator.domain.ports import Unsent
 from orchestrator.services.dispatch import Dispatcher
 from tests.unit.factories import make_claim, node_row, originate_request, state_of
-from tests.unit.fakes import QuietSocket, connect_on, hold_link, make_dispatcher
+from tests.unit.fakes import QuietSocket, connect_on, drained_transitions, hold_link, make_dispatcher
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REFUSED = "refused"
@@ -233,7 +233,7 @@ async def _dial(dispatcher: Dispatcher, attempt: str) -> Verdict:
         for e in dispatcher.recorder.waiting()
         if e["attempt_id"] == claim.attempt_id and (driver_event := _driver_event(e["type"]))
     ]
-    finals = [t for t in dispatcher.transitions.drain() if t.status.is_final]
+    finals = [t for t in drained_transitions(dispatcher) if t.status.is_final]
     if dispatcher.unsent.why(claim.attempt_id) is Unsent.REFUSED:
         assert not finals
         return Verdict((REFUSED, None), recorded, [])

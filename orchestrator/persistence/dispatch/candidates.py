@@ -16,17 +16,25 @@ Row = DictRow
 
 EXPIRED_REASON = "expired before it could be dialed"
 
-# What a claim reads of each candidate call (c: calls, a: its audio asset).
+# What a claim reads of each candidate call (c: calls, a: its audio asset), and the paths of
+# the audio a two-way call needs besides its prompt (replies, voicemail message).
 _CANDIDATE_COLUMNS = """
     c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s, c.attempt_count, c.created_at,
     c.campaign_id, a.path, c.not_before, c.expires_at, c.window_start, c.window_end, c.time_zones,
-    c.max_attempts, c.retry_on, c.retry_backoff_s
+    c.max_attempts, c.retry_on, c.retry_backoff_s, c.interaction,
+    CASE WHEN c.extra_audio IS NOT NULL THEN (SELECT jsonb_object_agg(x.hash, x.path)
+        FROM audio_assets x WHERE x.hash = ANY(c.extra_audio)) END AS extra_paths
+"""
+# A two-way call waits until every audio it may play is ready, not only its prompt.
+_EXTRA_AUDIO_READY = """
+    (c.extra_audio IS NULL OR NOT EXISTS (SELECT 1 FROM audio_assets x
+                                          WHERE x.hash = ANY(c.extra_audio) AND x.status <> 'ready'))
 """
 
 _SINGLE_CALLS_SQL = f"""
     SELECT {_CANDIDATE_COLUMNS} FROM calls c JOIN audio_assets a ON a.hash = c.audio_hash
     WHERE c.status = 'queued' AND c.trunk = %(trunk)s AND c.campaign_id IS NULL
-      AND c.not_before <= now() AND a.status = 'ready'
+      AND c.not_before <= now() AND a.status = 'ready' AND {_EXTRA_AUDIO_READY}
     ORDER BY c.not_before, c.id LIMIT %(limit)s
     FOR UPDATE OF c SKIP LOCKED
 """
@@ -50,7 +58,7 @@ _CAMPAIGN_CALLS_SQL = f"""
         ORDER BY c.not_before, c.id LIMIT %(limit)s * 2
     ) c
     JOIN audio_assets a ON a.hash = c.audio_hash AND a.status = 'ready'
-    WHERE h.campaign_id IS NOT NULL AND h.campaign_id <> ALL(%(held)s::uuid[])
+    WHERE h.campaign_id IS NOT NULL AND h.campaign_id <> ALL(%(held)s::uuid[]) AND {_EXTRA_AUDIO_READY}
     ORDER BY c.campaign_id, c.not_before, c.id
     FOR UPDATE OF c SKIP LOCKED
 """

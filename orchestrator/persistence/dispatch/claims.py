@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from orchestrator.domain.interaction import Interaction
 from orchestrator.domain.limits import TrunkLimits, cps_window_s, trunk_budget
 from orchestrator.domain.planning import trim_to_room
 from orchestrator.domain.records import Claim
@@ -309,6 +310,8 @@ async def start_attempts(
             ring_timeout_s=row["ring_timeout_s"],
             claimed_at=started["at"],
             retry=RetryPolicy.from_row(row),
+            interaction=Interaction.from_json(row["interaction"]),
+            extra_audio_paths=row["extra_paths"] or {},
         )
         for row, node, attempt in planned
     ]

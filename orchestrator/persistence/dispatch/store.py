@@ -4,11 +4,11 @@ psycopg's own). What each method says on its connection is in the module of its 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
-from orchestrator.domain.attempt import Transition
+from orchestrator.domain.facts import Change
 from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import (
     AdoptedAttempt,
@@ -51,7 +51,7 @@ class DispatchStore:
         return await self._on_conn(claims.claim, self.owner, node_plan)
 
     @raises_port_errors
-    async def apply(self, transitions_: list[Transition]) -> list[StoredStatus | None]:
+    async def apply(self, transitions_: Sequence[Change]) -> list[StoredStatus | None]:
         if not transitions_:
             return []
         return await self._on_conn(transitions.apply, self.owner, transitions_)

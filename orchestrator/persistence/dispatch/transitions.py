@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 from orchestrator.domain.attempt import Transition
 from orchestrator.domain.call import CallStatus
+from orchestrator.domain.facts import CallFact, Change
 from orchestrator.domain.records import StoredStatus
 from orchestrator.persistence.calls import CAMPAIGN_CANCELED, CANCELED_BY_REQUEST, TRUNK_REMOVED
 from orchestrator.persistence.db import Connection
+from orchestrator.persistence.dispatch.facts import APPLY_FACTS_SQL, facts_params
 
 # A transition moves its attempt, then its call. The attempt only if this dispatcher still owns
 # it (a fencing token: an attempt adopted by another dispatcher is left alone, and so is its
@@ -102,7 +105,7 @@ _APPLY_RETRY_SQL = (
 )
 
 
-def transition_layers(transitions: list[Transition]) -> list[list[int]]:
+def transition_layers(transitions: Sequence[Change]) -> list[list[int]]:
     """Positions of `transitions`, in layers that can each be stored by one set-based statement:
     a call's k-th transition of the batch goes in layer k, so no layer holds a call twice (one
     UPDATE cannot move a row twice) and a call's transitions are stored in their order."""
@@ -117,9 +120,10 @@ def transition_layers(transitions: list[Transition]) -> list[list[int]]:
     return layers
 
 
-async def apply(conn: Connection, owner: str, transitions: list[Transition]) -> list[StoredStatus | None]:
-    """Store transitions in order, in one transaction. The SQL re-checks that each one moves
-    forward, so a status written by another process is never overtaken backwards.
+async def apply(conn: Connection, owner: str, transitions: Sequence[Change]) -> list[StoredStatus | None]:
+    """Store transitions (and facts: digits, verdicts, hooks) in order, in one transaction. The
+    SQL re-checks that each status moves forward, so a status written by another process is
+    never overtaken backwards.
     Returns, per transition, the status its call row took, or None when the row did not move.
 
     A statement per layer and kind (plain status or retry), not one per transition: at a
@@ -129,24 +133,35 @@ async def apply(conn: Connection, owner: str, transitions: list[Transition]) -> 
     # an earlier one's result here, so the whole batch costs about one round trip.
     async with conn.pipeline(), conn.transaction():
         cursors = [
-            await conn.execute(sql, _params(owner, part, [transitions[i] for i in part]))
-            for sql, part in _statements(transitions)
+            await conn.execute(sql, params(owner, part, [transitions[i] for i in part]))
+            for sql, params, part in _statements(transitions)
         ]
     for cur in cursors:
         for row in await cur.fetchall():
-            stored[row["idx"]] = StoredStatus(CallStatus(row["status"]), row["status_reason"])
+            if "status" in row:
+                stored[row["idx"]] = StoredStatus(CallStatus(row["status"]), row["status_reason"])
     return stored
 
 
-def _statements(transitions: list[Transition]) -> list[tuple[str, list[int]]]:
-    """(statement, positions) in the order they run: per layer, the plain statuses, then the
-    retries."""
+_Params = Callable[[str, list[int], list[Any]], dict[str, Any]]
+
+
+def _kind(change: Change) -> str:
+    if isinstance(change, CallFact):
+        return "fact"
+    return "plain" if change.retry_at is None else "retry"
+
+
+def _statements(transitions: Sequence[Change]) -> list[tuple[str, _Params, list[int]]]:
+    """(statement, its parameters, positions) in the order they run: per layer, the plain
+    statuses, the retries, then the facts (a layer holds a call once, so their order within
+    it is free)."""
     statements = []
     for layer in transition_layers(transitions):
-        for retry in (False, True):
-            part = [i for i in layer if (transitions[i].retry_at is not None) == retry]
+        for kind, (sql, params) in _STATEMENTS.items():
+            part = [i for i in layer if _kind(transitions[i]) == kind]
             if part:
-                statements.append((_APPLY_RETRY_SQL if retry else _APPLY_STATUS_SQL, part))
+                statements.append((sql, params, part))
     return statements
 
 
@@ -171,3 +186,10 @@ def _params(owner: str, positions: list[int], run: list[Transition]) -> dict[str
         "campaign_canceled": CAMPAIGN_CANCELED,
         "trunk_removed": TRUNK_REMOVED,
     }
+
+
+_STATEMENTS: dict[str, tuple[str, _Params]] = {
+    "plain": (_APPLY_STATUS_SQL, _params),
+    "retry": (_APPLY_RETRY_SQL, _params),
+    "fact": (APPLY_FACTS_SQL, facts_params),
+}

@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from orchestrator.domain.events import ChannelEvent
+from orchestrator.domain.facts import fact_of
 from orchestrator.domain.ports import DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import NodeRow
 from orchestrator.services.dispatch.adoption import Adoption
@@ -183,6 +184,7 @@ class Dispatcher:
                 node_event_data(node, event.recorded.fields),
             )
         self.transitions.push(state.on_event(event))
+        self.transitions.push(fact_of(state.attempt_id, state.call_id, event))
 
     def on_node_state(self, name: str, up: bool) -> None:
         self.watch.link_changed(name, up)

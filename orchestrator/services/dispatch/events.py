@@ -35,6 +35,10 @@ _EVENT_FIELDS = (
     "Status",
     "Reason",
     "Response",
+    "Digits",
+    "End",
+    "Name",
+    "Value",
 )
 
 

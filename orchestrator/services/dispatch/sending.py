@@ -206,6 +206,7 @@ class Sender:
             call_id=str(claim.call_id),
             timeout_ms=claim.ring_timeout_s * 1000,
             max_call_s=self._settings.max_call_s,
+            interaction_variables=claim.channel_variables(),
         )
 
     def _record_reply(self, claim: Claim, driver: str, outcome: OriginateOutcome, at: datetime) -> None:

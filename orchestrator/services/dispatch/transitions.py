@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from orchestrator.domain.attempt import Transition
+from orchestrator.domain.facts import Change
 from orchestrator.domain.ports import DispatchRepository
 from orchestrator.domain.records import StoredStatus
 from orchestrator.services.batches import OrderedBatches
@@ -29,17 +30,18 @@ class Transitions:
         self._live = live
         self._clock = clock
         self._background = background
-        self._queue: OrderedBatches[Transition] = OrderedBatches(limit=APPLY_BATCH_MAX)
+        self._queue: OrderedBatches[Change] = OrderedBatches(limit=APPLY_BATCH_MAX)
 
-    def push(self, transition: Transition | None) -> None:
-        """A state's answer to what happened: None when it changed nothing."""
+    def push(self, transition: Change | None) -> None:
+        """A state's answer to what happened (or a fact the call heard back): None when it
+        changed nothing."""
         if transition is not None:
             self._queue.put(transition)
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def drain(self) -> list[Transition]:
+    def drain(self) -> list[Change]:
         """Everything queued, in order, taken out without storing it."""
         return self._queue.drain()
 
@@ -59,7 +61,7 @@ class Transitions:
             if not await self._store_batch(left[start : start + APPLY_BATCH_MAX], stopping=True):
                 return
 
-    async def _store_batch(self, batch: list[Transition], **log_fields: Any) -> bool:
+    async def _store_batch(self, batch: list[Change], **log_fields: Any) -> bool:
         try:
             outcomes = await self._store.apply(batch)
         # Last resort, not only StoreError: this loop runs outside the loop table and must never
@@ -67,8 +69,9 @@ class Transitions:
         except Exception:  # noqa: BLE001
             log.exception("dispatcher.apply_failed", count=len(batch), **log_fields)
             return False
-        for transition, stored in zip(batch, outcomes):
-            self._after(transition, stored)
+        for change, stored in zip(batch, outcomes):
+            if isinstance(change, Transition):
+                self._after(change, stored)
         return True
 
     def _after(self, t: Transition, stored: StoredStatus | None) -> None:
