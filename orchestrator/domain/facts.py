@@ -31,12 +31,12 @@ def fact_of(attempt_id: UUID, call_id: UUID, event: ChannelEvent) -> CallFact | 
     """The fact a dialplan report gives; None for any other event, or a report whose words the
     dialplan's own filters would never have let through (then it is only recorded)."""
     match event:
-        case DigitsPressed() if DIGIT_KEY.match(event.digits):
+        case DigitsPressed() if DIGIT_KEY.fullmatch(event.digits):
             return CallFact(attempt_id=attempt_id, call_id=call_id, at=event.at, digits=event.digits)
         case MachineVerdict():
             verdict = answered_by(event.status, event.end or None)
             return CallFact(attempt_id=attempt_id, call_id=call_id, at=event.at, answered_by=verdict)
-        case HookReported() if HOOK_NAME.match(event.hook) and HOOK_VALUE.match(event.value):
+        case HookReported() if HOOK_NAME.fullmatch(event.hook) and HOOK_VALUE.fullmatch(event.value):
             hook = (event.hook, event.value)
             return CallFact(attempt_id=attempt_id, call_id=call_id, at=event.at, hook=hook)
     return None

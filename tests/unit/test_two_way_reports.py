@@ -102,6 +102,8 @@ def test_digits_and_hooks_become_facts_of_the_call() -> None:
         ("SespclHook", {"Name": "Rating", "Value": "4"}),
         ("SespclHook", {"Name": "rating", "Value": "four stars"}),
         ("SespclHook", {"Name": "", "Value": "4"}),
+        ("SespclHook", {"Name": "rating", "Value": "4\n"}),
+        ("SespclDigits", {"Digits": "1\n"}),
         ("SespclAnswered", {}),
         ("SespclPlaybackDone", {"Status": "SUCCESS"}),
     ],
