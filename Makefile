@@ -42,6 +42,7 @@ test:
 
 # Benchmarks run against the stack that `make up` leaves running (they start it if needed).
 BENCH_ROWS ?= 1000000
+BENCH_TWO_WAY_RATES ?= 40,80
 bench-intake: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/intake.py --rows $(BENCH_ROWS)
 
@@ -52,6 +53,8 @@ BENCH_ASTERISK_CPUS ?= $(shell n=$$(nproc); [ $$n -ge 2 ] && seq -s, $$((n / 2))
 bench-dispatch: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/dispatch.py --rates $(BENCH_RATES) \
 		--seconds 8 --hold "$(BENCH_HOLD)" --asterisk-cpus "$(BENCH_ASTERISK_CPUS)"
+	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python -m bench.dispatch_two_way \
+		--rates $(BENCH_TWO_WAY_RATES)
 
 # AMD verdicts on node n1 against SIPp far ends that speak (python -m bench.amd --help).
 BENCH_AMD_ARGS ?= --humans 30 --machines 30 --concurrency 20

@@ -229,17 +229,21 @@ async def bare_loop(secret: str, audio: str, rate: float, count: int) -> tuple[f
 
 
 async def end_to_end(
-    client: httpx.AsyncClient, db: psycopg.Connection, rate: float, count: int, text: str = TEXT
+    client: httpx.AsyncClient,
+    db: psycopg.Connection,
+    rate: float,
+    count: int,
+    text: str = TEXT,
+    two_way: dict[str, object] | None = None,
 ) -> tuple[float, list[float], int, str]:
-    campaign = (
-        await client.post(
-            "/v1/campaigns",
-            json={
-                "name": f"bench-dispatch-{rate}-{count}-{uuid.uuid4().hex[:6]}",
-                "defaults": {"trunk": "demo", "tts": {"text": text}, "ring_timeout_s": 60},
-            },
-        )
-    ).json()["id"]
+    """`two_way`: fields added to the campaign's defaults (gather, machine_detection...)."""
+    defaults = {"trunk": "demo", "tts": {"text": text}, "ring_timeout_s": 60, **(two_way or {})}
+    response = await client.post(
+        "/v1/campaigns",
+        json={"name": f"bench-dispatch-{rate}-{count}-{uuid.uuid4().hex[:6]}", "defaults": defaults},
+    )
+    assert response.status_code == 201, response.text
+    campaign = response.json()["id"]
     t0 = db.execute("SELECT clock_timestamp()").fetchone()[0]
     db.commit()
     # Offered as the bare loop offers: `rate` calls a second, uploaded in chunks every 0.25 s;
