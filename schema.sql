@@ -458,6 +458,151 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS created_by text;
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS created_by text;
 
+-- Status callbacks (docs/webhooks.md): an outbox of events to deliver, one row per event, written
+-- by triggers on `calls` in the same transaction as the change that makes the event, whoever
+-- makes it (the dispatcher, the API's cancel, the sweeps): no event is lost to a process dying.
+-- `sespcl webhooks run` delivers them, a call's events in order (`seq`), each try recorded.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id               text PRIMARY KEY CHECK (id ~ '^msg_[0-9a-f]{32}$'),  -- the webhook-id header
+    -- A call's rows are written under its row lock, so their order in this sequence is the
+    -- order of its events (a later event's transaction starts after the earlier one's commit).
+    seq              bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    call_id          uuid NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    type             text NOT NULL CHECK (type IN ('initiated', 'ringing', 'answered', 'completed',
+                                                   'digits', 'machine_detection', 'hook')),
+    payload          jsonb NOT NULL,  -- the call as it was at the event: what is POSTed
+    url              text NOT NULL,
+    status           text NOT NULL DEFAULT 'pending'
+                       CHECK (status IN ('pending', 'delivered', 'failed', 'stopped')),
+    tries            int NOT NULL DEFAULT 0,
+    next_try_at      timestamptz NOT NULL DEFAULT now(),
+    -- A sender delivering the row holds it until then; killed mid-delivery, the row is taken
+    -- again once the lease has run out (longer than a try's 15 s).
+    leased_until     timestamptz,
+    last_status_code int,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    delivered_at     timestamptz,
+    ended_at         timestamptz  -- delivered, failed or stopped
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_try_at)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_pending_by_call ON webhook_deliveries (call_id, seq)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_call ON webhook_deliveries (call_id, seq);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_pending_url ON webhook_deliveries (url)
+    WHERE status = 'pending';
+
+CREATE TABLE IF NOT EXISTS webhook_tries (
+    delivery_id  text NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    number       int NOT NULL CHECK (number >= 1),
+    at           timestamptz NOT NULL,
+    status_code  int,          -- NULL: no HTTP answer (timeout, refused, SSRF)
+    latency_ms   real NOT NULL,
+    error        text,
+    PRIMARY KEY (delivery_id, number)
+);
+
+-- A receiver that answered 410 Gone: nothing more is sent to that URL (its pending and later
+-- deliveries end `stopped`).
+CREATE TABLE IF NOT EXISTS webhook_stopped_urls (
+    url          text PRIMARY KEY,
+    stopped_at   timestamptz NOT NULL DEFAULT now(),
+    delivery_id  text
+);
+
+-- The payload of one event: the call as it is now.
+CREATE OR REPLACE FUNCTION sespcl_webhook_payload(c calls, kind text, extra jsonb) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT jsonb_build_object(
+        'type', kind,
+        'call_id', c.id,
+        'status', c.status,
+        'status_reason', c.status_reason,
+        'answered_by', c.answered_by,
+        'digits', c.digits,
+        'hooks', coalesce(c.hooks, '{}'::jsonb),
+        'attempt', c.attempt_count,
+        'at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'metadata', c.metadata,
+        'hangup_cause', CASE WHEN c.hangup_cause IS NULL THEN NULL
+                             ELSE jsonb_build_object('code', c.hangup_cause, 'text', c.hangup_cause_text) END,
+        'campaign_id', c.campaign_id,
+        'to', c.to_number
+    ) || extra
+$$;
+
+-- Each event the change of one call makes, in the order they happened: a status reached
+-- (initiated, ringing, answered), the machine-detection verdict, the digits, each hook result,
+-- then a final status (`completed`, its payload's `status` saying which). Filtered by the
+-- callback's `events` (absent: all). SECURITY DEFINER: no process's role may write the outbox
+-- itself, only through this; the fixed search_path keeps a caller's schemas out of it.
+CREATE OR REPLACE FUNCTION sespcl_webhook_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    wanted jsonb := NEW.status_callback -> 'events';
+    old_status text;
+    old_digits text;
+    old_answered_by text;
+    old_hooks jsonb := '{}'::jsonb;
+    reached text;
+    events text[] := '{}';
+    extras jsonb[] := '{}';
+    hook record;
+    i int;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        old_status := OLD.status;
+        old_digits := OLD.digits;
+        old_answered_by := OLD.answered_by;
+        old_hooks := coalesce(OLD.hooks, '{}'::jsonb);
+    END IF;
+    IF NEW.status IS DISTINCT FROM old_status THEN
+        reached := CASE NEW.status WHEN 'initiated' THEN 'initiated' WHEN 'ringing' THEN 'ringing'
+                                   WHEN 'in-progress' THEN 'answered' END;
+        IF reached IS NOT NULL THEN
+            events := events || reached; extras := extras || '{}'::jsonb;
+        END IF;
+    END IF;
+    IF NEW.answered_by IS NOT NULL AND NEW.answered_by IS DISTINCT FROM old_answered_by THEN
+        events := events || 'machine_detection'::text; extras := extras || '{}'::jsonb;
+    END IF;
+    IF NEW.digits IS NOT NULL AND NEW.digits IS DISTINCT FROM old_digits THEN
+        events := events || 'digits'::text; extras := extras || '{}'::jsonb;
+    END IF;
+    FOR hook IN SELECT key, value FROM jsonb_each(coalesce(NEW.hooks, '{}'::jsonb)) ORDER BY key LOOP
+        IF old_hooks -> hook.key IS DISTINCT FROM hook.value THEN
+            events := events || 'hook'::text;
+            extras := extras || jsonb_build_object('hook', jsonb_build_object('name', hook.key, 'value', hook.value));
+        END IF;
+    END LOOP;
+    IF NEW.status IS DISTINCT FROM old_status
+       AND NEW.status IN ('completed', 'busy', 'no-answer', 'failed', 'canceled') THEN
+        events := events || 'completed'::text; extras := extras || '{}'::jsonb;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(events, 1), 0) LOOP
+        CONTINUE WHEN wanted IS NOT NULL AND NOT wanted ? events[i];
+        INSERT INTO webhook_deliveries (id, call_id, type, payload, url)
+        VALUES ('msg_' || replace(sespcl_uuid7()::text, '-', ''), NEW.id, events[i],
+                sespcl_webhook_payload(NEW, events[i], extras[i]), NEW.status_callback ->> 'url');
+    END LOOP;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION sespcl_webhook_events() FROM PUBLIC;
+
+-- Row triggers whose WHEN is checked before anything is queued: a call without a callback (a
+-- million-row upload, most of the dispatcher's writes) costs one NULL test and nothing else.
+DROP TRIGGER IF EXISTS calls_webhook_inserted ON calls;
+CREATE TRIGGER calls_webhook_inserted AFTER INSERT ON calls FOR EACH ROW
+    WHEN (NEW.status_callback IS NOT NULL AND NEW.status <> 'queued')  -- e.g. canceled on the DNC list
+    EXECUTE FUNCTION sespcl_webhook_events();
+DROP TRIGGER IF EXISTS calls_webhook_updated ON calls;
+CREATE TRIGGER calls_webhook_updated AFTER UPDATE ON calls FOR EACH ROW
+    WHEN (NEW.status_callback IS NOT NULL AND (OLD.status IS DISTINCT FROM NEW.status
+          OR OLD.answered_by IS DISTINCT FROM NEW.answered_by OR OLD.digits IS DISTINCT FROM NEW.digits
+          OR OLD.hooks IS DISTINCT FROM NEW.hooks))
+    EXECUTE FUNCTION sespcl_webhook_events();
+
 -- Privileges: each process may run the statements it runs, nothing more. The roles are made once
 -- per server by deploy/postgres/roles.sql; a database without them (a developer's) gets none.
 -- SELECT … FOR UPDATE/SHARE needs UPDATE on one column: the dispatcher's locks of trunks and
@@ -467,7 +612,8 @@ DECLARE
     service text;
 BEGIN
     -- From nothing at every migrate: a privilege a process no longer needs is gone with it.
-    FOREACH service IN ARRAY ARRAY['sespcl_api', 'sespcl_dispatcher', 'sespcl_worker', 'sespcl_node'] LOOP
+    FOREACH service IN ARRAY ARRAY['sespcl_api', 'sespcl_dispatcher', 'sespcl_worker', 'sespcl_node',
+                                   'sespcl_webhooks'] LOOP
         IF to_regrole(service) IS NOT NULL THEN
             EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', service);
             EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', service);
@@ -487,6 +633,7 @@ BEGIN
         GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_api;
         GRANT SELECT (id, name, key_hash, scopes, rate_per_s, allow_countries, allow_premium, revoked_at),
             UPDATE (last_used_at) ON api_keys TO sespcl_api;
+        GRANT SELECT ON webhook_deliveries, webhook_tries TO sespcl_api;  -- GET /v1/calls/{id}/webhooks
     END IF;
     IF to_regrole('sespcl_dispatcher') IS NOT NULL THEN
         GRANT USAGE ON SCHEMA public TO sespcl_dispatcher;
@@ -515,5 +662,13 @@ BEGIN
         GRANT USAGE ON SCHEMA public TO sespcl_node;
         GRANT SELECT ON ps_endpoints, ps_aors, ps_auths, ps_endpoint_id_ips TO sespcl_node;
         GRANT INSERT ON cdr TO sespcl_node;
+    END IF;
+    -- The webhook sender: takes and settles outbox rows, records tries, stops URLs. Rows come
+    -- only from the triggers on calls (SECURITY DEFINER): no role inserts them itself.
+    IF to_regrole('sespcl_webhooks') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA public TO sespcl_webhooks;
+        GRANT SELECT, UPDATE (status, tries, next_try_at, leased_until, last_status_code, last_error,
+                              delivered_at, ended_at) ON webhook_deliveries TO sespcl_webhooks;
+        GRANT SELECT, INSERT ON webhook_tries, webhook_stopped_urls TO sespcl_webhooks;
     END IF;
 END $$;

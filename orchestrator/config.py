@@ -118,6 +118,20 @@ class Settings(BaseSettings):
     """A process whose liveness fails this long is stopped (TERM, then KILL) and started again;
     `sespcl alive` fails once the heartbeat is this old."""
 
+    webhook_secret: SecretStr = SecretStr("")
+    """Signs every status callback (Standard Webhooks): `whsec_` + base64 of 24-64 random bytes;
+    `make up` makes one. Empty refuses to start `sespcl webhooks run`."""
+    webhook_allow_hosts: str = ""
+    """Comma list of host names and networks (CIDR) a status callback may reach although they are
+    loopback, private or link-local (a receiver on the operator's own network). Checked at
+    submission for a literal address and at every delivery for every address a name resolves to."""
+    webhook_concurrency: int = Field(default=200, ge=1, le=5000)
+    """Deliveries each `sespcl webhooks run` keeps in flight at once."""
+    webhook_batch: int = Field(default=200, ge=1, le=5000)
+    """Most outbox rows one claim leases."""
+    webhook_poll_s: float = Field(default=0.1, gt=0, le=5)
+    """How often an idle sender looks for due deliveries."""
+
     log_level: str = "info"
     log_json: bool | None = None
     """One JSON object per log line; unset: JSON whenever stderr is not a terminal."""
