@@ -4,7 +4,7 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch
+.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-webhooks
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -52,3 +52,11 @@ BENCH_ASTERISK_CPUS ?= $(shell n=$$(nproc); [ $$n -ge 2 ] && seq -s, $$((n / 2))
 bench-dispatch: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/dispatch.py --rates $(BENCH_RATES) \
 		--seconds 8 --hold "$(BENCH_HOLD)" --asterisk-cpus "$(BENCH_ASTERISK_CPUS)"
+
+# The webhook sender against a local receiver, next to a bare aiohttp client loop, in a database
+# of its own (only PostgreSQL is needed: the stack's database and sender are left alone).
+BENCH_WEBHOOK_EVENTS ?= 20000
+BENCH_WEBHOOK_RATE ?= 600
+bench-webhooks: deps
+	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && $(VENV)/bin/python bench/webhooks.py \
+		--events $(BENCH_WEBHOOK_EVENTS) --rate $(BENCH_WEBHOOK_RATE) --seconds 20
