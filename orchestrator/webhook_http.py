@@ -51,10 +51,18 @@ class HttpPoster:
     proxy from the environment, the answer's body never read."""
 
     def __init__(
-        self, allow: AllowList, *, connections: int = 100, resolver: AbstractResolver | None = None
+        self,
+        allow: AllowList,
+        *,
+        connections: int = 100,
+        resolver: AbstractResolver | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        total_timeout_s: float = TOTAL_TIMEOUT_S,
     ) -> None:
         self._allow = allow
         self._connections = connections
+        self._connect_timeout_s = connect_timeout_s
+        self._total_timeout_s = total_timeout_s
         self._resolver = CheckedResolver(allow, resolver)
         self._session: aiohttp.ClientSession | None = None
 
@@ -63,7 +71,9 @@ class HttpPoster:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(
-                total=TOTAL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S
+                total=self._total_timeout_s,
+                connect=self._connect_timeout_s,
+                sock_connect=self._connect_timeout_s,
             ),
             headers={"User-Agent": USER_AGENT},
             trust_env=False,
@@ -94,11 +104,8 @@ class HttpPoster:
         except UrlRefused as exc:
             return TryResult(at=at, latency_ms=took(), error=f"refused (SSRF): {exc}", refused=True)
         except TimeoutError:
-            return TryResult(
-                at=at,
-                latency_ms=took(),
-                error=f"timeout ({CONNECT_TIMEOUT_S:g} s to connect, {TOTAL_TIMEOUT_S:g} s in all)",
-            )
+            error = f"timeout ({self._connect_timeout_s:g} s to connect, {self._total_timeout_s:g} s in all)"
+            return TryResult(at=at, latency_ms=took(), error=error)
         except aiohttp.InvalidURL as exc:
             return TryResult(at=at, latency_ms=took(), error=f"invalid URL: {exc}", refused=True)
         except (aiohttp.ClientError, OSError) as exc:
