@@ -466,7 +466,7 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     id               text PRIMARY KEY CHECK (id ~ '^msg_[0-9a-f]{32}$'),  -- the webhook-id header
     -- A call's rows are written under its row lock, so their order in this sequence is the
     -- order of its events (a later event's transaction starts after the earlier one's commit).
-    seq              bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    seq              bigint GENERATED ALWAYS AS IDENTITY,
     call_id          uuid NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
     type             text NOT NULL CHECK (type IN ('initiated', 'ringing', 'answered', 'completed',
                                                    'digits', 'machine_detection', 'hook')),
@@ -485,13 +485,12 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     delivered_at     timestamptz,
     ended_at         timestamptz  -- delivered, failed or stopped
 );
+-- Every index costs each event (an insert in the statement that makes it): two besides the key.
+-- Due rows by time for the claim (a 410's sweep of a URL's pending rows walks it too); a call's
+-- rows in order for the claim's "oldest pending of its call" and for the API.
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_try_at)
     WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS webhook_deliveries_pending_by_call ON webhook_deliveries (call_id, seq)
-    WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_call ON webhook_deliveries (call_id, seq);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_pending_url ON webhook_deliveries (url)
-    WHERE status = 'pending';
 
 CREATE TABLE IF NOT EXISTS webhook_tries (
     delivery_id  text NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
@@ -511,97 +510,112 @@ CREATE TABLE IF NOT EXISTS webhook_stopped_urls (
     delivery_id  text
 );
 
--- The payload of one event: the call as it is now.
-CREATE OR REPLACE FUNCTION sespcl_webhook_payload(c calls, kind text, extra jsonb) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+-- The payload of one event: the call as the statement left it. Plain arguments, so that it is
+-- inlined into the triggers' statement (no function call per event).
+CREATE OR REPLACE FUNCTION sespcl_webhook_payload(
+    kind text, extra jsonb, at timestamptz, call_id uuid, status text, status_reason text,
+    answered_by text, digits text, hooks jsonb, attempt int, metadata jsonb, hangup_cause int,
+    hangup_cause_text text, campaign_id uuid, to_number text
+) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_build_object(
         'type', kind,
-        'call_id', c.id,
-        'status', c.status,
-        'status_reason', c.status_reason,
-        'answered_by', c.answered_by,
-        'digits', c.digits,
-        'hooks', coalesce(c.hooks, '{}'::jsonb),
-        'attempt', c.attempt_count,
-        'at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'metadata', c.metadata,
-        'hangup_cause', CASE WHEN c.hangup_cause IS NULL THEN NULL
-                             ELSE jsonb_build_object('code', c.hangup_cause, 'text', c.hangup_cause_text) END,
-        'campaign_id', c.campaign_id,
-        'to', c.to_number
+        'call_id', call_id,
+        'status', status,
+        'status_reason', status_reason,
+        'answered_by', answered_by,
+        'digits', digits,
+        'hooks', coalesce(hooks, '{}'::jsonb),
+        'attempt', attempt,
+        'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'metadata', metadata,
+        'hangup_cause', CASE WHEN hangup_cause IS NULL THEN NULL
+                             ELSE jsonb_build_object('code', hangup_cause, 'text', hangup_cause_text) END,
+        'campaign_id', campaign_id,
+        'to', to_number
     ) || extra
 $$;
 
--- Each event the change of one call makes, in the order they happened: a status reached
--- (initiated, ringing, answered), the machine-detection verdict, the digits, each hook result,
--- then a final status (`completed`, its payload's `status` saying which). Filtered by the
--- callback's `events` (absent: all). SECURITY DEFINER: no process's role may write the outbox
--- itself, only through this; the fixed search_path keeps a caller's schemas out of it.
+-- The events one change of a call makes (old: NULL for an inserted call), in the order they
+-- happened: a status reached (initiated, ringing, answered), the machine-detection verdict, the
+-- digits, each hook whose value is new, then a final status (`completed`, its payload's `status`
+-- saying which). A call going back to `queued` for a retry makes none.
+CREATE OR REPLACE FUNCTION sespcl_webhook_kinds(
+    old_status text, old_answered_by text, old_digits text, old_hooks jsonb,
+    new_status text, new_answered_by text, new_digits text, new_hooks jsonb
+) RETURNS TABLE (ord int, sub text, kind text, extra jsonb)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 1, '', CASE new_status WHEN 'initiated' THEN 'initiated' WHEN 'ringing' THEN 'ringing'
+                                  ELSE 'answered' END, '{}'::jsonb
+    WHERE new_status IS DISTINCT FROM old_status AND new_status IN ('initiated', 'ringing', 'in-progress')
+    UNION ALL
+    SELECT 2, '', 'machine_detection', '{}'::jsonb
+    WHERE new_answered_by IS NOT NULL AND new_answered_by IS DISTINCT FROM old_answered_by
+    UNION ALL
+    SELECT 3, '', 'digits', '{}'::jsonb WHERE new_digits IS NOT NULL AND new_digits IS DISTINCT FROM old_digits
+    UNION ALL
+    SELECT 4, h.key, 'hook', jsonb_build_object('hook', jsonb_build_object('name', h.key, 'value', h.value))
+    FROM jsonb_each(coalesce(new_hooks, '{}'::jsonb)) AS h
+    WHERE coalesce(old_hooks, '{}'::jsonb) -> h.key IS DISTINCT FROM h.value
+    UNION ALL
+    SELECT 5, '', 'completed', '{}'::jsonb
+    WHERE new_status IS DISTINCT FROM old_status
+      AND new_status IN ('completed', 'busy', 'no-answer', 'failed', 'canceled')
+$$;
+
+-- Writes the outbox rows of a statement's changed calls, filtered by each callback's `events`
+-- (absent: all), a call's rows in the order of its events (`seq` is drawn in the insert's
+-- order, which the ORDER BY sets).
+-- A statement trigger: the transition tables are captured anyway for call_status_counts, and a
+-- statement whose calls have no callback (a million-row upload, nearly every dispatcher batch)
+-- costs one scan of them and nothing else. SECURITY DEFINER: no process's role may write the
+-- outbox itself, only through this; the fixed search_path keeps a caller's schemas out of it.
 CREATE OR REPLACE FUNCTION sespcl_webhook_events() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-DECLARE
-    wanted jsonb := NEW.status_callback -> 'events';
-    old_status text;
-    old_digits text;
-    old_answered_by text;
-    old_hooks jsonb := '{}'::jsonb;
-    reached text;
-    events text[] := '{}';
-    extras jsonb[] := '{}';
-    hook record;
-    i int;
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        old_status := OLD.status;
-        old_digits := OLD.digits;
-        old_answered_by := OLD.answered_by;
-        old_hooks := coalesce(OLD.hooks, '{}'::jsonb);
-    END IF;
-    IF NEW.status IS DISTINCT FROM old_status THEN
-        reached := CASE NEW.status WHEN 'initiated' THEN 'initiated' WHEN 'ringing' THEN 'ringing'
-                                   WHEN 'in-progress' THEN 'answered' END;
-        IF reached IS NOT NULL THEN
-            events := events || reached; extras := extras || '{}'::jsonb;
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM new_calls WHERE status_callback IS NOT NULL AND status <> 'queued') THEN
+            RETURN NULL;
         END IF;
-    END IF;
-    IF NEW.answered_by IS NOT NULL AND NEW.answered_by IS DISTINCT FROM old_answered_by THEN
-        events := events || 'machine_detection'::text; extras := extras || '{}'::jsonb;
-    END IF;
-    IF NEW.digits IS NOT NULL AND NEW.digits IS DISTINCT FROM old_digits THEN
-        events := events || 'digits'::text; extras := extras || '{}'::jsonb;
-    END IF;
-    FOR hook IN SELECT key, value FROM jsonb_each(coalesce(NEW.hooks, '{}'::jsonb)) ORDER BY key LOOP
-        IF old_hooks -> hook.key IS DISTINCT FROM hook.value THEN
-            events := events || 'hook'::text;
-            extras := extras || jsonb_build_object('hook', jsonb_build_object('name', hook.key, 'value', hook.value));
-        END IF;
-    END LOOP;
-    IF NEW.status IS DISTINCT FROM old_status
-       AND NEW.status IN ('completed', 'busy', 'no-answer', 'failed', 'canceled') THEN
-        events := events || 'completed'::text; extras := extras || '{}'::jsonb;
-    END IF;
-    FOR i IN 1 .. coalesce(array_length(events, 1), 0) LOOP
-        CONTINUE WHEN wanted IS NOT NULL AND NOT wanted ? events[i];
         INSERT INTO webhook_deliveries (id, call_id, type, payload, url)
-        VALUES ('msg_' || replace(sespcl_uuid7()::text, '-', ''), NEW.id, events[i],
-                sespcl_webhook_payload(NEW, events[i], extras[i]), NEW.status_callback ->> 'url');
-    END LOOP;
+        SELECT 'msg_' || replace(sespcl_uuid7()::text, '-', ''), n.id, k.kind,
+               sespcl_webhook_payload(k.kind, k.extra, clock_timestamp(), n.id, n.status, n.status_reason,
+                   n.answered_by, n.digits, n.hooks, n.attempt_count, n.metadata, n.hangup_cause,
+                   n.hangup_cause_text, n.campaign_id, n.to_number),
+               n.status_callback ->> 'url'
+        FROM new_calls n
+        CROSS JOIN LATERAL sespcl_webhook_kinds(NULL, NULL, NULL, NULL,
+                                               n.status, n.answered_by, n.digits, n.hooks) k
+        WHERE n.status_callback IS NOT NULL AND n.status <> 'queued'
+          AND (n.status_callback -> 'events' IS NULL OR n.status_callback -> 'events' ? k.kind)
+        ORDER BY n.id, k.ord, k.sub;
+        RETURN NULL;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM new_calls WHERE status_callback IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO webhook_deliveries (id, call_id, type, payload, url)
+    SELECT 'msg_' || replace(sespcl_uuid7()::text, '-', ''), n.id, k.kind,
+           sespcl_webhook_payload(k.kind, k.extra, clock_timestamp(), n.id, n.status, n.status_reason,
+               n.answered_by, n.digits, n.hooks, n.attempt_count, n.metadata, n.hangup_cause,
+               n.hangup_cause_text, n.campaign_id, n.to_number),
+           n.status_callback ->> 'url'
+    FROM new_calls n JOIN old_calls o ON o.id = n.id
+    CROSS JOIN LATERAL sespcl_webhook_kinds(o.status, o.answered_by, o.digits, o.hooks,
+                                           n.status, n.answered_by, n.digits, n.hooks) k
+    WHERE n.status_callback IS NOT NULL
+      AND (n.status_callback -> 'events' IS NULL OR n.status_callback -> 'events' ? k.kind)
+    ORDER BY n.id, k.ord, k.sub;
     RETURN NULL;
 END $$;
 REVOKE ALL ON FUNCTION sespcl_webhook_events() FROM PUBLIC;
 
--- Row triggers whose WHEN is checked before anything is queued: a call without a callback (a
--- million-row upload, most of the dispatcher's writes) costs one NULL test and nothing else.
 DROP TRIGGER IF EXISTS calls_webhook_inserted ON calls;
-CREATE TRIGGER calls_webhook_inserted AFTER INSERT ON calls FOR EACH ROW
-    WHEN (NEW.status_callback IS NOT NULL AND NEW.status <> 'queued')  -- e.g. canceled on the DNC list
-    EXECUTE FUNCTION sespcl_webhook_events();
+CREATE TRIGGER calls_webhook_inserted AFTER INSERT ON calls
+    REFERENCING NEW TABLE AS new_calls FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
 DROP TRIGGER IF EXISTS calls_webhook_updated ON calls;
-CREATE TRIGGER calls_webhook_updated AFTER UPDATE ON calls FOR EACH ROW
-    WHEN (NEW.status_callback IS NOT NULL AND (OLD.status IS DISTINCT FROM NEW.status
-          OR OLD.answered_by IS DISTINCT FROM NEW.answered_by OR OLD.digits IS DISTINCT FROM NEW.digits
-          OR OLD.hooks IS DISTINCT FROM NEW.hooks))
-    EXECUTE FUNCTION sespcl_webhook_events();
+CREATE TRIGGER calls_webhook_updated AFTER UPDATE ON calls
+    REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
 
 -- Privileges: each process may run the statements it runs, nothing more. The roles are made once
 -- per server by deploy/postgres/roles.sql; a database without them (a developer's) gets none.
