@@ -56,7 +56,7 @@ bench-dispatch: up
 # The webhook sender against a local receiver, next to a bare aiohttp client loop, in a database
 # of its own (only PostgreSQL is needed: the stack's database and sender are left alone).
 BENCH_WEBHOOK_EVENTS ?= 20000
-BENCH_WEBHOOK_RATE ?= 600
+BENCH_WEBHOOK_RATE ?= 1000
 bench-webhooks: deps
 	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && $(VENV)/bin/python bench/webhooks.py \
 		--events $(BENCH_WEBHOOK_EVENTS) --rate $(BENCH_WEBHOOK_RATE) --seconds 20
