@@ -92,6 +92,7 @@ class WebhookSender:
 
     async def run(self) -> None:
         settler = asyncio.create_task(self._settle_loop())
+        settler.add_done_callback(self._stop_if_crashed)
         stats = asyncio.create_task(
             every(
                 self._settings.stats_every_s,
@@ -108,9 +109,16 @@ class WebhookSender:
         finally:
             await self._finish_in_flight()
             self._settling_done.set()
-            await settler
             await stats
             await self._log_stats()
+            await settler  # raises what crashed it, if anything did
+
+    def _stop_if_crashed(self, settler: asyncio.Task[None]) -> None:
+        """Without its settlements the sender would only lease and resend: it stops (the
+        supervisor starts it again) rather than go on."""
+        if not settler.cancelled() and (error := settler.exception()) is not None:
+            log.error("webhooks.settling_crashed", error=repr(error))
+            self.stop()
 
     async def fill(self) -> bool:
         """Lease what is due into the free slots; True when it filled them all (more may be due)."""
@@ -130,8 +138,11 @@ class WebhookSender:
         return len(claimed) == wanted
 
     def _forget(self, delivery_id: str) -> Callable[[asyncio.Task[None]], None]:
-        def forget(_: asyncio.Task[None]) -> None:
+        def forget(task: asyncio.Task[None]) -> None:
             self._in_flight.pop(delivery_id, None)
+            if not task.cancelled() and (error := task.exception()) is not None:
+                # A bug: the row stays leased and is tried again once the lease runs out.
+                log.error("webhook.deliver_crashed", webhook_id=delivery_id, error=repr(error))
 
         return forget
 

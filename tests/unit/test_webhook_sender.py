@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
 from standardwebhooks import Webhook
 
 from orchestrator.domain.errors import StoreUnavailable
@@ -187,4 +188,18 @@ async def test_a_settlement_the_database_did_not_take_is_stored_later() -> None:
     await _until(lambda: row.status == "delivered")
     sender.stop()
     await task
+    assert len(receiver.posts) == 1
+
+
+async def test_a_sender_whose_settling_crashed_stops_rather_than_resend_forever() -> None:
+    class BrokenOutbox(MemoryOutbox):
+        async def settle(self, settlements: list[Settlement]) -> None:
+            raise RuntimeError("a bug in the settlement")
+
+    outbox = BrokenOutbox()
+    outbox.add("call-a", 1)
+    receiver = ScriptedReceiver({URL: [200]})
+    sender = _sender(outbox, receiver)
+    with pytest.raises(RuntimeError, match="a bug in the settlement"):
+        await asyncio.wait_for(sender.run(), 5)
     assert len(receiver.posts) == 1
