@@ -611,13 +611,20 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION sespcl_webhook_events() FROM PUBLIC;
 
-DROP TRIGGER IF EXISTS calls_webhook_inserted ON calls;
-CREATE TRIGGER calls_webhook_inserted AFTER INSERT ON calls
-    REFERENCING NEW TABLE AS new_calls FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
-DROP TRIGGER IF EXISTS calls_webhook_updated ON calls;
-CREATE TRIGGER calls_webhook_updated AFTER UPDATE ON calls
-    REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
-    FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
+-- Made once: dropping a trigger locks calls against every reader, which a migration under a
+-- running stack must not do at each run (the function above is replaced in place).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'calls'::regclass AND tgname = 'calls_webhook_inserted') THEN
+        CREATE TRIGGER calls_webhook_inserted AFTER INSERT ON calls
+            REFERENCING NEW TABLE AS new_calls FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'calls'::regclass AND tgname = 'calls_webhook_updated') THEN
+        CREATE TRIGGER calls_webhook_updated AFTER UPDATE ON calls
+            REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
+            FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
+    END IF;
+END $$;
 
 -- Privileges: each process may run the statements it runs, nothing more. The roles are made once
 -- per server by deploy/postgres/roles.sql; a database without them (a developer's) gets none.
