@@ -4,7 +4,7 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd
+.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd bench-webhooks
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -60,3 +60,11 @@ bench-dispatch: up
 BENCH_AMD_ARGS ?= --humans 30 --machines 30 --concurrency 20
 bench-amd: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python -m bench.amd $(BENCH_AMD_ARGS)
+
+# The webhook sender against a local receiver, next to a bare aiohttp client loop, in a database
+# of its own (only PostgreSQL is needed: the stack's database and sender are left alone).
+BENCH_WEBHOOK_EVENTS ?= 20000
+BENCH_WEBHOOK_RATE ?= 1000
+bench-webhooks: deps
+	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && $(VENV)/bin/python bench/webhooks.py \
+		--events $(BENCH_WEBHOOK_EVENTS) --rate $(BENCH_WEBHOOK_RATE) --seconds 20

@@ -463,6 +463,174 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS created_by text;
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS created_by text;
 
+-- Status callbacks (docs/webhooks.md): an outbox of events to deliver, one row per event, written
+-- by triggers on `calls` in the same transaction as the change that makes the event, whoever
+-- makes it (the dispatcher, the API's cancel, the sweeps): no event is lost to a process dying.
+-- `sespcl webhooks run` delivers them, a call's events in order (`seq`), each try recorded.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id               text PRIMARY KEY CHECK (id ~ '^msg_[0-9a-f]{32}$'),  -- the webhook-id header
+    -- A call's rows are written under its row lock, so their order in this sequence is the
+    -- order of its events (a later event's transaction starts after the earlier one's commit).
+    seq              bigint GENERATED ALWAYS AS IDENTITY,
+    call_id          uuid NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    type             text NOT NULL CHECK (type IN ('initiated', 'ringing', 'answered', 'completed',
+                                                   'digits', 'machine_detection', 'hook')),
+    payload          jsonb NOT NULL,  -- the call as it was at the event: what is POSTed
+    url              text NOT NULL,
+    status           text NOT NULL DEFAULT 'pending'
+                       CHECK (status IN ('pending', 'delivered', 'failed', 'stopped')),
+    tries            int NOT NULL DEFAULT 0,
+    next_try_at      timestamptz NOT NULL DEFAULT now(),
+    -- A sender delivering the row holds it until then; killed mid-delivery, the row is taken
+    -- again once the lease has run out (longer than a try's 15 s).
+    leased_until     timestamptz,
+    last_status_code int,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    delivered_at     timestamptz,
+    ended_at         timestamptz  -- delivered, failed or stopped
+);
+-- Every index costs each event (an insert in the statement that makes it): two besides the key.
+-- Due rows by time for the claim (a 410's sweep of a URL's pending rows walks it too); a call's
+-- rows in order for the claim's "oldest pending of its call" and for the API.
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_try_at)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_call ON webhook_deliveries (call_id, seq);
+
+CREATE TABLE IF NOT EXISTS webhook_tries (
+    delivery_id  text NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    number       int NOT NULL CHECK (number >= 1),
+    at           timestamptz NOT NULL,
+    status_code  int,          -- NULL: no HTTP answer (timeout, refused, SSRF)
+    latency_ms   real NOT NULL,
+    error        text,
+    PRIMARY KEY (delivery_id, number)
+);
+
+-- A receiver that answered 410 Gone: nothing more is sent to that URL (its pending and later
+-- deliveries end `stopped`).
+CREATE TABLE IF NOT EXISTS webhook_stopped_urls (
+    url          text PRIMARY KEY,
+    stopped_at   timestamptz NOT NULL DEFAULT now(),
+    delivery_id  text
+);
+
+-- The payload of one event: the call as the statement left it. Plain arguments, so that it is
+-- inlined into the triggers' statement (no function call per event).
+CREATE OR REPLACE FUNCTION sespcl_webhook_payload(
+    kind text, extra jsonb, at timestamptz, call_id uuid, status text, status_reason text,
+    answered_by text, digits text, hooks jsonb, attempt int, metadata jsonb, hangup_cause int,
+    hangup_cause_text text, campaign_id uuid, to_number text
+) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'type', kind,
+        'call_id', call_id,
+        'status', status,
+        'status_reason', status_reason,
+        'answered_by', answered_by,
+        'digits', digits,
+        'hooks', coalesce(hooks, '{}'::jsonb),
+        'attempt', attempt,
+        'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'metadata', metadata,
+        'hangup_cause', CASE WHEN hangup_cause IS NULL THEN NULL
+                             ELSE jsonb_build_object('code', hangup_cause, 'text', hangup_cause_text) END,
+        'campaign_id', campaign_id,
+        'to', to_number
+    ) || extra
+$$;
+
+-- The events one change of a call makes (old: NULL for an inserted call), in the order they
+-- happened: a status reached (initiated, ringing, answered), the machine-detection verdict, the
+-- digits, each hook whose value is new, then a final status (`completed`, its payload's `status`
+-- saying which). A call going back to `queued` for a retry makes none.
+CREATE OR REPLACE FUNCTION sespcl_webhook_kinds(
+    old_status text, old_answered_by text, old_digits text, old_hooks jsonb,
+    new_status text, new_answered_by text, new_digits text, new_hooks jsonb
+) RETURNS TABLE (ord int, sub text, kind text, extra jsonb)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 1, '', CASE new_status WHEN 'initiated' THEN 'initiated' WHEN 'ringing' THEN 'ringing'
+                                  ELSE 'answered' END, '{}'::jsonb
+    WHERE new_status IS DISTINCT FROM old_status AND new_status IN ('initiated', 'ringing', 'in-progress')
+    UNION ALL
+    SELECT 2, '', 'machine_detection', '{}'::jsonb
+    WHERE new_answered_by IS NOT NULL AND new_answered_by IS DISTINCT FROM old_answered_by
+    UNION ALL
+    SELECT 3, '', 'digits', '{}'::jsonb WHERE new_digits IS NOT NULL AND new_digits IS DISTINCT FROM old_digits
+    UNION ALL
+    SELECT 4, h.key, 'hook', jsonb_build_object('hook', jsonb_build_object('name', h.key, 'value', h.value))
+    FROM jsonb_each(coalesce(new_hooks, '{}'::jsonb)) AS h
+    WHERE coalesce(old_hooks, '{}'::jsonb) -> h.key IS DISTINCT FROM h.value
+    UNION ALL
+    SELECT 5, '', 'completed', '{}'::jsonb
+    WHERE new_status IS DISTINCT FROM old_status
+      AND new_status IN ('completed', 'busy', 'no-answer', 'failed', 'canceled')
+$$;
+
+-- Writes the outbox rows of a statement's changed calls, filtered by each callback's `events`
+-- (absent: all), a call's rows in the order of its events (`seq` is drawn in the insert's
+-- order, which the ORDER BY sets).
+-- A statement trigger: the transition tables are captured anyway for call_status_counts, and a
+-- statement whose calls have no callback (a million-row upload, nearly every dispatcher batch)
+-- costs one scan of them and nothing else. SECURITY DEFINER: no process's role may write the
+-- outbox itself, only through this; the fixed search_path keeps a caller's schemas out of it.
+-- jit off: its plan is cached from the first statement's size, and a plan costed for thousands
+-- of rows made every later 30-row statement spend ~1 s compiling JIT code (measured).
+CREATE OR REPLACE FUNCTION sespcl_webhook_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public SET jit = off AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM new_calls WHERE status_callback IS NOT NULL AND status <> 'queued') THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO webhook_deliveries (id, call_id, type, payload, url)
+        SELECT 'msg_' || replace(sespcl_uuid7()::text, '-', ''), n.id, k.kind,
+               sespcl_webhook_payload(k.kind, k.extra, clock_timestamp(), n.id, n.status, n.status_reason,
+                   n.answered_by, n.digits, n.hooks, n.attempt_count, n.metadata, n.hangup_cause,
+                   n.hangup_cause_text, n.campaign_id, n.to_number),
+               n.status_callback ->> 'url'
+        FROM new_calls n
+        CROSS JOIN LATERAL sespcl_webhook_kinds(NULL, NULL, NULL, NULL,
+                                               n.status, n.answered_by, n.digits, n.hooks) k
+        WHERE n.status_callback IS NOT NULL AND n.status <> 'queued'
+          AND (n.status_callback -> 'events' IS NULL OR n.status_callback -> 'events' ? k.kind)
+        ORDER BY n.id, k.ord, k.sub;
+        RETURN NULL;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM new_calls WHERE status_callback IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO webhook_deliveries (id, call_id, type, payload, url)
+    SELECT 'msg_' || replace(sespcl_uuid7()::text, '-', ''), n.id, k.kind,
+           sespcl_webhook_payload(k.kind, k.extra, clock_timestamp(), n.id, n.status, n.status_reason,
+               n.answered_by, n.digits, n.hooks, n.attempt_count, n.metadata, n.hangup_cause,
+               n.hangup_cause_text, n.campaign_id, n.to_number),
+           n.status_callback ->> 'url'
+    FROM new_calls n JOIN old_calls o ON o.id = n.id
+    CROSS JOIN LATERAL sespcl_webhook_kinds(o.status, o.answered_by, o.digits, o.hooks,
+                                           n.status, n.answered_by, n.digits, n.hooks) k
+    WHERE n.status_callback IS NOT NULL
+      AND (n.status_callback -> 'events' IS NULL OR n.status_callback -> 'events' ? k.kind)
+    ORDER BY n.id, k.ord, k.sub;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION sespcl_webhook_events() FROM PUBLIC;
+
+-- Made once: dropping a trigger locks calls against every reader, which a migration under a
+-- running stack must not do at each run (the function above is replaced in place).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'calls'::regclass AND tgname = 'calls_webhook_inserted') THEN
+        CREATE TRIGGER calls_webhook_inserted AFTER INSERT ON calls
+            REFERENCING NEW TABLE AS new_calls FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'calls'::regclass AND tgname = 'calls_webhook_updated') THEN
+        CREATE TRIGGER calls_webhook_updated AFTER UPDATE ON calls
+            REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
+            FOR EACH STATEMENT EXECUTE FUNCTION sespcl_webhook_events();
+    END IF;
+END $$;
+
 -- Privileges: each process may run the statements it runs, nothing more. The roles are made once
 -- per server by deploy/postgres/roles.sql; a database without them (a developer's) gets none.
 -- SELECT … FOR UPDATE/SHARE needs UPDATE on one column: the dispatcher's locks of trunks and
@@ -472,7 +640,8 @@ DECLARE
     service text;
 BEGIN
     -- From nothing at every migrate: a privilege a process no longer needs is gone with it.
-    FOREACH service IN ARRAY ARRAY['sespcl_api', 'sespcl_dispatcher', 'sespcl_worker', 'sespcl_node'] LOOP
+    FOREACH service IN ARRAY ARRAY['sespcl_api', 'sespcl_dispatcher', 'sespcl_worker', 'sespcl_node',
+                                   'sespcl_webhooks'] LOOP
         IF to_regrole(service) IS NOT NULL THEN
             EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', service);
             EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', service);
@@ -492,6 +661,7 @@ BEGIN
         GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_api;
         GRANT SELECT (id, name, key_hash, scopes, rate_per_s, allow_countries, allow_premium, revoked_at),
             UPDATE (last_used_at) ON api_keys TO sespcl_api;
+        GRANT SELECT ON webhook_deliveries, webhook_tries TO sespcl_api;  -- GET /v1/calls/{id}/webhooks
     END IF;
     IF to_regrole('sespcl_dispatcher') IS NOT NULL THEN
         GRANT USAGE ON SCHEMA public TO sespcl_dispatcher;
@@ -520,5 +690,13 @@ BEGIN
         GRANT USAGE ON SCHEMA public TO sespcl_node;
         GRANT SELECT ON ps_endpoints, ps_aors, ps_auths, ps_endpoint_id_ips TO sespcl_node;
         GRANT INSERT ON cdr TO sespcl_node;
+    END IF;
+    -- The webhook sender: takes and settles outbox rows, records tries, stops URLs. Rows come
+    -- only from the triggers on calls (SECURITY DEFINER): no role inserts them itself.
+    IF to_regrole('sespcl_webhooks') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA public TO sespcl_webhooks;
+        GRANT SELECT, UPDATE (status, tries, next_try_at, leased_until, last_status_code, last_error,
+                              delivered_at, ended_at) ON webhook_deliveries TO sespcl_webhooks;
+        GRANT SELECT, INSERT ON webhook_tries, webhook_stopped_urls TO sespcl_webhooks;
     END IF;
 END $$;

@@ -59,10 +59,6 @@ class Settings(BaseSettings):
     upload_idle_s: float = Field(default=30.0, gt=0)
     """How long a request body (a bulk upload or a single JSON body) may send nothing before it
     is cut off with 408 `upload-idle`; nothing of it is stored."""
-    webhook_allow_hosts: str = ""
-    """Comma list of host names and networks (CIDR) a status callback may reach although they
-    are loopback, private or link-local (a receiver on the operator's own network); empty: none.
-    Checked at submission for a literal address, and at every delivery for what a name resolves to."""
     max_uploads: int = Field(default=4, ge=1, le=64)
     """Bulk uploads each API process stores at once. Each holds a database connection of its
     own while its body streams in, apart from the pool every other request uses; one more waits
@@ -121,6 +117,20 @@ class Settings(BaseSettings):
     liveness_fail_after_s: float = Field(default=15.0, ge=3)
     """A process whose liveness fails this long is stopped (TERM, then KILL) and started again;
     `sespcl alive` fails once the heartbeat is this old."""
+
+    webhook_secret: SecretStr = SecretStr("")
+    """Signs every status callback (Standard Webhooks): `whsec_` + base64 of 24-64 random bytes;
+    `make up` makes one. Empty refuses to start `sespcl webhooks run`."""
+    webhook_allow_hosts: str = ""
+    """Comma list of host names and networks (CIDR) a status callback may reach although they are
+    loopback, private or link-local (a receiver on the operator's own network). Checked at
+    submission for a literal address and at every delivery for every address a name resolves to."""
+    webhook_concurrency: int = Field(default=200, ge=1, le=5000)
+    """Deliveries each `sespcl webhooks run` keeps in flight at once."""
+    webhook_batch: int = Field(default=200, ge=1, le=5000)
+    """Most outbox rows one claim leases."""
+    webhook_poll_s: float = Field(default=0.1, gt=0, le=5)
+    """How often an idle sender looks for due deliveries."""
 
     log_level: str = "info"
     log_json: bool | None = None

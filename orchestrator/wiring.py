@@ -26,6 +26,7 @@ from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
 from orchestrator.domain.pacing import PacerSettings
 from orchestrator.domain.ports import DialNode, EventCallback, NodeConnector, StateCallback
 from orchestrator.domain.records import NodeRow
+from orchestrator.domain.webhook_delivery import parse_secret
 from orchestrator.domain.webhooks import AllowList
 from orchestrator.loop import new_event_loop
 from orchestrator.persistence.calls import CallStore
@@ -35,6 +36,7 @@ from orchestrator.persistence.dispatch import DispatchStore
 from orchestrator.persistence.farm import FarmStore
 from orchestrator.persistence.keys import KeyStore
 from orchestrator.persistence.maintenance import TableUpkeepStore
+from orchestrator.persistence.webhooks import WebhookLogStore, WebhookOutbox
 from orchestrator.queueing import WorkQueues
 from orchestrator.rate_limit import RateLimiter
 from orchestrator.rate_limit import connect as rate_limiter
@@ -45,8 +47,11 @@ from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
 from orchestrator.services.metrics import FarmMetrics
+from orchestrator.services.webhook_log import WebhookLog
+from orchestrator.services.webhooks import SenderSettings, WebhookSender
 from orchestrator.speech import available_voices
 from orchestrator.supervision.heartbeat import beat_forever
+from orchestrator.webhook_http import HttpPoster
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +118,7 @@ def api_deps(
         ),
         health=HealthChecks(store=farm, queues=queues, banner=ami_banner, cache_s=settings.health_cache_s),
         metrics=FarmMetrics(store=farm, queues=queues),
+        webhooks=WebhookLog(WebhookLogStore(pool)),
         max_body_bytes=settings.max_body_bytes,
         max_bulk_bytes=settings.max_bulk_bytes,
         max_line_bytes=settings.max_line_bytes,
@@ -204,6 +210,42 @@ async def run_upkeep(settings: Settings) -> None:
     log.info("upkeep.start", every_s=settings.db_upkeep_s)
     await _run_beating(settings, keeper.run(), keeper.stop)
     log.info("upkeep.stopped")
+
+
+async def run_webhooks(settings: Settings) -> None:
+    """The webhook sender (`sespcl webhooks run`), as its own role: it reads and settles the
+    outbox and nothing else."""
+    key = webhook_key(settings)
+    pool = await open_pool(settings.database_url, name="sespcl-webhooks", max_size=4)
+    poster = HttpPoster(
+        AllowList.parse(settings.webhook_allow_hosts), connections=settings.webhook_concurrency
+    )
+    await poster.open()
+    sender = WebhookSender(
+        WebhookOutbox(pool),
+        poster,
+        key,
+        SenderSettings(
+            concurrency=settings.webhook_concurrency,
+            batch=settings.webhook_batch,
+            poll_s=settings.webhook_poll_s,
+        ),
+    )
+    log.info("webhooks.start", concurrency=settings.webhook_concurrency, allow=settings.webhook_allow_hosts)
+    try:
+        await _run_beating(settings, sender.run(), sender.stop)
+    finally:
+        await poster.close()
+        await pool.close()
+        log.info("webhooks.stopped")
+
+
+def webhook_key(settings: Settings) -> bytes:
+    """The HMAC key of SESPCL_WEBHOOK_SECRET; SystemExit naming the setting when it is unusable."""
+    try:
+        return parse_secret(settings.webhook_secret.get_secret_value())
+    except ValueError as exc:
+        raise SystemExit(f"SESPCL_WEBHOOK_SECRET {exc}") from exc
 
 
 async def _run_beating(

@@ -6,8 +6,9 @@
 #   scripts/stack.sh restart  restart the API, dispatcher and workers (new code, new settings)
 #   scripts/stack.sh status   what runs
 #
-# supervisord runs the API, the dispatcher, the workers, the Asterisk nodes and a watchdog; it
-# restarts whatever exits (crash loops back off), the watchdog whatever stops answering.
+# supervisord runs the API, the dispatcher, the workers, the webhook sender, the Asterisk nodes
+# and a watchdog; it restarts whatever exits (crash loops back off), the watchdog whatever stops
+# answering.
 # State (secrets, supervisord's config and socket, pids, logs) lives in SESPCL_STATE_DIR
 # (default <repo>/.stack). Each process connects to PostgreSQL as its own role
 # (deploy/postgres/roles.sql); the CLI and .stack/env use the owner's.
@@ -51,10 +52,15 @@ node_driver() {
 node_rtp() { echo "$((10000 + ($1 - 1) * 5000)) $((10000 + $1 * 5000 - 1))"; }
 
 random_secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32; }
+# Status callbacks are signed with a Standard Webhooks secret: whsec_ + base64 of 32 random bytes.
+new_secret() {
+    if [[ $1 == SESPCL_WEBHOOK_SECRET ]]; then echo "whsec_$(head -c 32 /dev/urandom | base64 -w0)"; else random_secret; fi
+}
 
 SECRETS=(SESPCL_API_KEY SESPCL_AMI_SECRET SESPCL_AMI_ADMIN_SECRET SESPCL_ARI_PASSWORD
          SESPCL_DB_OWNER_PASSWORD SESPCL_DB_API_PASSWORD SESPCL_DB_DISPATCHER_PASSWORD
-         SESPCL_DB_WORKER_PASSWORD SESPCL_DB_NODE_PASSWORD)
+         SESPCL_DB_WORKER_PASSWORD SESPCL_DB_NODE_PASSWORD SESPCL_DB_WEBHOOKS_PASSWORD
+         SESPCL_WEBHOOK_SECRET)
 
 load_env() {
     mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/run"
@@ -62,9 +68,9 @@ load_env() {
     (umask 077; touch "$secrets")
     # One random value per secret, made once (a state dir from before a secret existed gets it).
     for name in "${SECRETS[@]}"; do
-        grep -q "^$name=" "$secrets" || (umask 077; echo "$name=${!name:-$(random_secret)}" >>"$secrets")
+        grep -q "^$name=" "$secrets" || (umask 077; echo "$name=${!name:-$(new_secret "$name")}" >>"$secrets")
     done
-    local api_key_from_env="${SESPCL_API_KEY:-}"
+    local api_key_from_env="${SESPCL_API_KEY:-}" webhook_secret_from_env="${SESPCL_WEBHOOK_SECRET:-}"
     set -a
     # shellcheck disable=SC1090
     . "$secrets"
@@ -73,6 +79,13 @@ load_env() {
         (( ${#api_key_from_env} >= 16 )) || die "SESPCL_API_KEY must be at least 16 characters"
         sed -i "s|^SESPCL_API_KEY=.*|SESPCL_API_KEY=$api_key_from_env|" "$secrets"
         export SESPCL_API_KEY="$api_key_from_env"
+    fi
+    # A webhook secret set in the environment of `make up` wins over the one made earlier.
+    if [[ -n $webhook_secret_from_env && $webhook_secret_from_env != "$SESPCL_WEBHOOK_SECRET" ]]; then
+        [[ $webhook_secret_from_env =~ ^whsec_[A-Za-z0-9+/]+=*$ ]] \
+            || die "SESPCL_WEBHOOK_SECRET must be whsec_ followed by base64 (of 24 to 64 random bytes)"
+        sed -i "s|^SESPCL_WEBHOOK_SECRET=.*|SESPCL_WEBHOOK_SECRET=$webhook_secret_from_env|" "$secrets"
+        export SESPCL_WEBHOOK_SECRET="$webhook_secret_from_env"
     fi
     # A superuser's URL: it makes the roles once; no process of the stack keeps it.
     export SESPCL_DATABASE_ADMIN_URL="${SESPCL_DATABASE_ADMIN_URL:-${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/sespcl}}"
@@ -90,6 +103,9 @@ load_env() {
         echo "SESPCL_AUDIO_DIR=$SESPCL_AUDIO_DIR"
         echo "SESPCL_STATE_DIR=$STATE"
         echo "SESPCL_AMI_ADMIN_SECRET=$SESPCL_AMI_ADMIN_SECRET"
+        # Receivers verify status callbacks with it; what callbacks may reach besides public space.
+        echo "SESPCL_WEBHOOK_SECRET=$SESPCL_WEBHOOK_SECRET"
+        echo "SESPCL_WEBHOOK_ALLOW_HOSTS=${SESPCL_WEBHOOK_ALLOW_HOSTS:-}"
     } >"$STATE/env")
 }
 
@@ -142,7 +158,8 @@ ensure_postgres() {
     psql "$admin_url" -qX -v ON_ERROR_STOP=1 -v db="$name" \
         -v owner_password="$SESPCL_DB_OWNER_PASSWORD" -v api_password="$SESPCL_DB_API_PASSWORD" \
         -v dispatcher_password="$SESPCL_DB_DISPATCHER_PASSWORD" -v worker_password="$SESPCL_DB_WORKER_PASSWORD" \
-        -v node_password="$SESPCL_DB_NODE_PASSWORD" -f "$REPO/deploy/postgres/roles.sql" >/dev/null \
+        -v node_password="$SESPCL_DB_NODE_PASSWORD" -v webhooks_password="$SESPCL_DB_WEBHOOKS_PASSWORD" \
+        -f "$REPO/deploy/postgres/roles.sql" >/dev/null \
         || die "could not make the database roles with $admin_url (a superuser's URL: SESPCL_DATABASE_ADMIN_URL)"
 }
 
@@ -235,6 +252,11 @@ CONF
             "DATABASE_URL=$(env_value "$DATABASE_URL"),$common,$service,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/upkeep.beat")" \
             8 upkeep "priority=200" "user=$SERVICE_USER"
         checks+=(--check "upkeep=file:$STATE/run/upkeep.beat")
+        # Status callbacks: the outbox's sender, as its own role; the only process with the secret.
+        program webhooks "$VENV/bin/sespcl webhooks run" \
+            "DATABASE_URL=$(env_value "$(role_url sespcl_webhooks "$SESPCL_DB_WEBHOOKS_PASSWORD")"),$common,$service,SESPCL_WEBHOOK_SECRET=$(env_value "$SESPCL_WEBHOOK_SECRET"),SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/webhooks.beat")" \
+            8 webhooks "priority=200" "user=$SERVICE_USER"
+        checks+=(--check "webhooks=file:$STATE/run/webhooks.beat")
         program watchdog "$VENV/bin/sespcl watchdog --supervisor-socket $SUPERVISOR_SOCK ${checks[*]}" \
             "$common" 8 watchdog "priority=300"
     } >"$SUPERVISOR_CONF.tmp"
@@ -275,7 +297,7 @@ start_supervisor() {
         "${SUPERVISORCTL[@]}" update >/dev/null
         "${SUPERVISORCTL[@]}" start all >/dev/null || true
     else
-        log "starting supervisord (API, dispatcher, $WORKER_COUNT workers, upkeep, $NODE_COUNT nodes, watchdog)"
+        log "starting supervisord (API, dispatcher, $WORKER_COUNT workers, upkeep, webhooks, $NODE_COUNT nodes, watchdog)"
         rm -f "$SUPERVISOR_SOCK"
         env -i PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 "$VENV/bin/supervisord" -c "$SUPERVISOR_CONF" \
             || die "supervisord did not start; see $STATE/logs/supervisord.log"
@@ -375,7 +397,7 @@ down() {
 restart() {
     load_env
     supervisor_running || die "the stack is not up (make up)"
-    "${SUPERVISORCTL[@]}" restart api dispatcher "worker:*" upkeep watchdog >/dev/null
+    "${SUPERVISORCTL[@]}" restart api dispatcher "worker:*" upkeep webhooks watchdog >/dev/null
     wait_healthy
 }
 

@@ -12,9 +12,21 @@ bash scripts/install-deps.sh
 "$VENV/bin/ruff" check orchestrator workers tests bench
 "$VENV/bin/mypy"
 
+# The webhook tests' receiver listens on a loopback address of its own: the stack must let
+# callbacks reach it, and it alone (localhost and the rest of loopback stay refused: the SSRF
+# test shows one refused). Kept with whatever else the caller allows.
+export SESPCL_WEBHOOK_TEST_RECEIVER="${SESPCL_WEBHOOK_TEST_RECEIVER:-127.0.60.1}"
+case ",${SESPCL_WEBHOOK_ALLOW_HOSTS:-}," in
+    *",$SESPCL_WEBHOOK_TEST_RECEIVER,"*) ;;
+    *) export SESPCL_WEBHOOK_ALLOW_HOSTS="${SESPCL_WEBHOOK_ALLOW_HOSTS:+$SESPCL_WEBHOOK_ALLOW_HOSTS,}$SESPCL_WEBHOOK_TEST_RECEIVER" ;;
+esac
+
 started=0
 if [[ -f $STATE/env ]] && curl -fsS -m 3 "$(grep '^SESPCL_API_URL=' "$STATE/env" | cut -d= -f2-)/health" >/dev/null 2>&1; then
     echo "test: using the stack that is already up"
+    grep -q "^SESPCL_WEBHOOK_ALLOW_HOSTS=.*$SESPCL_WEBHOOK_TEST_RECEIVER" "$STATE/env" \
+        || echo "test: WARNING: that stack does not allow $SESPCL_WEBHOOK_TEST_RECEIVER (the webhook tests' receiver):" \
+                "start it with SESPCL_WEBHOOK_ALLOW_HOSTS=$SESPCL_WEBHOOK_ALLOW_HOSTS make up" >&2
 else
     bash scripts/stack.sh up
     started=1

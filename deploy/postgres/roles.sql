@@ -2,18 +2,20 @@
 -- (scripts/stack.sh does; so does the compose postgres service's first start, initdb.sh).
 --
 --   psql -v db=sespcl -v owner_password=… -v api_password=… -v dispatcher_password=… \
---        -v worker_password=… -v node_password=… -f deploy/postgres/roles.sql
+--        -v worker_password=… -v node_password=… -v webhooks_password=… -f deploy/postgres/roles.sql
 --
 -- sespcl_owner       owns the database and its schema; `sespcl db migrate` and the CLI run as it
 -- sespcl_api         the HTTP API                 \
 -- sespcl_dispatcher  the dispatcher                } only the statements each runs: schema.sql
 -- sespcl_worker      the RQ workers               /  grants them at every migrate
 -- sespcl_node        every Asterisk node: reads the trunks (ps_*), writes CDRs
+-- sespcl_webhooks    the webhook sender: takes, settles and records the outbox's deliveries
 -- None of them is a superuser, none may create roles or databases.
 \set ON_ERROR_STOP on
 
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE', r)
-FROM unnest(ARRAY['sespcl_owner', 'sespcl_api', 'sespcl_dispatcher', 'sespcl_worker', 'sespcl_node']) AS r
+FROM unnest(ARRAY['sespcl_owner', 'sespcl_api', 'sespcl_dispatcher', 'sespcl_worker', 'sespcl_node',
+                    'sespcl_webhooks']) AS r
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) \gexec
 
 ALTER ROLE sespcl_owner PASSWORD :'owner_password';
@@ -21,6 +23,7 @@ ALTER ROLE sespcl_api PASSWORD :'api_password';
 ALTER ROLE sespcl_dispatcher PASSWORD :'dispatcher_password';
 ALTER ROLE sespcl_worker PASSWORD :'worker_password';
 ALTER ROLE sespcl_node PASSWORD :'node_password';
+ALTER ROLE sespcl_webhooks PASSWORD :'webhooks_password';
 -- Each process is named in pg_stat_activity by its application_name; the roles say what it may do.
 ALTER ROLE sespcl_api SET statement_timeout = '60s';
 
@@ -30,7 +33,7 @@ ALTER DATABASE :"db" OWNER TO sespcl_owner;
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
 -- TEMPORARY: uploads and event batches stage their rows in temporary tables.
 GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO sespcl_api, sespcl_dispatcher, sespcl_worker;
-GRANT CONNECT ON DATABASE :"db" TO sespcl_node;
+GRANT CONNECT ON DATABASE :"db" TO sespcl_node, sespcl_webhooks;
 
 \connect :"db"
 ALTER SCHEMA public OWNER TO sespcl_owner;

@@ -27,6 +27,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("GET", "/v1/calls"): Scope.CALLS_READ,
     ("GET", "/v1/calls/{call_id}"): Scope.CALLS_READ,
     ("GET", "/v1/calls/{call_id}/events"): Scope.CALLS_READ,
+    ("GET", "/v1/calls/{call_id}/webhooks"): Scope.CALLS_READ,
     ("POST", "/v1/campaigns"): Scope.CAMPAIGNS_WRITE,
     ("POST", "/v1/campaigns/{campaign_id}/calls"): Scope.CAMPAIGNS_WRITE,
     ("POST", "/v1/campaigns/{campaign_id}/pause"): Scope.CAMPAIGNS_WRITE,

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from orchestrator.api import campaigns, health, prometheus
+from orchestrator.api import campaigns, health, prometheus, webhooks
 from orchestrator.api.access import auth_middleware, principal
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
@@ -127,6 +127,7 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.router.add_get("/v1/calls/{call_id}", get_call)
     app.router.add_get("/v1/calls/{call_id}/events", get_call_events)
     app.router.add_post("/v1/calls/{call_id}/cancel", cancel_call)
+    webhooks.register(app)
     health.install(app)
     app.router.add_get("/api/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)

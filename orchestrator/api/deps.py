@@ -13,6 +13,7 @@ from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.health import HealthChecks
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.metrics import FarmMetrics
+from orchestrator.services.webhook_log import WebhookLog
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ApiDeps:
     max_bulk_bytes: int
     max_line_bytes: int
     upload_idle_s: float
+    webhooks: WebhookLog
     rate_limiter: RateLimiter | None = None
     """None: no key is rate limited (tests of handlers alone)."""
     webhook_allow: AllowList = AllowList()

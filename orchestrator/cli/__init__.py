@@ -12,7 +12,7 @@ from orchestrator.cli.demo import demo
 from orchestrator.cli.dnc import dnc
 from orchestrator.cli.keys import keys
 from orchestrator.cli.nodes import nodes
-from orchestrator.cli.services import alive, db, dispatcher, serve, watchdog, worker
+from orchestrator.cli.services import alive, db, dispatcher, serve, watchdog, webhooks, worker
 from orchestrator.cli.trunks import trunks
 from orchestrator.config import settings_error
 
@@ -33,5 +33,19 @@ def main() -> None:
     """SESPCLSwitch: outbound voice calls through your own SIP carriers and Asterisk farm."""
 
 
-for command in (serve, dispatcher, worker, watchdog, alive, db, trunks, nodes, calls, dnc, keys, demo):
+for command in (
+    serve,
+    dispatcher,
+    worker,
+    webhooks,
+    watchdog,
+    alive,
+    db,
+    trunks,
+    nodes,
+    calls,
+    dnc,
+    keys,
+    demo,
+):
     main.add_command(command)

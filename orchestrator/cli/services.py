@@ -1,4 +1,4 @@
-"""The service processes (`serve`, `dispatcher`, `worker`) and `db migrate`."""
+"""The service processes (`serve`, `dispatcher`, `worker`, `webhooks run`) and `db migrate`."""
 
 from __future__ import annotations
 
@@ -82,6 +82,21 @@ def worker(burst: bool) -> None:
     _setup()
     with _one_line_errors():
         run_worker(get_settings(), burst=burst)
+
+
+@click.group()
+def webhooks() -> None:
+    """Status callbacks (docs/webhooks.md)."""
+
+
+@webhooks.command("run")
+def run_webhooks() -> None:
+    """Deliver the status callbacks in the outbox, signed, retried on schedule (SESPCL_WEBHOOK_*)."""
+    from orchestrator.wiring import run_webhooks as run
+
+    _setup()
+    with _one_line_errors():
+        asyncio_run(run(get_settings()))
 
 
 @click.command()

@@ -18,6 +18,10 @@ from tests.integration.cli import stack_env
 
 Db = psycopg.Connection[dict[str, Any]]
 NODE = "127.0.10.1"
+FORGED_DELIVERY = (
+    "INSERT INTO webhook_deliveries (id, call_id, type, payload, url) "
+    "VALUES ('msg_' || repeat('0', 32), gen_random_uuid(), 'hook', '{}', 'https://x.example')"
+)
 ADMIN_ACTIONS = (
     {"Action": "PJSIPShowEndpoint", "Endpoint": "demo"},
     {"Action": "SorceryMemoryCacheExpireObject", "Cache": "sespcl-endpoint", "Object": "demo"},
@@ -153,6 +157,18 @@ def as_role() -> Iterator[Any]:
         ("node", "SELECT ami_secret FROM nodes"),
         ("node", "UPDATE ps_endpoints SET context = 'x' WHERE false"),
         ("node", "SELECT * FROM cdr"),
+        # The outbox is written only by the triggers on calls (SECURITY DEFINER): no role may
+        # forge a delivery or rewrite what is POSTed.
+        ("api", FORGED_DELIVERY),
+        ("api", "UPDATE webhook_deliveries SET status = 'delivered' WHERE false"),
+        ("dispatcher", "SELECT * FROM webhook_deliveries"),
+        ("worker", "UPDATE webhook_deliveries SET url = 'https://x.example' WHERE false"),
+        ("webhooks", "SELECT * FROM calls"),
+        ("webhooks", "SELECT ami_secret FROM nodes"),
+        ("webhooks", "UPDATE webhook_deliveries SET payload = '{}' WHERE false"),
+        ("webhooks", "UPDATE webhook_deliveries SET url = 'https://x.example' WHERE false"),
+        ("webhooks", FORGED_DELIVERY),
+        ("webhooks", "DELETE FROM webhook_tries WHERE false"),
     ],
 )
 def test_each_role_is_refused_what_it_does_not_run(as_role: Any, role: str, statement: str) -> None:
@@ -160,7 +176,7 @@ def test_each_role_is_refused_what_it_does_not_run(as_role: Any, role: str, stat
         as_role(role).execute(statement)
 
 
-@pytest.mark.parametrize("role", ["api", "dispatcher", "worker", "node"])
+@pytest.mark.parametrize("role", ["api", "dispatcher", "worker", "node", "webhooks"])
 def test_no_role_may_change_the_schema_or_other_roles(as_role: Any, db: Db, role: str) -> None:
     conn = as_role(role)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -196,7 +212,7 @@ def test_no_service_process_runs_as_root() -> None:
     from pathlib import Path
 
     found: dict[str, list[int]] = {}
-    for command in ("serve", "dispatcher", "worker"):
+    for command in ("serve", "dispatcher", "worker", "webhooks run"):
         listed = subprocess.run(["pgrep", "-f", f"bin/sespcl {command}"], capture_output=True, text=True)
         pids = [int(p) for p in listed.stdout.split()]
         found[command] = [

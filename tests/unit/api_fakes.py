@@ -27,7 +27,8 @@ class Stub:
 def api_deps(fault: Callable[[str], Exception], **given: Any) -> ApiDeps:
     """ApiDeps with the limits the tests assume; each service not `given` is its own Stub."""
     fields: dict[str, Any] = {
-        name: cast(Any, Stub(fault)) for name in ("calls", "keys", "health", "metrics", "campaigns")
+        name: cast(Any, Stub(fault))
+        for name in ("calls", "keys", "health", "metrics", "campaigns", "webhooks")
     }
     fields |= {
         "max_body_bytes": 65536,

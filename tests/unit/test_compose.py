@@ -12,7 +12,8 @@ import yaml
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 INTERPOLATION = re.compile(r"\$\{([A-Z_]+)(:?[-?+][^}]*)?\}")
 ROLES = {"migrate": "sespcl_owner", "admin": "sespcl_owner", "upkeep": "sespcl_owner", "api": "sespcl_api",
-         "dispatcher": "sespcl_dispatcher", "worker": "sespcl_worker"}  # fmt: skip
+         "dispatcher": "sespcl_dispatcher", "worker": "sespcl_worker",
+         "webhooks": "sespcl_webhooks"}  # fmt: skip
 
 
 def _services() -> dict[str, Any]:
@@ -55,7 +56,16 @@ def test_redis_requires_its_password_and_every_client_gives_it() -> None:
 
 
 def test_every_long_running_service_has_a_liveness_healthcheck() -> None:
-    for name in ("api", "dispatcher", "worker", "upkeep", "postgres", "redis"):
+    for name in ("api", "dispatcher", "worker", "upkeep", "webhooks", "postgres", "redis"):
         check = _services()[name]["healthcheck"]
         assert not check.get("disable") and check["test"], name
     assert _services()["dispatcher"]["healthcheck"]["test"] == ["CMD", "sespcl", "alive"]
+
+
+def test_the_webhook_secret_sits_only_with_the_sender() -> None:
+    holders = {
+        name
+        for name, service in _services().items()
+        if "SESPCL_WEBHOOK_SECRET" in (service.get("environment") or {})
+    }
+    assert holders == {"webhooks"}
