@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -34,23 +35,39 @@ TWO_WAY = {
 }
 
 
+ORCHESTRATOR = ("api", "dispatcher", "workers")
+
+
+async def idle_rate(meter: CpuMeter, seconds: float = 10.0) -> float:
+    """The orchestrator's CPU seconds per second with no call at all (its loops, pings and
+    heartbeats): a run that lasts longer pays more of it, whatever its calls cost."""
+    meter.start()
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    spent = meter.stop()
+    return sum(spent[k] for k in ORCHESTRATOR) / (time.perf_counter() - started)
+
+
 async def _run(
     client: httpx.AsyncClient,
     db: psycopg.Connection,
     meter: CpuMeter,
+    idle: float,
     rate: float,
     count: int,
     text: str,
     two_way: dict[str, object] | None,
-) -> tuple[float, float, float, int, float]:
-    """(answered/s, orchestrator CPU ms per answered call, Asterisk's, answered, mean seconds
-    an answered call lasted)."""
+) -> tuple[float, float, float, float, int, float]:
+    """(answered/s, orchestrator CPU ms per answered call, the same without the idle cost of the
+    run's length, Asterisk's, answered, mean seconds an answered call lasted)."""
     meter.start()
+    started = time.perf_counter()
     answered_rate, _, answered, campaign = await end_to_end(
         client, db, rate, count, text=text, two_way=two_way
     )
     await _settle(db)
     spent = meter.stop()
+    idle_s = idle * (time.perf_counter() - started)
     row = db.execute(
         "SELECT avg(extract(epoch FROM a.ended_at - a.answered_at)) FROM call_attempts a "
         "JOIN calls c ON c.id = a.call_id WHERE c.campaign_id = %s AND a.answered_at IS NOT NULL",
@@ -58,8 +75,9 @@ async def _run(
     ).fetchone()
     db.commit()
     per_call = {k: spent[k] / max(answered, 1) * 1e3 for k in ("api", "dispatcher", "workers", "asterisk")}
-    orch = per_call["api"] + per_call["dispatcher"] + per_call["workers"]
-    return answered_rate, orch, per_call["asterisk"], answered, float(row[0] or 0.0) if row else 0.0
+    orch = sum(per_call[k] for k in ORCHESTRATOR)
+    net = orch - idle_s / max(answered, 1) * 1e3
+    return answered_rate, orch, net, per_call["asterisk"], answered, float(row[0] or 0.0) if row else 0.0
 
 
 async def main() -> None:
@@ -76,32 +94,36 @@ async def main() -> None:
     db = psycopg.connect(env["DATABASE_URL"])
     sespcl = str(Path(__file__).resolve().parents[1] / ".venv/bin/sespcl")
     subprocess.run([sespcl, "nodes", "drain", "n2"], check=True, capture_output=True)
-    meter = CpuMeter(db, int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text()))
-    print("two-way calls (gather + machine_detection) against plain calls, end to end:")
-    print(
-        f"{'offered/s':>9} {'path':>14} {'calls':>5} {'held s':>6} | {'ans/s':>6} {'ratio':>5} | "
-        f"{'orch CPU ms/call':>16} {'ratio':>5} | {'Asterisk CPU ms/call':>20}"
-    )
     try:
+        meter = CpuMeter(db, int(Path(env["SESPCL_STATE_DIR"], "asterisk-n1.pid").read_text()))
         await _settle(db)
+        idle = await idle_rate(meter)
+        print("two-way calls (gather + machine_detection) against plain calls, end to end:")
+        print(f"orchestrator idle: {idle * 1e3:.1f} CPU ms/s (its loops, pings, heartbeats, with no call)")
+        print(
+            f"{'offered/s':>9} {'path':>14} {'calls':>5} {'held s':>6} | {'ans/s':>6} {'ratio':>5} | "
+            f"{'orch CPU ms/call':>16} {'ratio':>5} | {'less idle':>9} {'ratio':>5} | "
+            f"{'Asterisk ms/call':>16}"
+        )
         for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
             count = int(rate * args.seconds)
             runs = {
-                "plain": await _run(client, db, meter, rate, count, SHORT, None),
-                "plain, as long": await _run(client, db, meter, rate, count, LONG, None),
-                "two-way": await _run(client, db, meter, rate, count, SHORT, TWO_WAY),
+                "plain": await _run(client, db, meter, idle, rate, count, SHORT, None),
+                "plain, as long": await _run(client, db, meter, idle, rate, count, LONG, None),
+                "two-way": await _run(client, db, meter, idle, rate, count, SHORT, TWO_WAY),
             }
             base = runs["plain"]
-            for path, (ans, orch, asterisk, answered, held) in runs.items():
+            for path, (ans, orch, net, asterisk, answered, held) in runs.items():
                 print(
                     f"{rate:9.0f} {path:>14} {count:5d} {held:6.1f} | {ans:6.1f} {ans / base[0]:5.2f} | "
-                    f"{orch:16.2f} {orch / base[1]:5.2f} | {asterisk:20.2f}"
+                    f"{orch:16.2f} {orch / base[1]:5.2f} | {net:9.2f} {net / base[2]:5.2f} | {asterisk:16.2f}"
                     + (f"   not answered: {count - answered}" if answered < count else ""),
                     flush=True,
                 )
         print(
-            "\nratio: against plain calls at the same rate; held s: how long an answered call lasted."
-            "\nA call held longer costs the dispatcher more for that alone (compare 'plain, as long')."
+            "\nratio: against plain calls at the same rate; held s: how long an answered call lasted;"
+            "\nless idle: the orchestrator's CPU less its idle rate over the run (a run of longer calls"
+            "\nlasts longer, and pays more idle time for that alone: compare 'plain, as long')."
         )
     finally:
         subprocess.run([sespcl, "nodes", "undrain", "n2"], check=True, capture_output=True)
