@@ -515,6 +515,24 @@ CREATE TABLE IF NOT EXISTS webhook_stopped_urls (
     delivery_id  text
 );
 
+-- Idempotency-Key on the bulk paths (POST /v1/campaigns, /v1/campaigns/{id}/calls, /voice/bulk).
+-- One key space for all three (single calls keep theirs on calls.idempotency_key). A row is a
+-- claim while answer_status is NULL (its holder beats touched_at), then the first answer, replayed
+-- for 24 h from taken_at. request_hash: sha256 of the key's owner, method, path, query, media type
+-- and raw body. Expired rows are deleted a few at a time by each claim (no process of their own).
+CREATE TABLE IF NOT EXISTS idempotent_requests (
+    key              text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+    holder           uuid NOT NULL,
+    taken_at         timestamptz NOT NULL DEFAULT now(),
+    touched_at       timestamptz NOT NULL DEFAULT now(),
+    request_hash     text,
+    answer_status    smallint,
+    answer_body      jsonb,
+    answer_location  text,
+    answered_at      timestamptz
+);
+CREATE INDEX IF NOT EXISTS idempotent_requests_taken_at ON idempotent_requests (taken_at);
+
 -- The payload of one event: the call as the statement left it. Plain arguments, so that it is
 -- inlined into the triggers' statement (no function call per event).
 CREATE OR REPLACE FUNCTION sespcl_webhook_payload(
@@ -662,6 +680,8 @@ BEGIN
         GRANT SELECT (id, name, key_hash, scopes, rate_per_s, allow_countries, allow_premium, revoked_at),
             UPDATE (last_used_at) ON api_keys TO sespcl_api;
         GRANT SELECT ON webhook_deliveries, webhook_tries TO sespcl_api;  -- GET /v1/calls/{id}/webhooks
+        -- Idempotency-Key on the bulk paths: claims, answers, and the sweep of expired keys
+        GRANT SELECT, INSERT, UPDATE, DELETE ON idempotent_requests TO sespcl_api;
     END IF;
     IF to_regrole('sespcl_dispatcher') IS NOT NULL THEN
         GRANT USAGE ON SCHEMA public TO sespcl_dispatcher;

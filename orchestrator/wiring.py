@@ -34,6 +34,7 @@ from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import Pool, open_pool
 from orchestrator.persistence.dispatch import DispatchStore
 from orchestrator.persistence.farm import FarmStore
+from orchestrator.persistence.idempotency import IdempotencyKeyStore
 from orchestrator.persistence.keys import KeyStore
 from orchestrator.persistence.maintenance import TableUpkeepStore
 from orchestrator.persistence.webhooks import WebhookLogStore, WebhookOutbox
@@ -44,6 +45,7 @@ from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
 from orchestrator.services.health import HealthChecks
+from orchestrator.services.idempotency import IdempotentRequests
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
 from orchestrator.services.metrics import FarmMetrics
@@ -119,6 +121,7 @@ def api_deps(
         health=HealthChecks(store=farm, queues=queues, banner=ami_banner, cache_s=settings.health_cache_s),
         metrics=FarmMetrics(store=farm, queues=queues),
         webhooks=WebhookLog(WebhookLogStore(pool)),
+        idempotency=IdempotentRequests(IdempotencyKeyStore(pool)),
         max_body_bytes=settings.max_body_bytes,
         max_bulk_bytes=settings.max_bulk_bytes,
         max_line_bytes=settings.max_line_bytes,

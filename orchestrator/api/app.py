@@ -14,6 +14,7 @@ from orchestrator.api import campaigns, health, prometheus, webhooks
 from orchestrator.api.access import auth_middleware, principal
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
+from orchestrator.api.idempotency import idempotency_key
 from orchestrator.api.parsing import json_body, validation_error
 from orchestrator.api.presenters import call_json, event_json, farm_json
 from orchestrator.api.schemas import CallIn
@@ -23,7 +24,6 @@ from orchestrator.domain.errors import SespclError
 log = structlog.get_logger(__name__)
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
-IDEMPOTENCY_KEY_MAX = 255
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,14 +74,7 @@ async def create_call(request: web.Request) -> web.Response:
         parsed = CallIn.model_validate(body, context=validation_context(deps.webhook_allow))
     except ValidationError as exc:
         raise validation_error(exc) from exc
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable()):
-        raise ApiError(
-            400,
-            "invalid-idempotency-key",
-            f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
-            "Idempotency-Key",
-        )
+    key = idempotency_key(request)
     who = principal(request)
     call, created = await deps.calls.submit(
         parsed.to_request(idempotency_key=key, created_by=who.name, destinations=who.destinations)

@@ -11,17 +11,19 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator.api.access import principal
-from orchestrator.api.body_stream import BodyIdle, BodyStream, BodyTooLarge
+from orchestrator.api.body_stream import BodyIdle, BodyStream, BodyTooLarge, ChunkSource
 from orchestrator.api.bulk_formats import READERS
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError
 from orchestrator.api.framing import MalformedBody, RowTooLong
+from orchestrator.api.idempotency import idempotent
 from orchestrator.api.parsing import idle_error, json_body, validation_error
 from orchestrator.api.presenters import call_json, campaign_json
 from orchestrator.api.schemas import CampaignIn
 from orchestrator.api.two_way import RowTwoWay, validation_context
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.campaign import CampaignStatus
+from orchestrator.services.idempotency import Answer
 
 
 def _deps(request: web.Request) -> ApiDeps:
@@ -52,17 +54,18 @@ async def _create(request: web.Request, parsed: CampaignIn) -> dict[str, Any]:
 
 
 async def create_campaign(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed-json", "the body must be a JSON object")
-    try:
-        parsed = CampaignIn.model_validate(body, context=validation_context(_deps(request).webhook_allow))
-    except ValidationError as exc:
-        raise validation_error(exc) from exc
-    row = await _create(request, parsed)
-    return web.json_response(
-        await _describe(request, row["id"]), status=201, headers={"Location": f"/v1/campaigns/{row['id']}"}
-    )
+    async def work(source: ChunkSource) -> Answer:
+        body = await json_body(request, source)
+        if not isinstance(body, dict):
+            raise ApiError(400, "malformed-json", "the body must be a JSON object")
+        try:
+            parsed = CampaignIn.model_validate(body, context=validation_context(_deps(request).webhook_allow))
+        except ValidationError as exc:
+            raise validation_error(exc) from exc
+        row = await _create(request, parsed)
+        return Answer(201, await _describe(request, row["id"]), f"/v1/campaigns/{row['id']}")
+
+    return await idempotent(request, work, most=_deps(request).max_body_bytes)
 
 
 def _check_bulk_request(request: web.Request) -> None:
@@ -78,11 +81,11 @@ def _check_bulk_request(request: web.Request) -> None:
         raise ApiError(413, "body-too-large", f"a bulk body may be at most {limit} bytes")
 
 
-async def _intake(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
+async def _intake(request: web.Request, campaign_id: UUID, source: ChunkSource) -> dict[str, Any]:
     deps = _deps(request)
     _check_bulk_request(request)
     reader = READERS[request.content_type]
-    body = BodyStream(request.content, most=deps.max_bulk_bytes, idle_s=deps.upload_idle_s)
+    body = BodyStream(source, most=deps.max_bulk_bytes, idle_s=deps.upload_idle_s)
     try:
         who = principal(request)
         report = await deps.campaigns.intake(
@@ -111,7 +114,12 @@ async def _intake(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
 
 async def add_calls(request: web.Request) -> web.Response:
     campaign_id = _campaign_id(request)
-    return web.json_response(await _intake(request, campaign_id), status=202)
+    _check_bulk_request(request)
+
+    async def work(source: ChunkSource) -> Answer:
+        return Answer(202, await _intake(request, campaign_id, source))
+
+    return await idempotent(request, work, most=_deps(request).max_bulk_bytes)
 
 
 BULK_QUERY = frozenset({"name", "text", "voice", "trunk", "from", "ring_timeout_s", "cps"})
@@ -156,19 +164,20 @@ def _bulk_campaign(query: Mapping[str, str]) -> CampaignIn:
 async def voice_bulk(request: web.Request) -> web.Response:
     """The product guide's path: the campaign's settings in the query, the rows in the body."""
     _check_bulk_request(request)
-    row = await _create(request, _bulk_campaign(request.query))
-    try:
-        report = await _intake(request, row["id"])
-    except Exception:
-        # The upload stored nothing (all or nothing), so neither does the request: no campaign
-        # left behind, empty, for a body that was refused.
-        await _deps(request).campaigns.discard_if_empty(row["id"])
-        raise
-    return web.json_response(
-        {"campaign_id": str(row["id"]), **report},
-        status=202,
-        headers={"Location": f"/v1/campaigns/{row['id']}"},
-    )
+    campaign = _bulk_campaign(request.query)
+
+    async def work(source: ChunkSource) -> Answer:
+        row = await _create(request, campaign)
+        try:
+            report = await _intake(request, row["id"], source)
+        except Exception:
+            # The upload stored nothing (all or nothing), so neither does the request: no campaign
+            # left behind, empty, for a body that was refused.
+            await _deps(request).campaigns.discard_if_empty(row["id"])
+            raise
+        return Answer(202, {"campaign_id": str(row["id"]), **report}, f"/v1/campaigns/{row['id']}")
+
+    return await idempotent(request, work, most=_deps(request).max_bulk_bytes)
 
 
 async def get_campaign(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from orchestrator.rate_limit import RateLimiter
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.health import HealthChecks
+from orchestrator.services.idempotency import IdempotentRequests
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.metrics import FarmMetrics
 from orchestrator.services.webhook_log import WebhookLog
@@ -28,6 +29,8 @@ class ApiDeps:
     max_line_bytes: int
     upload_idle_s: float
     webhooks: WebhookLog
+    idempotency: IdempotentRequests
+    """Idempotency-Key on the bulk paths (single calls keep theirs with the call)."""
     rate_limiter: RateLimiter | None = None
     """None: no key is rate limited (tests of handlers alone)."""
     webhook_allow: AllowList = AllowList()

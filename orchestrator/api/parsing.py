@@ -8,20 +8,21 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator.api import json_text
-from orchestrator.api.body_stream import BodyIdle, BodyStream, BodyTooLarge
+from orchestrator.api.body_stream import BodyIdle, BodyStream, BodyTooLarge, ChunkSource
 from orchestrator.api.deps import DEPS
 from orchestrator.api.errors import ApiError
 from orchestrator.api.refusals import first_refusal
 
 
-async def json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request, source: ChunkSource | None = None) -> Any:
+    """`source`: where the body is read from (None: the request's own stream)."""
     deps = request.app[DEPS]
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported-media-type", "send the body as application/json")
     too_large = ApiError(413, "body-too-large", f"the body may be at most {deps.max_body_bytes} bytes")
     if request.content_length is not None and request.content_length > deps.max_body_bytes:
         raise too_large
-    body = BodyStream(request.content, most=deps.max_body_bytes, idle_s=deps.upload_idle_s)
+    body = BodyStream(source or request.content, most=deps.max_body_bytes, idle_s=deps.upload_idle_s)
     try:
         raw = await body.read_all()
     except BodyTooLarge as exc:

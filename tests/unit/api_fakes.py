@@ -28,7 +28,7 @@ def api_deps(fault: Callable[[str], Exception], **given: Any) -> ApiDeps:
     """ApiDeps with the limits the tests assume; each service not `given` is its own Stub."""
     fields: dict[str, Any] = {
         name: cast(Any, Stub(fault))
-        for name in ("calls", "keys", "health", "metrics", "campaigns", "webhooks")
+        for name in ("calls", "keys", "health", "metrics", "campaigns", "webhooks", "idempotency")
     }
     fields |= {
         "max_body_bytes": 65536,
