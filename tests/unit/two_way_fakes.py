@@ -25,8 +25,10 @@ from orchestrator.domain.webhooks import AllowList, StatusCallback
 from orchestrator.persistence.calls import CreateResult, assets_of
 from orchestrator.services.calls import CallRepository, CallService
 from orchestrator.services.campaigns import CampaignRepository, CampaignService
+from orchestrator.services.idempotency import IdempotentRequests
 from orchestrator.services.keys import Authenticator
 from tests.unit.api_fakes import OneTrunk, api_deps
+from tests.unit.idempotency_fakes import MemoryIdempotency
 
 KEY = "two-way-test-key-0123456789abcdef"
 ENGINE = "espeak-ng"
@@ -187,12 +189,17 @@ class Api:
     calls: MemoryCalls
     campaigns: MemoryCampaigns
     renders: Renders
+    idempotency: MemoryIdempotency
 
-    async def post(self, path: str, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
+    async def post(
+        self, path: str, body: Any, content_type: str = "application/json", *, key: str | None = None
+    ) -> tuple[int, Any]:
+        """`key`: the Idempotency-Key header (None: none)."""
         data = body if isinstance(body, str) else json.dumps(body)
-        response = await self.client.post(
-            path, data=data, headers={"Authorization": f"Bearer {KEY}", "Content-Type": content_type}
-        )
+        headers = {"Authorization": f"Bearer {KEY}", "Content-Type": content_type}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        response = await self.client.post(path, data=data, headers=headers)
         return response.status, await response.json()
 
     async def get(self, path: str) -> Any:
@@ -208,6 +215,7 @@ def _fault(name: str) -> Exception:
 @asynccontextmanager
 async def two_way_api(allow: AllowList | None = None) -> AsyncIterator[Api]:
     calls, campaigns, renders = MemoryCalls(), MemoryCampaigns(), Renders()
+    idempotency = MemoryIdempotency()
     bootstrap = Principal(BOOTSTRAP, frozenset({Scope.ADMIN}), None)
     deps = api_deps(
         _fault,
@@ -224,6 +232,7 @@ async def two_way_api(allow: AllowList | None = None) -> AsyncIterator[Api]:
         ),
         keys=Authenticator(cast(Any, NoKeys()), bootstrap_key=KEY, bootstrap=bootstrap, cache_s=2.0),
         webhook_allow=allow or AllowList(),
+        idempotency=IdempotentRequests(idempotency),
     )
     async with TestClient(TestServer(create_app(deps))) as client:
-        yield Api(client, calls, campaigns, renders)
+        yield Api(client, calls, campaigns, renders, idempotency)
