@@ -20,6 +20,7 @@ from orchestrator.api.bulk_formats import READERS
 from orchestrator.api.campaigns import list_calls, list_campaigns, voice_bulk
 from orchestrator.api.deps import ApiDeps
 from orchestrator.api.errors import ApiError
+from orchestrator.api.idempotency import IDEMPOTENCY_KEY_MAX, REPLAYED_HEADER
 from orchestrator.api.presenters import attempt_json, call_json, campaign_json, event_json
 from orchestrator.api.schemas import CallIn, CampaignDefaultsIn, CampaignIn, CampaignTtsIn
 from orchestrator.api.tts_fields import TtsIn
@@ -246,7 +247,9 @@ def test_upload_media_types_are_the_readers(doc: dict[str, Any], path: str) -> N
 
 
 async def test_voice_bulk_query_parameters_are_the_documented_ones(doc: dict[str, Any]) -> None:
-    params = {p["name"]: p for p in doc["paths"]["/voice/bulk"]["post"]["parameters"]}
+    params = {
+        p["name"]: p for p in doc["paths"]["/voice/bulk"]["post"]["parameters"] if p.get("in") == "query"
+    }
     assert {n for n, p in params.items() if p.get("required")} == {"text"}
     sample = {
         "name": "x",
@@ -278,6 +281,28 @@ async def test_voice_bulk_query_parameters_are_the_documented_ones(doc: dict[str
     with pytest.raises(ApiError) as missing:
         await voice_bulk(request({k: v for k, v in sample.items() if k != "text"}))
     assert (missing.value.status, missing.value.field) == (422, "text")
+
+
+@pytest.mark.parametrize(
+    ("path", "ok"),
+    [
+        ("/v1/calls", "202"),
+        ("/v1/campaigns", "201"),
+        ("/v1/campaigns/{campaign_id}/calls", "202"),
+        ("/voice/bulk", "202"),
+    ],
+)
+def test_idempotency_key_is_documented_where_it_is_read(doc: dict[str, Any], path: str, ok: str) -> None:
+    op = doc["paths"][path]["post"]
+    assert {"$ref": "#/components/parameters/IdempotencyKey"} in op["parameters"]
+    key = doc["components"]["parameters"]["IdempotencyKey"]["schema"]
+    assert key["maxLength"] == IDEMPOTENCY_KEY_MAX
+    assert "`invalid-idempotency-key`" in op["responses"]["400"]["description"]
+    assert "`idempotency-key-reused`" in op["responses"]["409"]["description"]
+    if path != "/v1/calls":  # the bulk paths: replayed as first answered, or still running
+        assert "`idempotency-key-in-use`" in op["responses"]["409"]["description"]
+        assert "Retry-After" in op["responses"]["409"]["headers"]
+        assert REPLAYED_HEADER in op["responses"][ok]["headers"]
 
 
 @pytest.mark.parametrize(
