@@ -12,8 +12,11 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
-from orchestrator.api.idempotency import REPLAYED_HEADER
+from orchestrator.api.access import PRINCIPAL
+from orchestrator.api.idempotency import REPLAYED_HEADER, request_digest
+from orchestrator.domain.keys import Principal, Scope
 from orchestrator.services.idempotency import Answer, IdempotentRequests
 from tests.unit.fakes import eventually
 from tests.unit.idempotency_fakes import MemoryIdempotency
@@ -236,3 +239,30 @@ async def test_a_held_key_is_freed_by_a_failure_or_a_refusal_and_kept_by_a_succe
     await requests.hold("k", claim.holder, accepted_slowly, lambda: "h")
     replay = await requests.claim("k")
     assert (replay.answer, replay.request_hash, replay.holder) == (Answer(202, {"accepted": 1}), "h", None)
+
+
+def test_the_request_hash_covers_the_keys_owner_the_path_the_query_and_the_media_type() -> None:
+    """Another API key sending the same key and body is refused (reused), never handed the
+    first key's answer."""
+
+    def digest(who: str, path: str, content_type: str = "text/csv") -> str:
+        request = make_mocked_request("POST", path, headers={"Content-Type": content_type})
+        request[PRINCIPAL] = Principal(who, frozenset({Scope.CAMPAIGNS_WRITE}), None)
+        hashed = request_digest(request)
+        hashed.update(ROWS_CSV.encode())
+        return hashed.hexdigest()
+
+    same = digest("crm-sync", f"/voice/bulk?{BULK_QUERY}")
+    assert same == digest("crm-sync", f"/voice/bulk?{BULK_QUERY}")
+    assert (
+        len(
+            {
+                same,
+                digest("billing", f"/voice/bulk?{BULK_QUERY}"),
+                digest("crm-sync", f"/voice/bulk?{BULK_QUERY}&cps=2"),
+                digest("crm-sync", f"/voice/bulk?{BULK_QUERY}", "application/x-ndjson"),
+                digest("crm-sync", "/v1/campaigns/5d0c8a52-1d1e-4a43-9a0e-6c9b1f0e2a77/calls"),
+            }
+        )
+        == 5
+    )
