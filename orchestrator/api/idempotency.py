@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 
 from orchestrator.api.access import principal
@@ -21,6 +22,8 @@ from orchestrator.api.deps import DEPS
 from orchestrator.api.errors import ApiError
 from orchestrator.api.parsing import idle_error
 from orchestrator.services.idempotency import Answer
+
+log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 255
 IN_USE_RETRY_AFTER_S = 5
@@ -95,6 +98,7 @@ async def idempotent(request: web.Request, work: Work, *, most: int) -> web.Resp
     source = HashingSource(request.content, request_digest(request))
     claim = await requests.claim(key)
     if claim.in_use:
+        log.info("idempotency.in_use", key=key, path=request.path)
         raise ApiError(
             409,
             "idempotency-key-in-use",
@@ -112,6 +116,7 @@ async def idempotent(request: web.Request, work: Work, *, most: int) -> web.Resp
                 "this Idempotency-Key was used with a different request body",
                 "Idempotency-Key",
             )
+        log.info("idempotency.replayed", key=key, path=request.path, status=claim.answer.status)
         return response_of(claim.answer, replayed=True)
     assert claim.holder is not None
 

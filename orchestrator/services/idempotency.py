@@ -99,10 +99,18 @@ class IdempotentRequests:
             raise
         beat.cancel()
         if 200 <= answer.status < 300:
-            await self._store.answer(key, holder, request_hash(), answer)
+            await self._keep(key, holder, request_hash(), answer)
         else:
-            await self._store.release(key, holder)
+            await self._release(key, holder)
         return answer
+
+    async def _keep(self, key: str, holder: UUID, request_hash: str, answer: Answer) -> None:
+        try:
+            await self._store.answer(key, holder, request_hash, answer)
+        except StoreError as exc:
+            # The work is done and stored: the client gets its answer all the same. The claim,
+            # unanswered, answers "in use" until it goes stale (the known gap, module docstring).
+            log.warning("idempotency.answer_not_kept", key=key, status=answer.status, error=str(exc))
 
     async def _beat(self, key: str, holder: UUID) -> None:
         while True:

@@ -16,6 +16,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from orchestrator.api.access import PRINCIPAL
 from orchestrator.api.idempotency import REPLAYED_HEADER, request_digest
+from orchestrator.domain.errors import StoreUnavailable
 from orchestrator.domain.keys import Principal, Scope
 from orchestrator.services.idempotency import Answer, IdempotentRequests
 from tests.unit.fakes import eventually
@@ -266,3 +267,21 @@ def test_the_request_hash_covers_the_keys_owner_the_path_the_query_and_the_media
         )
         == 5
     )
+
+
+class AnswerLost(MemoryIdempotency):
+    async def answer(self, key: str, holder: UUID, request_hash: str, answer: Answer) -> None:
+        raise StoreUnavailable("the database went away after the upload's commit")
+
+
+async def test_an_answer_the_store_cannot_keep_still_reaches_the_client() -> None:
+    store = AnswerLost()
+    requests = IdempotentRequests(store)
+    claim = await requests.claim("k")
+    assert claim.holder is not None
+
+    async def accepted() -> Answer:
+        return Answer(202, {"accepted": 4})
+
+    assert await requests.hold("k", claim.holder, accepted, lambda: "h") == Answer(202, {"accepted": 4})
+    assert store.running("k")  # in use until it goes stale: never free at once for a second upload
