@@ -116,8 +116,9 @@ class Settings(BaseSettings):
     audio_keep_days: int = Field(default=7, ge=1)
     """The scheduled prune deletes rendered audio older than this that no queued or live call
     needs (a prompt asked again later is rendered again)."""
-    audio_prune_batch: int = Field(default=2000, ge=1, le=100_000)
-    """Assets one prune transaction considers: each batch reads the live calls once."""
+    audio_prune_batch: int = Field(default=10_000, ge=1, le=100_000)
+    """Assets one prune transaction considers: each batch reads the live calls once (10,000:
+    about 11,000 assets/s beside a million calls here, against 4,300/s in batches of 2,000)."""
 
     heartbeat_file: Path | None = None
     """Where a dispatcher or worker touches its heartbeat, every `heartbeat_s`, from its own

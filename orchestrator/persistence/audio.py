@@ -53,14 +53,16 @@ _LOCK_SQL = """
 """
 
 _DELETE_UNNEEDED_SQL = f"""
-    WITH needed AS (
-        SELECT DISTINCT h.hash FROM calls c
+    WITH locked AS (SELECT unnest(%(locked)s::text[]) AS hash),
+    needed AS (  -- one pass over the live calls, each audio they play hash-joined to the batch
+        SELECT h.hash FROM calls c
         CROSS JOIN LATERAL unnest(array_prepend(c.audio_hash, coalesce(c.extra_audio, '{{}}'))) AS h(hash)
+        JOIN locked l ON l.hash = h.hash
         WHERE c.status = ANY(%(live)s)
-          AND (c.audio_hash = ANY(%(locked)s) OR c.extra_audio && %(locked)s::text[])
-    )
-    DELETE FROM audio_assets a
-    WHERE a.hash = ANY(%(locked)s) AND NOT EXISTS (SELECT 1 FROM needed n WHERE n.hash = a.hash)
+    ),
+    unneeded AS (SELECT hash FROM locked EXCEPT SELECT hash FROM needed)  -- hashed, not n × m
+    DELETE FROM audio_assets a USING unneeded u
+    WHERE a.hash = u.hash
     RETURNING a.hash, {SIZE_SQL} AS size_bytes
 """
 

@@ -49,7 +49,7 @@ class AudioPruner:
         store: AudioPruneRepository,
         files: AudioFiles,
         *,
-        batch: int = 2000,
+        batch: int = 10_000,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -81,13 +81,15 @@ class AudioPruner:
         deleted_from = self._now()
         pruned = await self._store.delete_unneeded(candidates, older_than)
         report = PruneReport(prompts=len(pruned), bytes=sum(asset.size_bytes for asset in pruned))
-        for asset in pruned:
-            removed = await asyncio.to_thread(
-                self._files.remove_if_older, audio_file_name(asset.audio_hash), deleted_from
-            )
-            report.files += removed is True
-            report.kept_recent_files += removed is False
+        names = [audio_file_name(asset.audio_hash) for asset in pruned]
+        outcomes = await asyncio.to_thread(self._remove_all, names, deleted_from)
+        report.files = outcomes.count(True)
+        report.kept_recent_files = outcomes.count(False)
         return report
+
+    def _remove_all(self, names: list[str], before: float) -> list[bool | None]:
+        """In one thread for the whole batch: a thread hop per file cost more than the unlink."""
+        return [self._files.remove_if_older(name, before) for name in names]
 
     async def _sweep_strays(self) -> PruneReport:
         now = self._now()
@@ -97,14 +99,13 @@ class AudioPruner:
         for start in range(0, len(hashes), self._batch):
             chunk = hashes[start : start + self._batch]
             known = await self._store.existing(chunk)
-            for audio_hash in chunk:
-                if audio_hash in known:
-                    continue
-                for name in by_hash[audio_hash]:
-                    # Re-checked at deletion: a render of these words since the listing wrote anew.
-                    if await asyncio.to_thread(self._files.remove_if_older, name, now - STRAY_FILE_MIN_AGE_S):
-                        report.files += 1
-                        report.strays += 1
+            names = [name for audio_hash in chunk if audio_hash not in known for name in by_hash[audio_hash]]
+            # The age is checked again at deletion: a render of these words since the listing
+            # wrote the file anew.
+            outcomes = await asyncio.to_thread(self._remove_all, names, now - STRAY_FILE_MIN_AGE_S)
+            removed = outcomes.count(True)
+            report.files += removed
+            report.strays += removed
         return report
 
 
