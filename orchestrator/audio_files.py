@@ -13,18 +13,17 @@ class AudioDirectory:
         self._path = path
 
     def listing(self) -> list[AudioFile]:
-        """Every regular file directly in the directory (none if it does not exist yet)."""
+        """Every regular file directly in the directory. A directory that does not exist raises
+        FileNotFoundError: a prune pointed at the wrong place must not delete rows and leave
+        their files behind where nobody sweeps them."""
         files: list[AudioFile] = []
-        try:
-            with os.scandir(self._path) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_file(follow_symlinks=False):
-                            files.append(AudioFile(entry.name, entry.stat(follow_symlinks=False).st_mtime))
-                    except FileNotFoundError:  # deleted while listed
-                        continue
-        except FileNotFoundError:
-            return []
+        with os.scandir(self._path) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        files.append(AudioFile(entry.name, entry.stat(follow_symlinks=False).st_mtime))
+                except FileNotFoundError:  # deleted while listed
+                    continue
         return files
 
     def remove_if_older(self, name: str, before: float) -> bool | None:

@@ -60,12 +60,14 @@ class AudioPruner:
     async def prune(self, older_than: timedelta) -> PruneReport:
         """Every asset older than `older_than` that no live call needs, a batch at a time, then
         the stray files."""
+        # Listed first: a directory that is not there stops the prune before any row goes.
+        listed = await asyncio.to_thread(self._files.listing)
         report = PruneReport()
         after = ""
         while candidates := await self._store.candidates(older_than, after, self._batch):
             after = candidates[-1]
             report.add(await self._prune_batch(candidates, older_than))
-        report.add(await self._sweep_strays())
+        report.add(await self._sweep_strays(listed))
         log.info(
             "audio.pruned",
             older_than_days=older_than.days,
@@ -91,9 +93,9 @@ class AudioPruner:
         """In one thread for the whole batch: a thread hop per file cost more than the unlink."""
         return [self._files.remove_if_older(name, before) for name in names]
 
-    async def _sweep_strays(self) -> PruneReport:
+    async def _sweep_strays(self, listed: list[AudioFile]) -> PruneReport:
         now = self._now()
-        by_hash = stray_candidates(await asyncio.to_thread(self._files.listing), now)
+        by_hash = stray_candidates(listed, now)
         report = PruneReport()
         hashes = sorted(by_hash)
         for start in range(0, len(hashes), self._batch):

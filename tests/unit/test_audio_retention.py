@@ -146,7 +146,8 @@ def test_the_audio_directory_deletes_only_files_written_before(tmp_path: Path) -
     assert directory.remove_if_older(old.name, before) is None
     with pytest.raises(ValueError):
         directory.remove_if_older(f"../{OLD}.ulaw", before)
-    assert AudioDirectory(tmp_path / "not-yet").listing() == []
+    with pytest.raises(FileNotFoundError):
+        AudioDirectory(tmp_path / "elsewhere").listing()
 
 
 def _invoke(monkeypatch: pytest.MonkeyPatch, pruner: AudioPruner, *args: str) -> tuple[int, str]:
@@ -171,6 +172,16 @@ def test_cli_prune_reports_what_it_deleted(monkeypatch: pytest.MonkeyPatch) -> N
     code, output = _invoke(monkeypatch, pruner, "--older-than-days", "30")
     assert code == 0, output
     assert "1 prompts older than 30 days deleted (3.0 MB); 1 files deleted, 0 of them without a row" in output
+
+
+def test_cli_prune_deletes_no_row_when_the_audio_directory_is_not_there(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    store = Store({OLD: 16_000}, set(), [])
+    pruner = AudioPruner(store, AudioDirectory(tmp_path / "elsewhere"), wall_clock=lambda: NOW)
+    code, output = _invoke(monkeypatch, pruner)
+    assert code == 1 and "the audio directory" in output and "elsewhere" in output
+    assert store.assets == {OLD: 16_000} and store.batches == []
 
 
 def test_cli_prune_refuses_a_zero_age_and_reports_a_database_down(monkeypatch: pytest.MonkeyPatch) -> None:
