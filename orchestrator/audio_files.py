@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from orchestrator.domain.audio_retention import AudioFile
@@ -12,19 +14,19 @@ class AudioDirectory:
     def __init__(self, path: Path) -> None:
         self._path = path
 
-    def listing(self) -> list[AudioFile]:
-        """Every regular file directly in the directory. A directory that does not exist raises
-        FileNotFoundError: a prune pointed at the wrong place must not delete rows and leave
-        their files behind where nobody sweeps them."""
-        files: list[AudioFile] = []
+    def check(self) -> None:
+        """FileNotFoundError (or another OSError) if the directory cannot be listed: a prune
+        pointed at the wrong place must not delete rows and leave their files where nobody
+        sweeps them."""
+        with os.scandir(self._path):
+            pass
+
+    @contextmanager
+    def scan(self) -> Iterator[Iterator[AudioFile]]:
+        """The regular files directly in the directory, one at a time (a million names are not
+        held in memory at once)."""
         with os.scandir(self._path) as entries:
-            for entry in entries:
-                try:
-                    if entry.is_file(follow_symlinks=False):
-                        files.append(AudioFile(entry.name, entry.stat(follow_symlinks=False).st_mtime))
-                except FileNotFoundError:  # deleted while listed
-                    continue
-        return files
+            yield (file for entry in entries if (file := _regular_file(entry)) is not None)
 
     def remove_if_older(self, name: str, before: float) -> bool | None:
         """Delete `name` if it was last written before `before` (epoch s). True: deleted;
@@ -40,3 +42,12 @@ class AudioDirectory:
         except FileNotFoundError:
             return None
         return True
+
+
+def _regular_file(entry: os.DirEntry[str]) -> AudioFile | None:
+    try:
+        if entry.is_file(follow_symlinks=False):
+            return AudioFile(entry.name, entry.stat(follow_symlinks=False).st_mtime)
+    except FileNotFoundError:  # deleted while listed
+        pass
+    return None

@@ -9,8 +9,10 @@ already have written the new file under the same name.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Protocol
 
@@ -38,7 +40,9 @@ class AudioPruneRepository(Protocol):
 
 
 class AudioFiles(Protocol):
-    def listing(self) -> list[AudioFile]: ...
+    def check(self) -> None: ...
+
+    def scan(self) -> AbstractContextManager[Iterator[AudioFile]]: ...
 
     def remove_if_older(self, name: str, before: float) -> bool | None: ...
 
@@ -60,14 +64,14 @@ class AudioPruner:
     async def prune(self, older_than: timedelta) -> PruneReport:
         """Every asset older than `older_than` that no live call needs, a batch at a time, then
         the stray files."""
-        # Listed first: a directory that is not there stops the prune before any row goes.
-        listed = await asyncio.to_thread(self._files.listing)
+        # A directory that is not there stops the prune before any row goes.
+        await asyncio.to_thread(self._files.check)
         report = PruneReport()
         after = ""
         while candidates := await self._store.candidates(older_than, after, self._batch):
             after = candidates[-1]
             report.add(await self._prune_batch(candidates, older_than))
-        report.add(await self._sweep_strays(listed))
+        report.add(await self._sweep_strays())
         log.info(
             "audio.pruned",
             older_than_days=older_than.days,
@@ -93,22 +97,31 @@ class AudioPruner:
         """In one thread for the whole batch: a thread hop per file cost more than the unlink."""
         return [self._files.remove_if_older(name, before) for name in names]
 
-    async def _sweep_strays(self, listed: list[AudioFile]) -> PruneReport:
+    async def _sweep_strays(self) -> PruneReport:
+        """The directory in chunks of a batch: each chunk's old files of assets, less those
+        whose row exists."""
         now = self._now()
-        by_hash = stray_candidates(listed, now)
         report = PruneReport()
-        hashes = sorted(by_hash)
-        for start in range(0, len(hashes), self._batch):
-            chunk = hashes[start : start + self._batch]
-            known = await self._store.existing(chunk)
-            names = [name for audio_hash in chunk if audio_hash not in known for name in by_hash[audio_hash]]
-            # The age is checked again at deletion: a render of these words since the listing
-            # wrote the file anew.
-            outcomes = await asyncio.to_thread(self._remove_all, names, now - STRAY_FILE_MIN_AGE_S)
-            removed = outcomes.count(True)
-            report.files += removed
-            report.strays += removed
+        with self._files.scan() as files:
+            while chunk := await asyncio.to_thread(_take, files, self._batch):
+                by_hash = stray_candidates(chunk, now)
+                if not by_hash:
+                    continue
+                known = await self._store.existing(sorted(by_hash))
+                names = [
+                    name for audio_hash, found in by_hash.items() if audio_hash not in known for name in found
+                ]
+                # The age is checked again at deletion: a render of these words since the listing
+                # wrote the file anew.
+                outcomes = await asyncio.to_thread(self._remove_all, names, now - STRAY_FILE_MIN_AGE_S)
+                removed = outcomes.count(True)
+                report.files += removed
+                report.strays += removed
         return report
+
+
+def _take(files: Iterator[AudioFile], n: int) -> list[AudioFile]:
+    return list(itertools.islice(files, n))
 
 
 class ScheduledPrune:

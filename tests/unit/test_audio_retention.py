@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -89,8 +91,12 @@ class Files:
         self.mtimes = dict(mtimes)
         self.log = calls_log
 
-    def listing(self) -> list[AudioFile]:
-        return [AudioFile(name, mtime) for name, mtime in self.mtimes.items()]
+    def check(self) -> None:
+        pass
+
+    @contextmanager
+    def scan(self) -> Iterator[Iterator[AudioFile]]:
+        yield iter([AudioFile(name, mtime) for name, mtime in self.mtimes.items()])
 
     def remove_if_older(self, name: str, before: float) -> bool | None:
         if name not in self.mtimes:
@@ -127,10 +133,15 @@ async def test_a_prune_deletes_each_unneeded_row_then_its_file_and_sweeps_old_st
 async def test_a_prune_goes_in_batches_past_the_kept_ones() -> None:
     hashes = [f"{i:064x}" for i in range(7)]
     store = Store(dict.fromkeys(hashes, 8), {hashes[0], hashes[3]}, [])
-    report = await AudioPruner(store, Files({}, []), batch=3, wall_clock=lambda: NOW).prune(WEEK)
+    strays = {f"{i:064x}.ulaw": NOW - 7200 for i in range(100, 107)}
+    kept = {f"{hashes[0]}.ulaw": NOW - 9 * 86400, f"{hashes[3]}.ulaw": NOW - 9 * 86400}
+    files = Files({**strays, **kept}, [])
+    report = await AudioPruner(store, files, batch=3, wall_clock=lambda: NOW).prune(WEEK)
     # kept rows are not offered again: the next batch starts after the last hash seen
     assert store.batches == [hashes[0:3], hashes[3:6], hashes[6:7]]
     assert report.prompts == 5 and set(store.assets) == {hashes[0], hashes[3]}
+    # the directory, in chunks of 3 too: every stray found, the files of kept rows left
+    assert (report.strays, set(files.mtimes)) == (7, set(kept))
 
 
 def test_the_audio_directory_deletes_only_files_written_before(tmp_path: Path) -> None:
@@ -140,14 +151,16 @@ def test_the_audio_directory_deletes_only_files_written_before(tmp_path: Path) -
     new.write_bytes(b"\xff" * 80)
     before = time.time() - 10
     os.utime(old, (before - 5, before - 5))
-    assert {f.name for f in directory.listing()} == {old.name, new.name}
+    with directory.scan() as files:
+        assert {f.name for f in files} == {old.name, new.name}
     assert directory.remove_if_older(new.name, before) is False and new.exists()
     assert directory.remove_if_older(old.name, before) is True and not old.exists()
     assert directory.remove_if_older(old.name, before) is None
     with pytest.raises(ValueError):
         directory.remove_if_older(f"../{OLD}.ulaw", before)
+    directory.check()
     with pytest.raises(FileNotFoundError):
-        AudioDirectory(tmp_path / "elsewhere").listing()
+        AudioDirectory(tmp_path / "elsewhere").check()
 
 
 def _invoke(monkeypatch: pytest.MonkeyPatch, pruner: AudioPruner, *args: str) -> tuple[int, str]:
