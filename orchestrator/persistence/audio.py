@@ -16,8 +16,8 @@ pending: its request enqueues the render again (verified on PostgreSQL 15). Pend
 in flight, are never candidates.
 
 Checking "no live call needs it" reads the live calls once per batch (a sequential pass over
-`calls`: no index on audio_hash, which every inserted call would pay for), hence batches of
-thousands, for a job that runs daily.
+`calls`: no index on audio_hash, which every inserted call would pay for; about 0.3 s beside a
+million calls here), hence batches of 10,000, for a job that runs daily.
 """
 
 from __future__ import annotations
