@@ -138,6 +138,10 @@ CREATE TABLE IF NOT EXISTS audio_assets (
 -- Failed renders that may succeed another time (a tool crashed or timed out): counted, so the
 -- calls waiting on the prompt fail only after a few tries.
 ALTER TABLE audio_assets ADD COLUMN IF NOT EXISTS failed_renders int NOT NULL DEFAULT 0;
+-- The rendered file's size, written by the worker with the file: the disk used by prompts is a
+-- sum over this column (/api/metrics, /metrics), not a walk of the audio directory. NULL on rows
+-- rendered before it existed (read as duration_ms * 8: 8 kHz µ-law is one byte a sample).
+ALTER TABLE audio_assets ADD COLUMN IF NOT EXISTS size_bytes bigint;
 
 -- Do-not-call list: checked when a call is accepted and again just before it is dialed.
 CREATE TABLE IF NOT EXISTS dnc (
@@ -184,7 +188,7 @@ CREATE TABLE IF NOT EXISTS calls (
     trunk               text NOT NULL,
     tts_text            text NOT NULL,
     tts_voice           text NOT NULL,
-    audio_hash          text NOT NULL REFERENCES audio_assets (hash),
+    audio_hash          text NOT NULL,
     ring_timeout_s      int  NOT NULL CHECK (ring_timeout_s BETWEEN 5 AND 120),
     metadata            jsonb,
     status              text NOT NULL DEFAULT 'queued' CHECK (status IN
@@ -260,6 +264,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS calls_idempotency_key ON calls (idempotency_ke
 
 -- Calls keep their trunk's name after the trunk is removed.
 ALTER TABLE calls DROP CONSTRAINT IF EXISTS calls_trunk_fkey;
+-- ... and their prompt's hash (and words, tts_text) after `sespcl audio prune` deleted the
+-- audio no queued or live call needs. No foreign key: every finished call would hold its asset
+-- forever. What keeps a call's audio there instead: the call is inserted in the transaction that
+-- upserts its audio_assets rows (INSERT … ON CONFLICT locks an existing row), and the prune
+-- locks a row (SKIP LOCKED) before it checks, with a fresh snapshot, that no live call needs it
+-- (persistence/audio.py). Checked in pg_constraint first: ALTER TABLE locks calls even for nothing.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'calls_audio_hash_fkey'
+               AND conrelid = 'calls'::regclass) THEN
+        ALTER TABLE calls DROP CONSTRAINT calls_audio_hash_fkey;
+    END IF;
+END $$;
 
 -- The dispatcher's claim walks calls_queued_by_trunk, per trunk, in arrival order.
 DROP INDEX IF EXISTS calls_queued;

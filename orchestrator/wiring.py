@@ -20,6 +20,7 @@ from orchestrator.api.deps import ApiDeps
 from orchestrator.asterisk.ami import AmiNode
 from orchestrator.asterisk.ari import AriNode
 from orchestrator.asterisk.probe import ami_banner, node_reachable
+from orchestrator.audio_files import AudioDirectory
 from orchestrator.config import Settings
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
@@ -29,6 +30,7 @@ from orchestrator.domain.records import NodeRow
 from orchestrator.domain.webhook_delivery import parse_secret
 from orchestrator.domain.webhooks import AllowList
 from orchestrator.loop import new_event_loop
+from orchestrator.persistence.audio import AudioPruneStore
 from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import Pool, open_pool
@@ -41,6 +43,7 @@ from orchestrator.persistence.webhooks import WebhookLogStore, WebhookOutbox
 from orchestrator.queueing import WorkQueues
 from orchestrator.rate_limit import RateLimiter
 from orchestrator.rate_limit import connect as rate_limiter
+from orchestrator.services.audio_retention import AudioPruner, ScheduledPrune
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
@@ -206,13 +209,43 @@ async def run_dispatcher(settings: Settings) -> None:
         log.info("dispatcher.stopped")
 
 
+def audio_pruner(settings: Settings, name: str) -> AudioPruner:
+    """`sespcl audio prune`'s work, as the schema's owner (no service role deletes audio rows),
+    in the audio directory the workers write to."""
+    return AudioPruner(
+        AudioPruneStore(settings.database_url, name),
+        AudioDirectory(settings.audio_dir),
+        batch=settings.audio_prune_batch,
+    )
+
+
 async def run_upkeep(settings: Settings) -> None:
-    """Table upkeep where the server's autovacuum is off. Its own process, as the schema's owner:
-    PostgreSQL 15 lets only a table's owner VACUUM it, and the dispatcher's role owns nothing."""
+    """Table upkeep where the server's autovacuum is off, and the scheduled audio prune. Its own
+    process, as the schema's owner: PostgreSQL 15 lets only a table's owner VACUUM it, and the
+    dispatcher's role owns nothing."""
     keeper = TableKeeper(TableUpkeepStore(settings.database_url, "sespcl-upkeep"), settings.db_upkeep_s)
-    log.info("upkeep.start", every_s=settings.db_upkeep_s)
-    await _run_beating(settings, keeper.run(), keeper.stop)
+    prune = ScheduledPrune(
+        audio_pruner(settings, "sespcl-upkeep"),
+        every_s=settings.audio_prune_every_s,
+        keep_days=settings.audio_keep_days,
+    )
+
+    def stop() -> None:
+        keeper.stop()
+        prune.stop()
+
+    log.info(
+        "upkeep.start",
+        every_s=settings.db_upkeep_s,
+        audio_prune_every_s=settings.audio_prune_every_s,
+        audio_keep_days=settings.audio_keep_days,
+    )
+    await _run_beating(settings, _both(keeper.run(), prune.run()), stop)
     log.info("upkeep.stopped")
+
+
+async def _both(first: Coroutine[Any, Any, None], second: Coroutine[Any, Any, None]) -> None:
+    await asyncio.gather(first, second)
 
 
 async def run_webhooks(settings: Settings) -> None:

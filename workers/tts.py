@@ -71,11 +71,11 @@ def render_audio(audio_hash: str) -> str:
     with db.transaction():
         db.execute(
             """
-            UPDATE audio_assets SET status = 'ready', path = %s, duration_ms = %s,
+            UPDATE audio_assets SET status = 'ready', path = %s, duration_ms = %s, size_bytes = %s,
                    render_count = render_count + 1, rendered_at = now(), error = NULL
             WHERE hash = %s
             """,
-            (str(path.with_suffix("")), duration_ms, audio_hash),
+            (str(path.with_suffix("")), duration_ms, path.stat().st_size, audio_hash),
         )
     bound.info("render.done", duration_ms=duration_ms)
     return "ready"

@@ -150,4 +150,6 @@ def farm_json(farm: FarmOverview) -> dict[str, Any]:
         # have (calls held for later are in calls_by_status.queued, not here).
         "dial_pace_cps": round(farm.dial_pace_cps, 2),
         "eta_s": farm.eta_s,
+        # Rendered audio on disk (`sespcl audio prune` deletes what no live call needs).
+        "audio": {"prompts": farm.audio.prompts, "bytes": farm.audio.bytes},
     }

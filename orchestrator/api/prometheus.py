@@ -93,6 +93,12 @@ def _farm_registry(farm: FarmGauges, health_runs: int) -> CollectorRegistry:
     depth = Gauge("sespcl_queue_depth", "Jobs waiting in each RQ queue", ["queue"], registry=registry)
     for queue, count in farm.queue_depths.items():
         depth.labels(queue).set(count)
+    Gauge("sespcl_audio_prompts", "Rendered audio files on disk (ready prompts)", registry=registry).set(
+        farm.audio.prompts
+    )
+    Gauge("sespcl_audio_bytes", "Disk used by rendered audio, in bytes", registry=registry).set(
+        farm.audio.bytes
+    )
     Counter(
         "sespcl_health_checks",
         "Times this API process ran /health's checks (at most once a second)",

@@ -7,6 +7,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from orchestrator.cli.audio import audio
 from orchestrator.cli.calls import calls
 from orchestrator.cli.demo import demo
 from orchestrator.cli.dnc import dnc
@@ -46,6 +47,7 @@ for command in (
     calls,
     dnc,
     keys,
+    audio,
     demo,
 ):
     main.add_command(command)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,21 @@ async def open_pool(url: str, *, name: str, max_size: int = 10, prepare: bool = 
     except Exception as exc:  # psycopg_pool raises PoolTimeout with the cause chained
         raise Unavailable(f"PostgreSQL does not answer at {_redact(url)}: {exc}") from exc
     return pool
+
+
+@asynccontextmanager
+async def own_connection(
+    url: str, name: str, *, autocommit: bool = False
+) -> AsyncIterator[psycopg.AsyncConnection[DictRow]]:
+    """A connection of its own, outside any pool, closed on the way out: for the upkeep's long
+    statements (VACUUM, a prune), which must not hold a pooled connection meanwhile."""
+    conn = await psycopg.AsyncConnection.connect(
+        url, autocommit=autocommit, row_factory=dict_row, application_name=name
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def connect(url: str, name: str = "sespcl-cli") -> psycopg.Connection[DictRow]:

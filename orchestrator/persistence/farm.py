@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from orchestrator.domain.audio_retention import AudioUsage
 from orchestrator.domain.call import CallStatus
 from orchestrator.domain.campaign import CampaignStatus
 from orchestrator.domain.health import HealthSnapshot, NodeAddress
+from orchestrator.persistence.audio import SIZE_SQL
 from orchestrator.persistence.db import Pool
 
 
@@ -84,3 +86,14 @@ class FarmStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute("SELECT name, pace_cps FROM nodes WHERE pace_cps IS NOT NULL")
             return {str(r["name"]): float(r["pace_cps"]) for r in await cur.fetchall()}
+
+    async def audio_usage(self) -> AudioUsage:
+        """Rendered audio on disk: the ready rows and their stored sizes (one pass over
+        audio_assets, far smaller than calls: one row per distinct text)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT count(*) AS prompts, coalesce(sum({SIZE_SQL}), 0) AS bytes "
+                "FROM audio_assets WHERE status = 'ready'"
+            )
+            row = await cur.fetchone()
+            return AudioUsage(int(row["prompts"]), int(row["bytes"])) if row else AudioUsage(0, 0)

@@ -8,14 +8,14 @@ connection meanwhile.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 
 from orchestrator.domain.maintenance import TableActivity, Upkeep
+from orchestrator.persistence.db import own_connection
 
 _UPKEEP_LOCK = 0x5E5BC2
 """Advisory lock: with several dispatchers, one of them does the upkeep at a time."""
@@ -26,15 +26,8 @@ class TableUpkeepStore:
         self._url = url
         self._name = name
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[DictRow]]:
-        conn = await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, row_factory=dict_row, application_name=self._name
-        )
-        try:
-            yield conn
-        finally:
-            await conn.close()
+    def _connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[DictRow]]:
+        return own_connection(self._url, self._name, autocommit=True)
 
     async def autovacuum_on(self) -> bool:
         async with self._connection() as conn:

@@ -1,11 +1,14 @@
 """The farm's figures behind /api/metrics and /metrics: calls by status, live calls per node,
-paces and queue depths, read at request time so every API replica reports the same numbers."""
+paces, queue depths and the disk rendered audio uses, read at request time so every API
+replica reports the same numbers."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from typing import Protocol
+
+from orchestrator.domain.audio_retention import AudioUsage
 
 
 class MetricsRepository(Protocol):
@@ -18,6 +21,8 @@ class MetricsRepository(Protocol):
     async def dial_pace(self) -> float: ...
 
     async def node_paces(self) -> dict[str, float]: ...
+
+    async def audio_usage(self) -> AudioUsage: ...
 
 
 class QueueDepths(Protocol):
@@ -33,6 +38,7 @@ class FarmFigures:
     queue_depths: dict[str, int]
     dial_pace_cps: float
     """Attempts started per second over the last minute."""
+    audio: AudioUsage
 
 
 @dataclass(frozen=True)
@@ -60,18 +66,20 @@ class FarmMetrics:
         self._queues = queues
 
     async def overview(self) -> FarmOverview:
-        by_status, dialable, per_node, depths, pace = await asyncio.gather(
+        by_status, dialable, per_node, depths, pace, audio = await asyncio.gather(
             self._store.counts_by_status(),
             self._store.dialable_now(),
             self._store.live_calls_per_node(),
             asyncio.to_thread(self._queues.depths),
             self._store.dial_pace(),
+            self._store.audio_usage(),
         )
         return FarmOverview(
             calls_by_status=by_status,
             live_calls_per_node=per_node,
             queue_depths=depths,
             dial_pace_cps=pace,
+            audio=audio,
             dialable=dialable,
         )
 
@@ -81,11 +89,13 @@ class FarmMetrics:
         per_node = await self._store.live_calls_per_node()
         pace = await self._store.dial_pace()
         node_paces = await self._store.node_paces()
+        audio = await self._store.audio_usage()
         depths = await asyncio.to_thread(self._queues.depths)
         return FarmGauges(
             calls_by_status=by_status,
             live_calls_per_node=per_node,
             queue_depths=depths,
             dial_pace_cps=pace,
+            audio=audio,
             node_paces=node_paces,
         )

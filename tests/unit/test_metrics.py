@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.api.app import create_app
+from orchestrator.domain.audio_retention import AudioUsage
 from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.metrics import FarmMetrics
@@ -34,6 +35,9 @@ class Farm:
 
     async def node_paces(self) -> dict[str, float]:
         return {"n1": 25.0}
+
+    async def audio_usage(self) -> AudioUsage:
+        return AudioUsage(prompts=3, bytes=48_000)
 
 
 class Queues:
@@ -63,6 +67,7 @@ async def test_api_metrics_body() -> None:
             "live_calls_per_node": {"n1": 4, "n2": 0},
             "dial_pace_cps": 0.43,
             "eta_s": 233,
+            "audio": {"prompts": 3, "bytes": 48000},
         }
     async with _client(pace=0.0) as client:
         idle = await client.get("/api/metrics", headers={"Authorization": f"Bearer {KEY}"})
@@ -86,6 +91,8 @@ async def test_prometheus_names() -> None:
         'sespcl_queue_depth{queue="sespcl-render"} 2.0',
         'sespcl_queue_depth{queue="sespcl-events"} 0.0',
         "sespcl_health_checks_total 0.0",
+        "sespcl_audio_prompts 3.0",
+        "sespcl_audio_bytes 48000.0",
     ):
         assert line in lines, line
     # This process's own requests come first (the earlier scrape is counted).
