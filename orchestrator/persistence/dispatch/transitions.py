@@ -126,7 +126,7 @@ async def apply(conn: Connection, owner: str, transitions: Sequence[Change]) -> 
     never overtaken backwards.
     Returns, per transition, the status its call row took, or None when the row did not move.
 
-    A statement per layer and kind (plain status or retry), not one per transition: at a
+    A statement per layer and kind (plain status, retry, fact), not one per transition: at a
     few hundred calls a second, per-statement work was a large share of the dispatcher."""
     stored: list[StoredStatus | None] = [None] * len(transitions)
     # Pipelined: BEGIN, the statements and COMMIT go out together, and no statement needs
@@ -158,10 +158,10 @@ def _statements(transitions: Sequence[Change]) -> list[tuple[str, _Params, list[
     it is free)."""
     statements = []
     for layer in transition_layers(transitions):
-        for kind, (sql, params) in _STATEMENTS.items():
-            part = [i for i in layer if _kind(transitions[i]) == kind]
-            if part:
-                statements.append((sql, params, part))
+        parts: dict[str, list[int]] = {kind: [] for kind in _STATEMENTS}
+        for i in layer:
+            parts[_kind(transitions[i])].append(i)
+        statements += [(*_STATEMENTS[kind], part) for kind, part in parts.items() if part]
     return statements
 
 
