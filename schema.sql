@@ -142,6 +142,12 @@ ALTER TABLE audio_assets ADD COLUMN IF NOT EXISTS failed_renders int NOT NULL DE
 -- sum over this column (/api/metrics, /metrics), not a walk of the audio directory. NULL on rows
 -- rendered before it existed (read as duration_ms * 8: 8 kHz µ-law is one byte a sample).
 ALTER TABLE audio_assets ADD COLUMN IF NOT EXISTS size_bytes bigint;
+-- When its render was enqueued (NULL: not yet). A bulk upload enqueues nothing: the render
+-- planner (services/render_planner.py) enqueues the audio of the calls about to be dialed, first
+-- calls first, and plans again what stays pending long after (a lost job).
+ALTER TABLE audio_assets ADD COLUMN IF NOT EXISTS planned_at timestamptz;
+CREATE INDEX IF NOT EXISTS audio_assets_planned_pending ON audio_assets (planned_at)
+    WHERE status = 'pending' AND planned_at IS NOT NULL;
 
 -- Do-not-call list: checked when a call is accepted and again just before it is dialed.
 CREATE TABLE IF NOT EXISTS dnc (
@@ -180,6 +186,16 @@ ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS retry_backoff_s real NOT NULL DEF
 -- any field of them.
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS interaction jsonb;
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS status_callback jsonb;
+-- segments: the calls' messages rendered in pieces played in order; whole: each text whole.
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS tts_mode text NOT NULL DEFAULT 'segments'
+    CHECK (tts_mode IN ('segments', 'whole'));
+-- The distinct audio a campaign's calls play (written by its uploads): GET /v1/campaigns/{id}'s
+-- "renders" counts it, and how much of it is ready.
+CREATE TABLE IF NOT EXISTS campaign_audio (
+    campaign_id uuid NOT NULL,  -- no foreign key: an upload would check it once a row
+    hash        text NOT NULL,
+    PRIMARY KEY (campaign_id, hash)
+);
 
 CREATE TABLE IF NOT EXISTS calls (
     id                  uuid PRIMARY KEY,
@@ -236,6 +252,9 @@ ALTER TABLE calls ADD COLUMN IF NOT EXISTS answered_by text CHECK (answered_by I
      'unknown'));
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS hooks jsonb;
 ALTER TABLE calls ADD COLUMN IF NOT EXISTS status_callback jsonb;
+-- A message from segments (domain/segments.py): the audio of each piece, played in order
+-- (audio_hash is the first). NULL: audio_hash alone is the message.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS segments text[];
 -- The claim walks each trunk's dialable calls per campaign (so one big campaign cannot starve
 -- a small one), in order of eligibility; deferred calls sit later in this index instead of
 -- being stepped over on every claim. The same index enumerates a trunk's campaigns (skip scan).
@@ -690,8 +709,9 @@ BEGIN
         GRANT SELECT (name, ami_host, ami_port, drained, state, pace_cps, version, last_seen_at)
             ON nodes TO sespcl_api;
         GRANT INSERT ON calls, call_events, call_status_counts, campaigns, audio_assets TO sespcl_api;
+        GRANT SELECT, INSERT ON campaign_audio TO sespcl_api;
         GRANT UPDATE ON calls, campaigns TO sespcl_api;
-        GRANT UPDATE (status, error) ON audio_assets TO sespcl_api;
+        GRANT UPDATE (status, error, planned_at, failed_renders) ON audio_assets TO sespcl_api;
         GRANT DELETE ON campaigns TO sespcl_api;
         GRANT USAGE ON SEQUENCE call_events_id_seq TO sespcl_api;
         GRANT SELECT (id, name, key_hash, scopes, rate_per_s, allow_countries, allow_premium, revoked_at),

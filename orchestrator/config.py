@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     """How often `sespcl db upkeep` checks whether tables need VACUUM or ANALYZE; it acts only
     when the server's autovacuum is off (0: never)."""
 
+    render_plan_every_s: float = Field(default=1.0, ge=0)
+    """How often the render planner (in `sespcl db upkeep`) looks ahead of dialing (0: never)."""
+    render_lookahead_s: float = Field(default=120.0, gt=0, le=3600)
+    """The calls due to be dialed within this long, at the trunks' pace, are kept rendered."""
+    render_lookahead_min_calls: int = Field(default=200, ge=1, le=100_000)
+    """Calls kept rendered ahead of each campaign on each trunk however slow it dials."""
+
     audio_prune_every_s: float = Field(default=86400.0, ge=0)
     """How often `sespcl db upkeep` runs `sespcl audio prune` (0: never; it also runs once at
     the process's start)."""

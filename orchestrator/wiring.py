@@ -27,6 +27,7 @@ from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
 from orchestrator.domain.pacing import PacerSettings
 from orchestrator.domain.ports import DialNode, EventCallback, NodeConnector, StateCallback
 from orchestrator.domain.records import NodeRow
+from orchestrator.domain.render_planning import Lookahead
 from orchestrator.domain.webhook_delivery import parse_secret
 from orchestrator.domain.webhooks import AllowList
 from orchestrator.loop import new_event_loop
@@ -39,6 +40,7 @@ from orchestrator.persistence.farm import FarmStore
 from orchestrator.persistence.idempotency import IdempotencyKeyStore
 from orchestrator.persistence.keys import KeyStore
 from orchestrator.persistence.maintenance import TableUpkeepStore
+from orchestrator.persistence.render_plan import RenderPlanStore
 from orchestrator.persistence.webhooks import WebhookLogStore, WebhookOutbox
 from orchestrator.queueing import WorkQueues
 from orchestrator.rate_limit import RateLimiter
@@ -52,6 +54,7 @@ from orchestrator.services.idempotency import IdempotentRequests
 from orchestrator.services.keys import Authenticator
 from orchestrator.services.maintenance import TableKeeper
 from orchestrator.services.metrics import FarmMetrics
+from orchestrator.services.render_planner import RenderPlanner
 from orchestrator.services.webhook_log import WebhookLog
 from orchestrator.services.webhooks import SenderSettings, WebhookSender
 from orchestrator.speech import available_voices
@@ -220,7 +223,8 @@ def audio_pruner(settings: Settings, name: str) -> AudioPruner:
 
 
 async def run_upkeep(settings: Settings) -> None:
-    """Table upkeep where the server's autovacuum is off, and the scheduled audio prune. Its own
+    """Table upkeep where the server's autovacuum is off, the scheduled audio prune and the render
+    planner. Its own
     process, as the schema's owner: PostgreSQL 15 lets only a table's owner VACUUM it, and the
     dispatcher's role owns nothing."""
     keeper = TableKeeper(TableUpkeepStore(settings.database_url, "sespcl-upkeep"), settings.db_upkeep_s)
@@ -229,10 +233,19 @@ async def run_upkeep(settings: Settings) -> None:
         every_s=settings.audio_prune_every_s,
         keep_days=settings.audio_keep_days,
     )
+    planner = RenderPlanner(
+        RenderPlanStore(settings.database_url, "sespcl-render-planner"),
+        work_queues(settings),
+        every_s=settings.render_plan_every_s,
+        lookahead=Lookahead(
+            horizon_s=settings.render_lookahead_s, min_calls=settings.render_lookahead_min_calls
+        ),
+    )
 
     def stop() -> None:
         keeper.stop()
         prune.stop()
+        planner.stop()
 
     log.info(
         "upkeep.start",
@@ -240,12 +253,12 @@ async def run_upkeep(settings: Settings) -> None:
         audio_prune_every_s=settings.audio_prune_every_s,
         audio_keep_days=settings.audio_keep_days,
     )
-    await _run_beating(settings, _both(keeper.run(), prune.run()), stop)
+    await _run_beating(settings, _all(keeper.run(), prune.run(), planner.run()), stop)
     log.info("upkeep.stopped")
 
 
-async def _both(first: Coroutine[Any, Any, None], second: Coroutine[Any, Any, None]) -> None:
-    await asyncio.gather(first, second)
+async def _all(*loops: Coroutine[Any, Any, None]) -> None:
+    await asyncio.gather(*loops)
 
 
 async def run_webhooks(settings: Settings) -> None:

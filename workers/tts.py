@@ -56,7 +56,8 @@ def render_audio(audio_hash: str) -> str:
                 WITH failed AS (
                     UPDATE calls SET status = 'failed', status_reason = %(reason)s, ended_at = now(),
                            updated_at = now()
-                    WHERE (audio_hash = %(hash)s OR extra_audio @> ARRAY[%(hash)s]::text[])
+                    WHERE (audio_hash = %(hash)s OR extra_audio @> ARRAY[%(hash)s]::text[]
+                           OR segments @> ARRAY[%(hash)s]::text[])
                       AND status = 'queued'
                     RETURNING id
                 )

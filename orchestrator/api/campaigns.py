@@ -45,8 +45,8 @@ def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
 
 
 async def _describe(request: web.Request, campaign_id: UUID) -> dict[str, Any]:
-    campaign, counts, pace = await _deps(request).campaigns.describe(campaign_id)
-    return campaign_json(campaign, counts, pace)
+    campaign, counts, pace, renders = await _deps(request).campaigns.describe(campaign_id)
+    return campaign_json(campaign, counts, pace, renders)
 
 
 async def _create(request: web.Request, parsed: CampaignIn) -> dict[str, Any]:
@@ -122,7 +122,7 @@ async def add_calls(request: web.Request) -> web.Response:
     return await idempotent(request, work, most=_deps(request).max_bulk_bytes)
 
 
-BULK_QUERY = frozenset({"name", "text", "voice", "trunk", "from", "ring_timeout_s", "cps"})
+BULK_QUERY = frozenset({"name", "text", "voice", "tts_mode", "trunk", "from", "ring_timeout_s", "cps"})
 """/voice/bulk's query parameters: CampaignIn's fields, flattened."""
 
 
@@ -151,6 +151,8 @@ def _bulk_campaign(query: Mapping[str, str]) -> CampaignIn:
     defaults |= {key: query[key] for key in ("trunk", "from") if key in query}
     if "voice" in query:
         tts["voice"] = query["voice"]
+    if "tts_mode" in query:
+        tts["mode"] = query["tts_mode"]
     if "ring_timeout_s" in query:
         defaults["ring_timeout_s"] = _bulk_number(query, "ring_timeout_s", int)
     if "cps" in query:

@@ -99,8 +99,12 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def campaign_json(
-    campaign: dict[str, Any], counts: dict[str, int] | None = None, pace: float | None = None
+    campaign: dict[str, Any],
+    counts: dict[str, int] | None = None,
+    pace: float | None = None,
+    renders: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
+    """`renders`: (needed, ready) of the audio its calls play (shown by GET /v1/campaigns/{id})."""
     body: dict[str, Any] = {
         "id": str(campaign["id"]),
         "name": campaign["name"],
@@ -108,7 +112,11 @@ def campaign_json(
         "defaults": {
             "trunk": campaign["trunk"],
             "from": campaign["from_number"],
-            "tts": {"text": campaign["tts_template"], "voice": campaign["tts_voice"]},
+            "tts": {
+                "text": campaign["tts_template"],
+                "voice": campaign["tts_voice"],
+                "mode": campaign.get("tts_mode", "segments"),
+            },
             "ring_timeout_s": campaign["ring_timeout_s"],
             "calling_window": (
                 {
@@ -138,6 +146,8 @@ def campaign_json(
         body["progress"] = round(done / total, 4) if total else 0.0
         body["pace_cps"] = round(pace or 0.0, 2)
         body["eta_s"] = round(waiting / pace) if pace else None
+    if renders is not None:
+        body["renders"] = {"needed": renders[0], "ready": renders[1]}
     return body
 
 

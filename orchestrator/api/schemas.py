@@ -26,6 +26,7 @@ from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.phone import parse_e164
 from orchestrator.domain.requests import CallRequest, CampaignRequest
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.segments import TtsMode
 from orchestrator.domain.text import control_character_position
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
@@ -173,8 +174,19 @@ class CallIn(RetryFields, TwoWayFields):
 class CampaignTtsIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    text: str = Field(min_length=1, max_length=2000, description="May hold {{variable}} placeholders")
+    text: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="May hold {{variable}} placeholders, typed ones too: {{code|digits}}, "
+        "{{amount|number}}, {{when|time}}, {{when|date}}",
+    )
     voice: str | None = Field(default=None, pattern=VOICE_PATTERN)
+    mode: Literal["segments", "whole"] = Field(
+        default="segments",
+        description="segments: fixed text, values and typed words rendered once each and played in "
+        "order (scales to a million personal calls); whole: each call's text rendered whole "
+        "(natural prosody, one render per distinct text)",
+    )
 
 
 class CampaignDefaultsIn(RetryFields, CampaignTwoWayFields):
@@ -235,4 +247,5 @@ class CampaignIn(BaseModel):
             created_by=created_by,
             interaction=defaults.interaction_request(),
             status_callback=defaults.callback(),
+            tts_mode=TtsMode(defaults.tts.mode),
         )

@@ -14,10 +14,17 @@ from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.interaction import Interaction
 from orchestrator.domain.phone import E164Checker
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.segments import (
+    Slot,
+    SlotValueError,
+    TtsMode,
+    parse_parts,
+    spoken_pieces,
+    typed_slots,
+)
 from orchestrator.domain.text import control_character_position
 from orchestrator.domain.webhooks import StatusCallback
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 MAX_TEXT = 2000
 MAX_VARIABLE = 500
 ROW_OVERRIDES = frozenset({"from", "trunk", "ring_timeout_s", "tz"})
@@ -44,7 +51,8 @@ class RowError(Exception):
 
 
 class Template:
-    """`{{name}}` placeholders in a message; rendering never evaluates anything else."""
+    """`{{name}}` and `{{name|type}}` placeholders in a message (domain/segments.py); filling
+    one in never evaluates anything else."""
 
     def __init__(self, text: str) -> None:
         position = control_character_position(text)
@@ -53,25 +61,41 @@ class Template:
         if not text.strip() or len(text) > MAX_TEXT:
             raise ValueError(f"must be 1 to {MAX_TEXT} characters")
         self.text = text
-        self._parts = _PLACEHOLDER.split(text)  # literal, name, literal, name, ...
-        self.variables = frozenset(self._parts[1::2])
+        self.parts = parse_parts(text)
+        self.variables = frozenset(p.name for p in self.parts if isinstance(p, Slot))
+        self.typed = typed_slots(self.parts)
 
     def render(self, values: Mapping[str, str]) -> str:
+        """The message as shown: each value as the row gave it."""
         out = []
-        for index, part in enumerate(self._parts):
-            if index % 2 == 0:
+        for part in self.parts:
+            if isinstance(part, str):
                 out.append(part)
-            else:
-                value = values.get(part)
-                if value is None:
-                    raise RowError(part, f"missing variable {part!r} used by the message")
-                out.append(value)
+                continue
+            value = values.get(part.name)
+            if value is None:
+                raise RowError(part.name, f"missing variable {part.name!r} used by the message")
+            out.append(value)
         text = "".join(out)
         if len(text) > MAX_TEXT:
             raise RowError(
                 "tts.text", f"the message is {len(text)} characters once filled in; at most {MAX_TEXT}"
             )
         return text
+
+    def pieces(self, values: Mapping[str, str], mode: TtsMode) -> tuple[str, ...]:
+        """What is rendered and played, in order: the pieces (segments), or one text that says
+        the same words (whole). Call after `render` (which reports a missing variable)."""
+        try:
+            pieces = spoken_pieces(self.parts, values)
+        except SlotValueError as exc:
+            raise RowError(exc.slot, str(exc)) from None
+        if not pieces:
+            raise RowError("tts.text", "the message says nothing once filled in")
+        if mode is TtsMode.WHOLE or not self.variables:
+            # The words as they would be shown, typed values spelled as the pieces say them.
+            return (self.render(values) if not self.typed else " ".join(pieces),)
+        return tuple(pieces)
 
 
 @dataclass(frozen=True)
@@ -81,6 +105,7 @@ class CampaignDefaults:
     template: Template
     voice: str
     ring_timeout_s: int
+    mode: TtsMode = TtsMode.SEGMENTS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +125,7 @@ class NewCampaign:
     created_by: str | None = None
     interaction: Interaction = field(default_factory=Interaction)
     status_callback: StatusCallback | None = None
+    tts_mode: TtsMode = TtsMode.SEGMENTS
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,8 @@ class BulkRow:
     ring_timeout_s: int
     tz: str | None = None
     """The callee's IANA zone for calling hours; None: the number's own zones."""
+    pieces: tuple[str, ...] = ()
+    """What the call says, rendered apart and played in order (Template.pieces); () : `text`."""
 
 
 class RowParser:
@@ -151,7 +179,8 @@ class RowParser:
         unknown = set(variables) - self._defaults.template.variables
         if unknown:
             raise RowError(sorted(unknown)[0], "unknown column: not a variable of the message")
-        text = self._defaults.template.render(variables)
+        template = self._defaults.template
+        text = template.render(variables)
         return BulkRow(
             to=to,
             from_=self._from(row),
@@ -159,6 +188,7 @@ class RowParser:
             text=text,
             ring_timeout_s=self._ring(row),
             tz=self._tz(row),
+            pieces=template.pieces(variables, self._defaults.mode),
         )
 
     def _from(self, row: Mapping[str, Any]) -> str | None:

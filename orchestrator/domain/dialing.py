@@ -32,10 +32,29 @@ class OriginateRequest:
     def variables(self) -> dict[str, str]:
         return {
             **self.interaction_variables,
-            "SESPCL_AUDIO": self.audio_path,
+            **audio_variables(self.audio_path),
             "SESPCL_CALL_ID": self.call_id,
             "SESPCL_MAX_CALL_S": str(self.max_call_s),
         }
+
+
+AUDIO_VARIABLE_BYTES = 900
+"""An AMI line holds at most 1024 bytes: a message from segments (its pieces' paths joined by
+"&") is cut at a piece's edge into SESPCL_AUDIO, SESPCL_AUDIO_2, ... of at most this many."""
+AUDIO_VARIABLES = 8
+"""The dialplan (sespcl-audio-list) reads up to SESPCL_AUDIO_8."""
+
+
+def audio_variables(audio_path: str) -> dict[str, str]:
+    parts: list[str] = []
+    for piece in audio_path.split("&"):
+        if parts and len(parts[-1]) + 1 + len(piece) <= AUDIO_VARIABLE_BYTES:
+            parts[-1] = f"{parts[-1]}&{piece}"
+        else:
+            parts.append(piece)
+    if len(parts) > AUDIO_VARIABLES:
+        raise ValueError(f"the message's audio paths need {len(parts)} variables; at most {AUDIO_VARIABLES}")
+    return {"SESPCL_AUDIO" if i == 0 else f"SESPCL_AUDIO_{i + 1}": part for i, part in enumerate(parts)}
 
 
 class NodeError(Exception):

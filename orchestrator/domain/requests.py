@@ -13,6 +13,7 @@ from orchestrator.domain.calling_hours import CallingWindow
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.interaction import AmdTuning, Gather, MachineDetection
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.segments import TtsMode
 from orchestrator.domain.webhooks import StatusCallback
 
 
@@ -96,3 +97,5 @@ class CampaignRequest:
     interaction: InteractionRequest = field(default_factory=InteractionRequest)
     """The two-way defaults of its calls; a bulk row may replace any of its fields."""
     status_callback: StatusCallback | None = None
+    tts_mode: TtsMode = TtsMode.SEGMENTS
+    """How its calls' messages are rendered: in pieces played in order, or whole."""

@@ -56,7 +56,8 @@ _DELETE_UNNEEDED_SQL = f"""
     WITH locked AS (SELECT unnest(%(locked)s::text[]) AS hash),
     needed AS (  -- one pass over the live calls, each audio they play hash-joined to the batch
         SELECT h.hash FROM calls c
-        CROSS JOIN LATERAL unnest(array_prepend(c.audio_hash, coalesce(c.extra_audio, '{{}}'))) AS h(hash)
+        CROSS JOIN LATERAL unnest(array_cat(array_prepend(c.audio_hash, coalesce(c.extra_audio, '{{}}')),
+                                            coalesce(c.segments, '{{}}'))) AS h(hash)
         JOIN locked l ON l.hash = h.hash
         WHERE c.status = ANY(%(live)s)
     ),

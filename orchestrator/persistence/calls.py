@@ -47,14 +47,17 @@ async def insert_assets(
     conn: AsyncConnection[DictRow], engine: str, assets: list[tuple[str, str, str]]
 ) -> tuple[str, ...]:
     """Store the audio rows calls wait on; returns the hashes whose render this request must
-    enqueue: those it inserted, and failed ones it asks for again."""
+    enqueue (marked planned): those it inserted, failed ones it asks for again, and pending ones
+    the render planner has not reached (a campaign's far down its queue, or paused)."""
     hashes, voices, texts = (list(column) for column in zip(*assets, strict=True))
     cur = await conn.execute(
         """
-        INSERT INTO audio_assets (hash, engine, voice, text)
-        SELECT hash, %s, voice, text FROM unnest(%s::text[], %s::text[], %s::text[]) AS a(hash, voice, text)
-        ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL
+        INSERT INTO audio_assets (hash, engine, voice, text, planned_at)
+        SELECT hash, %s, voice, text, now()
+        FROM unnest(%s::text[], %s::text[], %s::text[]) AS a(hash, voice, text)
+        ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL, planned_at = now()
             WHERE audio_assets.status = 'failed'
+               OR (audio_assets.status = 'pending' AND audio_assets.planned_at IS NULL)
         RETURNING hash
         """,
         (engine, hashes, voices, texts),

@@ -38,10 +38,11 @@ class CampaignStore:
                 INSERT INTO campaigns (id, name, trunk, from_number, tts_template, tts_voice,
                                        ring_timeout_s, cps, window_start, window_end, expires_at,
                                        max_attempts, retry_on, retry_backoff_s, created_by,
-                                       interaction, status_callback)
+                                       interaction, status_callback, tts_mode)
                 VALUES (%(id)s, %(name)s, %(trunk)s, %(from)s, %(template)s, %(voice)s, %(ring)s,
                         %(cps)s, %(window_start)s, %(window_end)s, %(expires_at)s, %(max_attempts)s,
-                        %(retry_on)s, %(backoff)s, %(created_by)s, %(interaction)s, %(status_callback)s)
+                        %(retry_on)s, %(backoff)s, %(created_by)s, %(interaction)s, %(status_callback)s,
+                        %(tts_mode)s)
                 RETURNING *
                 """,
                 {
@@ -62,6 +63,7 @@ class CampaignStore:
                     "created_by": campaign.created_by,
                     "interaction": _jsonb(campaign.interaction.to_json()),
                     "status_callback": _jsonb(callback.to_json() if callback else None),
+                    "tts_mode": campaign.tts_mode.value,
                 },
             )
             row = await cur.fetchone()
@@ -105,6 +107,18 @@ class CampaignStore:
             )
             recent = await cur.fetchone()
         return counts, (int(recent["n"]) / 60.0 if recent else 0.0)
+
+    async def renders(self, campaign_id: UUID) -> tuple[int, int]:
+        """(needed, ready): the distinct audio its calls play (every piece, reply and voicemail
+        message its uploads staged), and how much of it is rendered."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS needed, count(*) FILTER (WHERE a.status = 'ready') AS ready "
+                "FROM campaign_audio n LEFT JOIN audio_assets a ON a.hash = n.hash WHERE n.campaign_id = %s",
+                (campaign_id,),
+            )
+            row = await cur.fetchone()
+        return (int(row["needed"]), int(row["ready"])) if row else (0, 0)
 
     async def list_page(self, *, limit: int, cursor: str | None) -> tuple[list[Row], str | None]:
         after = decode_cursor(cursor)

@@ -10,6 +10,7 @@ campaign cost what a million plain rows cost. The audio the calls need besides t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -37,7 +38,7 @@ assets' insert takes each hash once)."""
 
 _STAGE_COLUMNS = (
     "line, to_number, from_number, trunk, tts_text, audio_hash, ring_timeout_s, time_zones, "
-    "voice, own_two_way, interaction, extra_audio, status_callback"
+    "voice, own_two_way, interaction, extra_audio, status_callback, segments"
 )
 
 
@@ -68,29 +69,33 @@ class Intake:
             CREATE TEMP TABLE IF NOT EXISTS intake_stage (
                 line int, to_number text, from_number text, trunk text, tts_text text,
                 audio_hash text, ring_timeout_s int, time_zones text, voice text,
-                own_two_way boolean, interaction text, extra_audio text, status_callback text
+                own_two_way boolean, interaction text, extra_audio text, status_callback text,
+                segments text
             ) ON COMMIT DELETE ROWS
             """
         )
         self._copy_cm = self._conn.cursor().copy(f"COPY intake_stage ({_STAGE_COLUMNS}) FROM STDIN")
         self._copy = await self._copy_cm.__aenter__()
-        await self._stage_audio(Interaction.from_json(self._campaign.get("interaction")))
+        await self._stage_audio(Interaction.from_json(self._campaign.get("interaction")).speeches())
         return self
 
     async def add(
         self,
         line: int,
         row: BulkRow,
-        audio_hash: str,
+        pieces: Sequence[tuple[str, str]],
         time_zones: tuple[str, ...] | None,
         two_way: TwoWay | None = None,
     ) -> None:
-        """`two_way`: the row's own (None: the campaign's defaults)."""
+        """`pieces`: (audio hash, text) of what the call plays, in order; `two_way`: the row's
+        own (None: the campaign's defaults)."""
         assert self._copy is not None
         own: tuple[Any, ...] = (False, None, None, None)
         if two_way is not None:
             own = (True, *_text_columns(*two_way))
-            await self._stage_audio(two_way[0])
+            await self._stage_audio(two_way[0].speeches())
+        await self._stage_audio(pieces)
+        audio_hash = pieces[0][0]
         await self._copy.write_row(
             (
                 line,
@@ -103,23 +108,31 @@ class Intake:
                 ",".join(time_zones) if time_zones else None,
                 None,  # the campaign's voice
                 *own,
+                ",".join(h for h, _ in pieces) if len(pieces) > 1 else None,
             )
         )
         self.staged += 1
 
-    async def _stage_audio(self, interaction: Interaction) -> None:
-        """The rows of audio a call needs besides its prompt: line NULL, its own voice."""
+    async def _stage_audio(self, audio: Iterable[Speech | tuple[str, str]]) -> None:
+        """The rows of the audio a call plays (its prompt's pieces, its replies, its voicemail
+        message): line NULL; a piece of the prompt in the campaign's voice (NULL), the others
+        in their own."""
         assert self._copy is not None
-        for speech in interaction.speeches():
-            if speech.audio_hash in self._staged_audio:
+        for item in audio:
+            audio_hash = item.audio_hash if isinstance(item, Speech) else item[0]
+            if audio_hash in self._staged_audio:
                 continue
             if len(self._staged_audio) >= STAGED_AUDIO_MEMORY:
                 self._staged_audio.clear()
-            self._staged_audio.add(speech.audio_hash)
-            await self._copy.write_row(_audio_row(speech))
+            self._staged_audio.add(audio_hash)
+            if isinstance(item, Speech):
+                await self._copy.write_row(_audio_row(item.audio_hash, item.text, item.voice))
+            else:
+                await self._copy.write_row(_audio_row(audio_hash, item[1], None))
 
-    async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
-        """Insert the staged calls; returns (accepted, audio hashes that need a render)."""
+    async def commit(self, engine: str, voice: str) -> tuple[int, int]:
+        """Insert the staged calls; returns (accepted, audio assets new here). Nothing is
+        enqueued: the render planner renders what the calls need ahead of their dialing."""
         assert self._conn is not None and self._copy_cm is not None
         await self._copy_cm.__aexit__(None, None, None)
         self._copy_cm = None
@@ -137,18 +150,24 @@ class Intake:
             """
             INSERT INTO audio_assets (hash, engine, voice, text)
             SELECT DISTINCT ON (audio_hash) audio_hash, %s, coalesce(voice, %s), tts_text
-            FROM intake_stage ORDER BY audio_hash
-            ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL
+            FROM intake_stage WHERE line IS NULL ORDER BY audio_hash
+            ON CONFLICT (hash) DO UPDATE SET status = 'pending', error = NULL, planned_at = NULL,
+                failed_renders = 0
                 WHERE audio_assets.status = 'failed'
-            RETURNING hash
             """,
             (engine, voice),
         )
-        renders = [str(r["hash"]) for r in await cur.fetchall()]
+        new_audio = cur.rowcount
+        await conn.execute(
+            "INSERT INTO campaign_audio (campaign_id, hash) "
+            "SELECT DISTINCT %s::uuid, audio_hash FROM intake_stage WHERE line IS NULL "
+            "ON CONFLICT DO NOTHING",
+            (self._campaign["id"],),
+        )
         accepted = await self._insert_calls(conn, voice)
         await self._record_dnc(conn)
         await conn.commit()
-        return accepted, renders
+        return accepted, new_audio
 
     async def _insert_calls(self, conn: AsyncConnection[DictRow], voice: str) -> int:
         campaign = self._campaign
@@ -163,7 +182,7 @@ class Intake:
                                ring_timeout_s, campaign_id, created_at, updated_at, not_before,
                                expires_at, window_start, window_end, time_zones,
                                max_attempts, retry_on, retry_backoff_s, created_by,
-                               interaction, extra_audio, status_callback,
+                               interaction, extra_audio, status_callback, segments,
                                status, status_reason, ended_at)
             SELECT sespcl_uuid7(), s.to_number, s.from_number, s.trunk, s.tts_text, %(voice)s,
                    s.audio_hash, s.ring_timeout_s, %(campaign)s,
@@ -175,6 +194,7 @@ class Intake:
                    CASE WHEN s.own_two_way THEN string_to_array(s.extra_audio, ',')
                         ELSE %(extra_audio)s END,
                    CASE WHEN s.own_two_way THEN s.status_callback::jsonb ELSE %(status_callback)s END,
+                   string_to_array(s.segments, ','),
                    CASE WHEN d.number IS NULL THEN %(queued)s ELSE %(canceled)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE %(dnc_reason)s END,
                    CASE WHEN d.number IS NULL THEN NULL ELSE now() END
@@ -239,23 +259,9 @@ class Intake:
             self._conn = None
 
 
-def _audio_row(speech: Speech) -> tuple[Any, ...]:
-    """A stage row that is no call: only its audio (hash, text, voice)."""
-    return (
-        None,
-        None,
-        None,
-        None,
-        speech.text,
-        speech.audio_hash,
-        None,
-        None,
-        speech.voice,
-        False,
-        None,
-        None,
-        None,
-    )
+def _audio_row(audio_hash: str, text: str, voice: str | None) -> tuple[Any, ...]:
+    """A stage row that is no call: only its audio (hash, text, voice; None: the campaign's)."""
+    return (None, None, None, None, text, audio_hash, None, None, voice, False, None, None, None, None)
 
 
 def _text_columns(interaction: Interaction, callback: StatusCallback | None) -> tuple[str | None, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -26,10 +26,10 @@ from orchestrator.domain.errors import ValidationFailed
 from orchestrator.domain.interaction import Interaction
 from orchestrator.domain.requests import CampaignRequest
 from orchestrator.domain.retry import RetryPolicy
+from orchestrator.domain.segments import TtsMode, speaks_english
 from orchestrator.domain.webhooks import StatusCallback
 from orchestrator.services.choices import TrunkDirectory, choose_trunk, choose_voice
 from orchestrator.services.intake_rows import RowReader, RowTwoWayReader
-from orchestrator.services.renders import enqueue_renders_stored
 from orchestrator.services.two_way import SpeechRenderer
 
 log = structlog.get_logger(__name__)
@@ -56,15 +56,16 @@ class IntakeSession(Protocol):
         self,
         line: int,
         row: BulkRow,
-        audio_hash: str,
+        pieces: Sequence[tuple[str, str]],
         time_zones: tuple[str, ...] | None,
         two_way: tuple[Interaction, StatusCallback | None] | None = None,
     ) -> None:
-        """`two_way`: the row's own (None: the campaign's defaults)."""
+        """`pieces`: (audio hash, text) of what the call plays, in order; `two_way`: the row's
+        own (None: the campaign's defaults)."""
         ...
 
-    async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
-        """(calls accepted, audio hashes that need a render)."""
+    async def commit(self, engine: str, voice: str) -> tuple[int, int]:
+        """(calls accepted, audio assets new here: the render planner renders them)."""
         ...
 
 
@@ -76,6 +77,8 @@ class CampaignRepository(Protocol):
     async def discard_if_empty(self, campaign_id: UUID) -> bool: ...
 
     async def progress(self, campaign_id: UUID) -> tuple[dict[str, int], float]: ...
+
+    async def renders(self, campaign_id: UUID) -> tuple[int, int]: ...
 
     async def list_page(self, *, limit: int, cursor: str | None) -> tuple[list[Row], str | None]: ...
 
@@ -132,9 +135,16 @@ class CampaignService:
             request.voice, self._default_voice, self._voices, field="defaults.tts.voice"
         )
         try:
-            Template(request.text)
+            template = Template(request.text)
         except ValueError as exc:
             raise ValidationFailed(str(exc), field="defaults.tts.text") from exc
+        if template.typed and not speaks_english(voice_name):
+            raise ValidationFailed(
+                f"typed values ({{{{{template.typed[0].name}|{template.typed[0].type.value}}}}}) are spoken "
+                f"as English words; voice {voice_name!r} is not English",
+                field="defaults.tts.voice",
+                code="typed-values-need-english-voice",
+            )
         interaction = self._speech.interaction(request.interaction, voice_name, prefix="defaults.")
         row = await self._store.create(
             NewCampaign(
@@ -151,6 +161,7 @@ class CampaignService:
                 created_by=request.created_by,
                 interaction=interaction,
                 status_callback=request.status_callback,
+                tts_mode=request.tts_mode,
             )
         )
         log.info(
@@ -182,6 +193,7 @@ class CampaignService:
                 template=Template(campaign["tts_template"]),
                 voice=campaign["tts_voice"],
                 ring_timeout_s=campaign["ring_timeout_s"],
+                mode=TtsMode(campaign["tts_mode"]),
             ),
             await self._trunks.trunk_names(),
             destinations,
@@ -211,19 +223,17 @@ class CampaignService:
                 except RowError as error:
                     report.reject(line, error)
                     continue
-                await intake.add(line, staged.row, staged.audio_hash, staged.time_zones, staged.two_way)
+                await intake.add(line, staged.row, staged.pieces, staged.time_zones, staged.two_way)
             accepted, renders = await intake.commit(self._engine, voice)
         report.accepted = accepted
         report.duplicates = intake.staged - accepted
-        if renders:
-            await enqueue_renders_stored(self._renders.enqueue_renders, renders)
         log.info(
             "campaign.intake",
             campaign_id=str(campaign_id),
             accepted=report.accepted,
             duplicates=report.duplicates,
             rejected=report.rejected,
-            renders=len(renders),
+            new_audio=renders,
             created_by=created_by,
         )
         return report
@@ -232,10 +242,13 @@ class CampaignService:
         if await self._store.discard_if_empty(campaign_id):
             log.info("campaign.discarded", campaign_id=str(campaign_id), reason="its upload stored nothing")
 
-    async def describe(self, campaign_id: UUID) -> tuple[dict[str, Any], dict[str, int], float]:
+    async def describe(
+        self, campaign_id: UUID
+    ) -> tuple[dict[str, Any], dict[str, int], float, tuple[int, int]]:
+        """The campaign, its calls by status, its dial pace and its audio (needed, ready)."""
         campaign = await self._store.get(campaign_id)
         counts, pace = await self._store.progress(campaign_id)
-        return campaign, counts, pace
+        return campaign, counts, pace, await self._store.renders(campaign_id)
 
     async def page(self, *, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Campaigns in creation order, `limit` at a time, and the next page's cursor."""

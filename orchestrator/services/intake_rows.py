@@ -36,6 +36,8 @@ class StagedRow:
     time_zones: tuple[str, ...] | None
     two_way: TwoWay | None
     """The row's own two-way fields over the defaults; None: the campaign's, unchanged."""
+    pieces: tuple[tuple[str, str], ...]
+    """(audio hash, text) of each piece the call plays, in order; the first is `audio_hash`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +61,8 @@ class RowReader:
             except ValueError as exc:
                 raise RowError("tz" if row.tz else "to", str(exc)) from exc
         own = None if raw.keys().isdisjoint(ROW_TWO_WAY) else self._own(raw)
-        return StagedRow(row, self.speech.audio_hash(row.text, self.voice), zones, own)
+        pieces = tuple((self.speech.audio_hash(text, self.voice), text) for text in row.pieces or (row.text,))
+        return StagedRow(row, pieces[0][0], zones, own, pieces)
 
     def _own(self, raw: Mapping[str, Any]) -> TwoWay:
         fields = {key: raw[key] for key in ROW_TWO_WAY if key in raw}

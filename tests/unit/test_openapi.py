@@ -202,7 +202,7 @@ def test_campaign_request_fields_match_the_pydantic_models(doc: dict[str, Any]) 
 def test_campaign_schemas_match_the_presenter(doc: dict[str, Any]) -> None:
     row = _sample_campaign_row()
     listed = campaign_json(row)
-    single = campaign_json(row, {"queued": 3, "completed": 1}, 0.5)
+    single = campaign_json(row, {"queued": 3, "completed": 1}, 0.5, (12, 5))
     summary, campaign, canceled = (
         _schema(doc, n) for n in ("CampaignSummary", "Campaign", "CanceledCampaign")
     )

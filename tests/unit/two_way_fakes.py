@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,6 +114,8 @@ class MemoryIntake:
     added: list[tuple[BulkRow, str, tuple[Interaction, StatusCallback | None] | None]] = field(
         default_factory=list
     )
+    pieces: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
+    """(audio hash, text) of each row's pieces, in order."""
     staged: int = 0
 
     async def __aenter__(self) -> MemoryIntake:
@@ -128,15 +130,16 @@ class MemoryIntake:
         self,
         line: int,
         row: BulkRow,
-        audio_hash: str,
+        pieces: Sequence[tuple[str, str]],
         time_zones: tuple[str, ...] | None,
         two_way: tuple[Interaction, StatusCallback | None] | None = None,
     ) -> None:
-        self.added.append((row, audio_hash, two_way))
+        self.added.append((row, pieces[0][0], two_way))
+        self.pieces.append(tuple(pieces))
         self.staged += 1
 
-    async def commit(self, engine: str, voice: str) -> tuple[int, list[str]]:
-        return self.staged, []
+    async def commit(self, engine: str, voice: str) -> tuple[int, int]:
+        return self.staged, 0
 
 
 class MemoryCampaigns:
@@ -165,6 +168,7 @@ class MemoryCampaigns:
             "updated_at": NOW,
             "interaction": campaign.interaction.to_json(),
             "status_callback": None if callback is None else callback.to_json(),
+            "tts_mode": campaign.tts_mode.value,
         }
         self.rows[campaign_id] = row
         return row
@@ -174,6 +178,10 @@ class MemoryCampaigns:
 
     async def progress(self, campaign_id: uuid.UUID) -> tuple[dict[str, int], float]:
         return {}, 0.0
+
+    async def renders(self, campaign_id: uuid.UUID) -> tuple[int, int]:
+        hashes = {h for intake in self.intakes for row in intake.pieces for h, _ in row}
+        return len(hashes), 0
 
     async def discard_if_empty(self, campaign_id: uuid.UUID) -> bool:
         return False

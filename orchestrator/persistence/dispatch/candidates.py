@@ -17,18 +17,25 @@ Row = DictRow
 EXPIRED_REASON = "expired before it could be dialed"
 
 # What a claim reads of each candidate call (c: calls, a: its audio asset), and the paths of
-# the audio a two-way call needs besides its prompt (replies, voicemail message).
+# the audio a two-way call needs besides its prompt (replies, voicemail message). A message
+# from segments plays its pieces in order: their paths joined by '&', as Playback takes them.
 _CANDIDATE_COLUMNS = """
     c.id, c.to_number, c.from_number, c.trunk, c.ring_timeout_s, c.attempt_count, c.created_at,
-    c.campaign_id, a.path, c.not_before, c.expires_at, c.window_start, c.window_end, c.time_zones,
+    c.campaign_id, c.not_before,
+    CASE WHEN c.segments IS NULL THEN a.path ELSE (SELECT string_agg(x.path, '&' ORDER BY s.ord)
+        FROM unnest(c.segments) WITH ORDINALITY AS s(hash, ord) JOIN audio_assets x ON x.hash = s.hash)
+    END AS path, c.expires_at, c.window_start, c.window_end, c.time_zones,
     c.max_attempts, c.retry_on, c.retry_backoff_s, c.interaction,
     CASE WHEN c.extra_audio IS NOT NULL THEN (SELECT jsonb_object_agg(x.hash, x.path)
         FROM audio_assets x WHERE x.hash = ANY(c.extra_audio)) END AS extra_paths
 """
-# A two-way call waits until every audio it may play is ready, not only its prompt.
+# A call waits until every audio it may play is ready, not only its prompt (or first piece).
 _EXTRA_AUDIO_READY = """
     (c.extra_audio IS NULL OR NOT EXISTS (SELECT 1 FROM audio_assets x
                                           WHERE x.hash = ANY(c.extra_audio) AND x.status <> 'ready'))
+    AND (c.segments IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(c.segments) AS s(hash)
+                                           LEFT JOIN audio_assets x ON x.hash = s.hash
+                                           WHERE x.status IS DISTINCT FROM 'ready'))
 """
 
 _SINGLE_CALLS_SQL = f"""

@@ -28,10 +28,11 @@ async def cancel_requests(conn: Connection) -> list[UUID]:
 
 
 async def stale_renders(conn: Connection, older_than_s: float) -> list[str]:
-    """Prompts still pending a while after they were asked for: their job may be lost."""
+    """Audio still pending a while after its render was enqueued: its job may be lost. Audio
+    not yet planned (a bulk upload's, far down its queue) waits for the render planner."""
     cur = await conn.execute(
         "SELECT hash FROM audio_assets WHERE status = 'pending' "
-        "AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT 1000",
+        "AND planned_at < now() - make_interval(secs => %s) ORDER BY planned_at LIMIT 1000",
         (older_than_s,),
     )
     return [str(row["hash"]) for row in await cur.fetchall()]
