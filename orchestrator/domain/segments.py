@@ -26,6 +26,7 @@ MAX_PIECES = 40
 _SPOKEN = re.compile(r"\w", re.UNICODE)
 _WORD_SPLIT = re.compile(r"[\s,\-]+")
 _DIGIT_SEPARATORS = re.compile(r"[\s\-.]")
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 _MAX_NUMBER = Decimal(10) ** 15
 _MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -159,10 +160,13 @@ def _number(value: str) -> list[str]:
 
 
 def _time(value: str) -> list[str]:
+    match = _CLOCK.fullmatch(value)
     try:
-        at = time.fromisoformat(value)
+        at = time(int(match[1]), int(match[2])) if match else None
     except ValueError:
-        raise ValueError("must be a time of day, HH:MM (24-hour)") from None
+        at = None
+    if at is None:
+        raise ValueError("must be a time of day, H:MM or HH:MM (24-hour)")
     hour = at.hour % 12 or 12
     words = _words(num2words(hour))
     if at.minute == 0:
