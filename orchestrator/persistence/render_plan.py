@@ -5,7 +5,7 @@ nor planned, and the pace the trunks dial at. Its own connection, as the upkeep 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -22,6 +22,9 @@ class Lane:
 
     trunk: str
     campaign_id: UUID
+    paused: bool = field(default=False, compare=False)
+    """A paused campaign's first calls are kept rendered (the minimum lookahead, no pace), so
+    they dial at once when it resumes."""
 
 
 Mark = tuple[datetime, UUID]
@@ -37,12 +40,12 @@ class Ahead:
 
 
 _LANES_SQL = """
-    SELECT DISTINCT c.trunk, c.campaign_id FROM campaigns k
+    SELECT DISTINCT c.trunk, c.campaign_id, k.status = 'paused' AS paused FROM campaigns k
     JOIN LATERAL (SELECT t.name AS trunk FROM trunks t) tr ON true
     JOIN LATERAL (SELECT c.trunk, c.campaign_id FROM calls c
                   WHERE c.status = 'queued' AND c.trunk = tr.trunk AND c.campaign_id = k.id
                   LIMIT 1) c ON true
-    WHERE k.status = 'active'
+    WHERE k.status IN ('active', 'paused')
 """
 _PACE_SQL = """
     SELECT a.trunk, count(*)::float / %(window_s)s AS per_s FROM call_attempts a
@@ -88,11 +91,11 @@ class RenderPlanStore:
 
     @raises_port_errors
     async def lanes(self) -> list[Lane]:
-        """The lanes of active campaigns that have queued calls (a paused one is planned when
-        it resumes; a canceled one never)."""
+        """The lanes of active and paused campaigns that have queued calls (a canceled one's are
+        never rendered)."""
         async with self._connection() as conn:
             cur = await conn.execute(_LANES_SQL)
-            return [Lane(str(r["trunk"]), r["campaign_id"]) for r in await cur.fetchall()]
+            return [Lane(str(r["trunk"]), r["campaign_id"], bool(r["paused"])) for r in await cur.fetchall()]
 
     @raises_port_errors
     async def pace(self, window_s: float) -> dict[str, float]:

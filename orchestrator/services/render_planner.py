@@ -67,7 +67,7 @@ class RenderPlanner:
         self._marks = {lane: mark for lane, mark in self._marks.items() if lane in set(lanes)}
         pace = await self._store.pace(PACE_WINDOW_S)
         for lane in lanes:
-            enqueued += await self._plan_lane(lane, pace.get(lane.trunk, 0.0))
+            enqueued += await self._plan_lane(lane, 0.0 if lane.paused else pace.get(lane.trunk, 0.0))
         return enqueued
 
     async def _plan_lane(self, lane: Lane, pace_per_s: float) -> int:

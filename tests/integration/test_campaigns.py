@@ -84,11 +84,18 @@ async def test_bulk_in_three_formats(api: httpx.AsyncClient, db: psycopg.Connect
     assert (
         described["counts"] == {"completed": 4} and described["total"] == 4 and described["progress"] == 1.0
     )
-    # one render per distinct text: Ann and Di share "Monday" but not their names → 4 texts
-    assets = db.execute(
-        "SELECT count(DISTINCT audio_hash) AS n FROM calls WHERE campaign_id = %s", (campaign,)
+    # Messages from segments: one render per distinct piece, shared by the calls that say it
+    # (Ann and Di share "Monday", every call "Hello"); the lone "." says nothing.
+    pieces = db.execute(
+        "SELECT count(*) AS said, array_agg(DISTINCT a.text) AS texts FROM calls c "
+        "CROSS JOIN LATERAL unnest(c.segments) AS s(hash) JOIN audio_assets a ON a.hash = s.hash "
+        "WHERE c.campaign_id = %s",
+        (campaign,),
     ).fetchone()
-    assert assets is not None and assets["n"] == 4
+    assert pieces is not None and pieces["said"] == 4 * 4
+    assert sorted(pieces["texts"]) == sorted(
+        ["Hello", "Ann", "Cy", "Di", "Gus", ", your appointment is on", "Monday", "Tuesday"]
+    )
 
 
 async def test_voice_bulk_creates_the_campaign(

@@ -107,6 +107,20 @@ async def test_it_plans_only_as_far_ahead_as_the_pace_asks() -> None:
     assert {h for h in queue.enqueued if h.startswith("name-")} == {f"name-{n}" for n in range(1_200)}
 
 
+async def test_a_paused_campaign_keeps_only_its_first_calls_rendered() -> None:
+    lane, queued = _lane(calls=3_000, names=3_000)
+    paused = Lane(lane.trunk, lane.campaign_id, paused=True)
+    store, queue = MemoryPlan({paused: queued}, per_s={"carrier-a": 50.0}), Queue()
+    planner = RenderPlanner(store, queue, lookahead=Lookahead(min_calls=100, step_calls=1_000))
+    for _ in range(3):
+        await planner.plan()
+    assert {h for h in queue.enqueued if h.startswith("name-")} == {f"name-{n}" for n in range(100)}
+    store.calls = {lane: queued}  # resumed: the trunk's pace counts again
+    for _ in range(3):
+        await planner.plan()
+    assert "name-2999" in queue.enqueued
+
+
 async def test_calls_dialed_away_let_it_plan_further() -> None:
     lane, queued = _lane(calls=2_000, names=2_000)
     store, queue = MemoryPlan({lane: queued}), Queue()
