@@ -1,9 +1,12 @@
-"""`make bench-intake`: a million rows into a running stack, against a bare COPY of the same rows.
+"""`make bench-intake`: a million rows into a running stack, against bare COPYs of the same rows.
 
-Prints rows/s accepted for NDJSON and CSV, wall time, the API process's peak RSS, the same rows
-COPYed straight into a table shaped like `calls` (same indexes) in the same PostgreSQL, the ratio,
-renders per distinct text, and EXPLAIN ANALYZE for claiming, counting and paging at this size.
-The benchmark's campaigns are paused while loaded and deleted afterwards: nothing is dialed.
+Three campaigns: a fixed text with three greetings (NDJSON and CSV), a personal reminder with
+5,000 distinct names and a `{{code|digits}}` per row, and one whose every row has a name of its
+own. Prints rows/s accepted, wall time, the renders each needs, the API process's peak RSS, the
+same rows COPYed straight into a table shaped like `calls` (same indexes) and into a minimal
+table (uuid key + jsonb) in the same PostgreSQL, the ratios, and EXPLAIN ANALYZE for claiming,
+counting and paging at this size. The benchmark's campaigns are paused while loaded and deleted
+afterwards: nothing is dialed and nothing is rendered.
 """
 
 from __future__ import annotations
@@ -23,6 +26,29 @@ import psycopg
 
 GREETINGS = ("Good morning", "Good afternoon", "Good evening")
 TEMPLATE = "{{greeting}}. Power in your area will be off tonight from midnight to four."
+REMINDER = "Hello {{name}}, your verification code is {{code|digits}}. It expires in ten minutes."
+FIRST = ("Margaret", "Olusegun", "Hiroshi", "Siobhán", "Aarav", "Lucía", "Mateus", "Ingrid", "Kwame", "Yuki")
+LAST = ("Okafor", "Tanaka", "García", "Nguyen", "Kowalski", "Haddad", "Silva", "Murphy", "Dubois", "Rossi")
+
+
+def person(i: int, distinct: int) -> str:
+    """One of `distinct` realistic names (first, middle initial, last)."""
+    k = i % distinct
+    return f"{FIRST[k % 10]} {chr(65 + k // 100 % 26)}. {LAST[k // 10 % 10]}-{k // 2600}"
+
+
+def personal_ndjson(rows: int, distinct: int) -> Iterator[bytes]:
+    batch: list[str] = []
+    for i in range(rows):
+        code = f"{(i * 7919 + 13) % 1_000_000:06d}"
+        batch.append(
+            json.dumps({"to": number(i), "name": person(i, distinct), "code": code}, ensure_ascii=False)
+        )
+        if len(batch) == 5000:
+            yield ("\n".join(batch) + "\n").encode()
+            batch.clear()
+    if batch:
+        yield ("\n".join(batch) + "\n").encode()
 
 
 def number(i: int) -> str:
@@ -79,15 +105,30 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
+SCENARIOS = {
+    "ndjson": "fixed text, three greetings, NDJSON",
+    "csv": "fixed text, three greetings, CSV",
+    "names-5k": "5,000 names + {{code|digits}}",
+    "names-all": "every row its own name + code",
+}
+
+
 def upload(client: httpx.Client, rows: int, kind: str) -> tuple[str, dict[str, object], float]:
+    text = TEMPLATE if kind in ("ndjson", "csv") else REMINDER
     created = client.post(
         "/v1/campaigns",
-        json={"name": f"bench-{kind}-{uuid.uuid4().hex[:6]}", "defaults": {"tts": {"text": TEMPLATE}}},
+        json={"name": f"bench-{kind}-{uuid.uuid4().hex[:6]}", "defaults": {"tts": {"text": text}}},
     )
     created.raise_for_status()
     campaign = created.json()["id"]
     client.post(f"/v1/campaigns/{campaign}/pause").raise_for_status()
-    body, ctype = (ndjson(rows), "application/x-ndjson") if kind == "ndjson" else (csv_rows(rows), "text/csv")
+    body: Iterator[bytes]
+    if kind == "csv":
+        body, ctype = csv_rows(rows), "text/csv"
+    elif kind == "ndjson":
+        body, ctype = ndjson(rows), "application/x-ndjson"
+    else:
+        body, ctype = personal_ndjson(rows, 5000 if kind == "names-5k" else rows), "application/x-ndjson"
     started = time.perf_counter()
     response = client.post(f"/v1/campaigns/{campaign}/calls", content=body, headers={"Content-Type": ctype})
     elapsed = time.perf_counter() - started
@@ -138,6 +179,30 @@ def bare_copy(db: psycopg.Connection, rows: int, campaign: str) -> float:
     return elapsed
 
 
+def minimal_copy(db: psycopg.Connection, rows: int) -> float:
+    """The floor the issue names: the personal rows COPYed as a uuid key and a jsonb, nothing else."""
+    db.execute("DROP TABLE IF EXISTS bench_minimal")
+    db.execute("CREATE TABLE bench_minimal (id uuid PRIMARY KEY, row jsonb NOT NULL)")
+    db.commit()
+    started = time.perf_counter()
+    with db.cursor() as cur, cur.copy("COPY bench_minimal (id, row) FROM STDIN") as copy:
+        for i in range(rows):
+            code = f"{(i * 7919 + 13) % 1_000_000:06d}"
+            row = json.dumps({"to": number(i), "name": person(i, rows), "code": code}, ensure_ascii=False)
+            copy.write_row((uuid.uuid4(), row))
+    db.commit()
+    elapsed = time.perf_counter() - started
+    db.execute("DROP TABLE bench_minimal")
+    db.commit()
+    return elapsed
+
+
+def renders_needed(db: psycopg.Connection, campaign: str) -> int:
+    return int(
+        db.execute("SELECT count(*) FROM campaign_audio WHERE campaign_id = %s", (campaign,)).fetchone()[0]
+    )
+
+
 def explain(db: psycopg.Connection, title: str, sql: str, params: tuple[object, ...]) -> None:
     plan = db.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) " + sql, params).fetchall()
     print(f"\n-- {title}")
@@ -150,6 +215,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's calls afterwards")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}"
+    )
     args = parser.parse_args()
     api, key, dsn = os.environ["SESPCL_API_URL"], os.environ["SESPCL_API_KEY"], os.environ["DATABASE_URL"]
     client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=600)
@@ -160,36 +228,39 @@ def main() -> None:
     campaigns = []
     try:
         results = {}
-        for kind in ("ndjson", "csv"):
+        for kind in args.scenarios.split(","):
             campaign, report, elapsed = upload(client, args.rows, kind)
             campaigns.append(campaign)
             results[kind] = (report, elapsed)
+            needed = renders_needed(db, campaign)
             print(
-                f"{kind:7} {args.rows:>9,} rows  accepted {report['accepted']:>9,}  "
-                f"rejected {report['rejected']}  duplicates {report['duplicates']}  "
-                f"{elapsed:6.1f} s  {report['accepted'] / elapsed:>9,.0f} rows/s"
+                f"{kind:9} {SCENARIOS[kind]:36} {args.rows:>9,} rows  accepted {report['accepted']:>9,}  "
+                f"rejected {report['rejected']}  {elapsed:6.1f} s  "
+                f"{report['accepted'] / elapsed:>9,.0f} rows/s  renders needed {needed:,}",
+                flush=True,
             )
+            db.rollback()
         sampler.stop_flag.set()
         sampler.join()
         print(
             f"API RSS: {rss_before / 1024:.0f} MB before, peak {sampler.peak_kb / 1024:.0f} MB during uploads"
         )
-        bare = bare_copy(db, args.rows, campaigns[0])
+        minimal = minimal_copy(db, args.rows)
         print(
-            f"bare COPY of the same rows into a calls-shaped table: {bare:.1f} s  "
-            f"{args.rows / bare:,.0f} rows/s"
+            f"minimal COPY (uuid key + jsonb) of the personal rows: {minimal:.1f} s  "
+            f"{args.rows / minimal:,.0f} rows/s"
         )
+        bare = bare_copy(db, args.rows, campaigns[0]) if "ndjson" in results else None
+        if bare is not None:
+            print(
+                f"bare COPY of the fixed rows into a calls-shaped table: {bare:.1f} s  "
+                f"{args.rows / bare:,.0f} rows/s"
+            )
         for kind, (_, elapsed) in results.items():
-            print(f"ratio {kind} / bare COPY: {bare / elapsed:.2f}")
-        renders = db.execute(
-            "SELECT a.text, a.render_count, a.status FROM audio_assets a WHERE a.hash IN "
-            "(SELECT DISTINCT audio_hash FROM calls WHERE campaign_id = ANY(%s))",
-            (campaigns,),
-        ).fetchall()
-        print(
-            f"distinct texts {len(renders)}; renders {sum(r[1] for r in renders)} "
-            f"(statuses: {sorted({r[2] for r in renders})})"
-        )
+            print(
+                f"ratio {kind:9} / minimal COPY: {minimal / elapsed:.2f}"
+                + (f"   / calls-shaped COPY: {bare / elapsed:.2f}" if bare is not None else "")
+            )
         total = db.execute("SELECT count(*) FROM calls").fetchone()[0]
         print(f"\ncalls in the table now: {total:,}")
         # What autovacuum does on its own a little later: statistics and the visibility map.
@@ -241,6 +312,7 @@ def main() -> None:
             started = time.perf_counter()
             db.rollback()
             db.execute("DELETE FROM calls WHERE campaign_id = ANY(%s) AND status = 'queued'", (campaigns,))
+            db.execute("DELETE FROM campaign_audio WHERE campaign_id = ANY(%s)", (campaigns,))
             db.execute("DELETE FROM campaigns WHERE id = ANY(%s)", (campaigns,))
             db.commit()
             # Two million rows gone leave the indexes at their high-water size: the planner then

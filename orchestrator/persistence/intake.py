@@ -32,6 +32,9 @@ TwoWay = tuple[Interaction, StatusCallback | None]
 
 UPLOAD_TURN_WAIT_S = 10.0
 """How long an upload waits for one of the upload connections before 503 too-many-uploads."""
+UPLOAD_STATEMENT_TIMEOUT = "15min"
+"""The COPY of an upload is one statement as long as the body streams in: the API role's own
+statement_timeout (60 s) would cut off a million rows sent over a slow link."""
 STAGED_AUDIO_MEMORY = 10_000
 """Extra audio hashes an upload remembers having staged; one staged twice is harmless (the
 assets' insert takes each hash once)."""
@@ -64,6 +67,7 @@ class Intake:
                 "send it again shortly",
                 code="too-many-uploads",
             ) from exc
+        await self._conn.execute(f"SET statement_timeout = '{UPLOAD_STATEMENT_TIMEOUT}'")
         await self._conn.execute(
             """
             CREATE TEMP TABLE IF NOT EXISTS intake_stage (
