@@ -1,13 +1,17 @@
-"""Render job: one per distinct audio (audio_assets row: a prompt, a reply, a voicemail message),
-never one per call."""
+"""Render jobs: one per distinct audio (audio_assets row: a prompt, a reply, a voicemail message),
+never one per call; or one for a batch of them (one SELECT, one UPDATE, one job's overhead)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import psycopg
 import structlog
+from psycopg.rows import DictRow
 
 from orchestrator.domain.audio import SpeechRequest
 from orchestrator.speech import SpeechError, render
-from workers.context import current
+from workers.context import WorkerContext, current
 
 log = structlog.get_logger(__name__)
 
@@ -16,67 +20,124 @@ RENDER_TRIES = 3
 on the prompt are failed. Between tries the asset stays pending; the dispatcher's sweep for lost
 renders enqueues it again once the finished job has expired (about a minute)."""
 
+CORRUPT = "corrupt"
+"""A batch's outcome for a row whose text does not hash to its name (the single job raises)."""
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    audio_hash: str
+    path: str
+    duration_ms: int
+    size_bytes: int
+
 
 def render_audio(audio_hash: str) -> str:
+    outcome = render_audio_batch([audio_hash])[audio_hash]
+    if outcome == CORRUPT:
+        # The hash is the file's name; a mismatch would play the wrong words.
+        raise RuntimeError(f"audio asset {audio_hash} does not hash to itself")
+    return outcome
+
+
+def render_audio_batch(audio_hashes: list[str]) -> dict[str, str]:
+    """Each asset's outcome: 'ready', 'pending' (a failure that may pass: tried again later),
+    'failed', 'unknown' (no row) or 'corrupt'. One asset's failure is its own: the others are
+    rendered and recorded all the same."""
     ctx = current()
-    db = ctx.db
-    with db.transaction():
-        row = db.execute(
-            "SELECT hash, engine, voice, text, status FROM audio_assets WHERE hash = %s",
-            (audio_hash,),
-        ).fetchone()
+    wanted = list(dict.fromkeys(audio_hashes))
+    with ctx.db.transaction():
+        rows = ctx.db.execute(
+            "SELECT hash, engine, voice, text, status FROM audio_assets WHERE hash = ANY(%s)", (wanted,)
+        ).fetchall()
+    found = {str(row["hash"]): row for row in rows}
+    outcomes: dict[str, str] = {}
+    rendered: list[_Rendered] = []
+    try:
+        for audio_hash in wanted:
+            outcome, done = _render_row(ctx, audio_hash, found.get(audio_hash))
+            outcomes[audio_hash] = outcome
+            if done is not None:
+                rendered.append(done)
+    finally:
+        # Even when a bug stops the batch: the files written so far are recorded.
+        _mark_ready(ctx.db, rendered)
+    log.info("render.batch_done", assets=len(wanted), rendered=len(rendered))
+    return outcomes
+
+
+def _render_row(ctx: WorkerContext, audio_hash: str, row: DictRow | None) -> tuple[str, _Rendered | None]:
     bound = log.bind(audio_hash=audio_hash)
     if row is None:
         bound.warning("render.unknown_asset")
-        return "unknown"
+        return "unknown", None
     if row["status"] == "ready":
-        return "ready"
+        return "ready", None
     request = SpeechRequest(text=str(row["text"]), voice=str(row["voice"]), engine=str(row["engine"]))
     if request.key() != audio_hash:
-        # The hash is the file's name; a mismatch would play the wrong words.
-        raise RuntimeError(f"audio asset {audio_hash} does not hash to itself")
+        bound.error("render.hash_mismatch")
+        return CORRUPT, None
     try:
         path, duration_ms = render(request, ctx.settings.audio_dir)
     except SpeechError as exc:
-        with db.transaction():
-            tried = db.execute(
-                "UPDATE audio_assets SET failed_renders = failed_renders + 1, error = %s WHERE hash = %s "
-                "RETURNING failed_renders",
-                (str(exc), audio_hash),
-            ).fetchone()
-        if not exc.permanent and tried is not None and int(tried["failed_renders"]) < RENDER_TRIES:
-            bound.warning("render.try_again_later", error=str(exc), failed_renders=tried["failed_renders"])
-            return "pending"
-        with db.transaction():
-            db.execute("UPDATE audio_assets SET status = 'failed' WHERE hash = %s", (audio_hash,))
-            # Calls waiting on this audio cannot be dialed: finish them with the reason, whether
-            # it is their prompt or one of their extra audio (a reply, a voicemail message).
-            db.execute(
-                """
-                WITH failed AS (
-                    UPDATE calls SET status = 'failed', status_reason = %(reason)s, ended_at = now(),
-                           updated_at = now()
-                    WHERE (audio_hash = %(hash)s OR extra_audio @> ARRAY[%(hash)s]::text[]
-                           OR segments @> ARRAY[%(hash)s]::text[])
-                      AND status = 'queued'
-                    RETURNING id
-                )
-                INSERT INTO call_events (call_id, at, type, data)
-                SELECT id, now(), 'status', jsonb_build_object('status', 'failed', 'reason', %(reason)s::text)
-                FROM failed
-                """,
-                {"reason": f"speech rendering failed: {exc}", "hash": audio_hash},
-            )
-        bound.error("render.failed", error=str(exc))
-        return "failed"
+        return _record_failure(ctx.db, audio_hash, exc), None
+    bound.info("render.done", duration_ms=duration_ms)
+    return "ready", _Rendered(audio_hash, str(path.with_suffix("")), duration_ms, path.stat().st_size)
+
+
+def _mark_ready(db: psycopg.Connection[DictRow], rendered: list[_Rendered]) -> None:
+    if not rendered:
+        return
     with db.transaction():
         db.execute(
             """
-            UPDATE audio_assets SET status = 'ready', path = %s, duration_ms = %s, size_bytes = %s,
-                   render_count = render_count + 1, rendered_at = now(), error = NULL
-            WHERE hash = %s
+            UPDATE audio_assets a SET status = 'ready', path = r.path, duration_ms = r.duration_ms,
+                   size_bytes = r.size_bytes, render_count = a.render_count + 1, rendered_at = now(),
+                   error = NULL
+            FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[])
+                 AS r(hash, path, duration_ms, size_bytes)
+            WHERE a.hash = r.hash
             """,
-            (str(path.with_suffix("")), duration_ms, path.stat().st_size, audio_hash),
+            (
+                [r.audio_hash for r in rendered],
+                [r.path for r in rendered],
+                [r.duration_ms for r in rendered],
+                [r.size_bytes for r in rendered],
+            ),
         )
-    bound.info("render.done", duration_ms=duration_ms)
-    return "ready"
+
+
+def _record_failure(db: psycopg.Connection[DictRow], audio_hash: str, exc: SpeechError) -> str:
+    bound = log.bind(audio_hash=audio_hash)
+    with db.transaction():
+        tried = db.execute(
+            "UPDATE audio_assets SET failed_renders = failed_renders + 1, error = %s WHERE hash = %s "
+            "RETURNING failed_renders",
+            (str(exc), audio_hash),
+        ).fetchone()
+    if not exc.permanent and tried is not None and int(tried["failed_renders"]) < RENDER_TRIES:
+        bound.warning("render.try_again_later", error=str(exc), failed_renders=tried["failed_renders"])
+        return "pending"
+    with db.transaction():
+        db.execute("UPDATE audio_assets SET status = 'failed' WHERE hash = %s", (audio_hash,))
+        # Calls waiting on this audio cannot be dialed: finish them with the reason, whether
+        # it is their prompt, one of its segments or one of their extra audio (a reply, a
+        # voicemail message).
+        db.execute(
+            """
+            WITH failed AS (
+                UPDATE calls SET status = 'failed', status_reason = %(reason)s, ended_at = now(),
+                       updated_at = now()
+                WHERE (audio_hash = %(hash)s OR extra_audio @> ARRAY[%(hash)s]::text[]
+                       OR segments @> ARRAY[%(hash)s]::text[])
+                  AND status = 'queued'
+                RETURNING id
+            )
+            INSERT INTO call_events (call_id, at, type, data)
+            SELECT id, now(), 'status', jsonb_build_object('status', 'failed', 'reason', %(reason)s::text)
+            FROM failed
+            """,
+            {"reason": f"speech rendering failed: {exc}", "hash": audio_hash},
+        )
+    bound.error("render.failed", error=str(exc))
+    return "failed"
