@@ -10,8 +10,8 @@ import structlog
 from psycopg.rows import DictRow
 
 from orchestrator.domain.audio import SpeechRequest
-from orchestrator.speech import SpeechError, render
-from workers.context import WorkerContext, current
+from orchestrator.speech import SpeechError, render_each
+from workers.context import current
 
 log = structlog.get_logger(__name__)
 
@@ -52,37 +52,45 @@ def render_audio_batch(audio_hashes: list[str]) -> dict[str, str]:
         ).fetchall()
     found = {str(row["hash"]): row for row in rows}
     outcomes: dict[str, str] = {}
+    todo: list[tuple[str, SpeechRequest]] = []
+    for audio_hash in wanted:
+        planned = _plan(audio_hash, found.get(audio_hash))
+        if isinstance(planned, str):
+            outcomes[audio_hash] = planned
+        else:
+            todo.append((audio_hash, planned))
     rendered: list[_Rendered] = []
     try:
-        for audio_hash in wanted:
-            outcome, done = _render_row(ctx, audio_hash, found.get(audio_hash))
-            outcomes[audio_hash] = outcome
-            if done is not None:
-                rendered.append(done)
+        results = render_each((request for _, request in todo), ctx.settings.audio_dir)
+        for (audio_hash, _), result in zip(todo, results):
+            if isinstance(result, SpeechError):
+                outcomes[audio_hash] = _record_failure(ctx.db, audio_hash, result)
+                continue
+            path, duration_ms = result
+            outcomes[audio_hash] = "ready"
+            rendered.append(
+                _Rendered(audio_hash, str(path.with_suffix("")), duration_ms, path.stat().st_size)
+            )
+            log.info("render.done", audio_hash=audio_hash, duration_ms=duration_ms)
     finally:
         # Even when a bug stops the batch: the files written so far are recorded.
         _mark_ready(ctx.db, rendered)
     log.info("render.batch_done", assets=len(wanted), rendered=len(rendered))
-    return outcomes
+    return {audio_hash: outcomes[audio_hash] for audio_hash in wanted}
 
 
-def _render_row(ctx: WorkerContext, audio_hash: str, row: DictRow | None) -> tuple[str, _Rendered | None]:
-    bound = log.bind(audio_hash=audio_hash)
+def _plan(audio_hash: str, row: DictRow | None) -> str | SpeechRequest:
+    """The request to render, or the outcome already known without rendering."""
     if row is None:
-        bound.warning("render.unknown_asset")
-        return "unknown", None
+        log.warning("render.unknown_asset", audio_hash=audio_hash)
+        return "unknown"
     if row["status"] == "ready":
-        return "ready", None
+        return "ready"
     request = SpeechRequest(text=str(row["text"]), voice=str(row["voice"]), engine=str(row["engine"]))
     if request.key() != audio_hash:
-        bound.error("render.hash_mismatch")
-        return CORRUPT, None
-    try:
-        path, duration_ms = render(request, ctx.settings.audio_dir)
-    except SpeechError as exc:
-        return _record_failure(ctx.db, audio_hash, exc), None
-    bound.info("render.done", duration_ms=duration_ms)
-    return "ready", _Rendered(audio_hash, str(path.with_suffix("")), duration_ms, path.stat().st_size)
+        log.error("render.hash_mismatch", audio_hash=audio_hash)
+        return CORRUPT
+    return request
 
 
 def _mark_ready(db: psycopg.Connection[DictRow], rendered: list[_Rendered]) -> None:

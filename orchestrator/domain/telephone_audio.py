@@ -29,32 +29,55 @@ exact zeros, and an 'h' or 's' onset stays well above it."""
 Pcm16 = npt.NDArray[np.int16]
 
 
-def trim_silence(samples: Pcm16, rate: int, pad_ms: int = EDGE_PAD_MS) -> Pcm16:
-    """The samples between the first and last sound, with exactly `pad_ms` of silence on each
-    side. All silence gives the two pads alone."""
-    pad = np.zeros(rate * pad_ms // 1000, dtype=np.int16)
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SILENCE_LEVEL)
-    if loud.size == 0:
-        return np.concatenate([pad, pad])
-    return np.concatenate([pad, samples[loud[0] : loud[-1] + 1], pad])
+def speech_span(samples: Pcm16) -> Pcm16:
+    """The samples from the first sound to the last (a view: nothing copied); empty when all
+    is silence."""
+    # Two comparisons and a first-true search each way: no widened copy, no index array.
+    loud = (samples > SILENCE_LEVEL) | (samples < -SILENCE_LEVEL)
+    if not loud.any():
+        return samples[:0]
+    return samples[int(np.argmax(loud)) : samples.size - int(np.argmax(loud[::-1]))]
 
 
 def resample(samples: Pcm16, rate: int, to_rate: int = TELEPHONE_RATE) -> Pcm16:
-    """Band-limited (soxr, high quality): nothing above the new Nyquist folds back as noise."""
+    """Band-limited (soxr): nothing above the new Nyquist folds back as noise. soxr's medium
+    quality (16-bit precision) is still finer than 8-bit mu-law carries, in about a tenth less
+    time than its default (20-bit)."""
     if rate == to_rate:
         return samples
-    out: Pcm16 = soxr.resample(samples, rate, to_rate, quality="HQ")
+    out: Pcm16 = soxr.resample(samples, rate, to_rate, quality="MQ")
     return out
 
 
+def _mulaw_table() -> npt.NDArray[np.uint8]:
+    """audioop's mu-law code of every 16-bit value, indexed by the value's bits read unsigned."""
+    every = np.arange(-32768, 32768, dtype=np.int16)
+    codes = np.frombuffer(audioop.lin2ulaw(every.tobytes(), 2), dtype=np.uint8)
+    table = np.empty(65536, dtype=np.uint8)
+    table[every.view(np.uint16)] = codes
+    return table
+
+
+_MULAW = _mulaw_table()
+
+
 def mulaw(samples: Pcm16) -> bytes:
-    """G.711 mu-law, one byte a sample."""
-    return audioop.lin2ulaw(samples.astype("<i2", copy=False).tobytes(), 2)
+    """G.711 mu-law, one byte a sample (a lookup in audioop's own codes: about half the time
+    of converting with audioop each time)."""
+    return _MULAW[samples.view(np.uint16)].tobytes()
+
+
+_PAD = mulaw(np.zeros(TELEPHONE_RATE * EDGE_PAD_MS // 1000, dtype=np.int16))
 
 
 def telephone_audio(samples: Pcm16, rate: int) -> bytes:
-    """8 kHz mu-law of `samples` (16-bit at `rate` Hz), silent edges cut to the pad."""
-    return mulaw(resample(trim_silence(samples, rate), rate))
+    """8 kHz mu-law of `samples` (16-bit at `rate` Hz) with exactly EDGE_PAD_MS of silence
+    before the first sound and after the last, whatever silence the engine put there. The pads
+    are added once encoded: the resampler is not given silence to filter."""
+    span = speech_span(samples)
+    if span.size == 0:
+        return _PAD + _PAD
+    return _PAD + mulaw(resample(span, rate)) + _PAD
 
 
 def duration_ms(mulaw_bytes: int) -> int:

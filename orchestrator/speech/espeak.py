@@ -78,6 +78,7 @@ class EspeakEngine:
             raise EngineError(f"espeak_Initialize failed ({self.sample_rate})")
         self._lock = threading.Lock()
         self._chunks: list[bytes] = []
+        self._voice: str | None = None  # set in the library now: setting it again costs ~0.1 ms
         self._callback = _SynthCallback(self._collect)  # referenced here: ctypes must not free it
         self._lib.espeak_SetSynthCallback(self._callback)
 
@@ -116,15 +117,22 @@ class EspeakEngine:
                 i += 1
         return ids
 
+    def _set_voice(self, voice: str) -> None:
+        if voice == self._voice:
+            return
+        self._voice = None
+        found = self._lib.espeak_SetVoiceByName(voice.encode())
+        if found == _EE_NOT_FOUND:
+            raise UnknownVoice(f"unknown voice {voice!r}")
+        if found != _EE_OK:
+            raise EngineError(f"espeak_SetVoiceByName failed ({found})")
+        self._voice = voice
+
     def synthesize(self, text: str, voice: str, rate_wpm: int) -> Pcm16:
         """The words as 16-bit mono samples at `sample_rate`."""
         data = text.encode("utf-8") + b"\0"
         with self._lock:
-            found = self._lib.espeak_SetVoiceByName(voice.encode())
-            if found == _EE_NOT_FOUND:
-                raise UnknownVoice(f"unknown voice {voice!r}")
-            if found != _EE_OK:
-                raise EngineError(f"espeak_SetVoiceByName failed ({found})")
+            self._set_voice(voice)
             self._lib.espeak_SetParameter(_RATE, rate_wpm, 0)
             self._chunks = []
             result = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,7 +37,10 @@ def available_voices() -> frozenset[str]:
     return frozenset(names)
 
 
-def _speak(request: SpeechRequest) -> bytes:
+def encode(request: SpeechRequest) -> bytes:
+    """The request's words as the prompt file's bytes (8 kHz mu-law)."""
+    if request.voice.lower() not in available_voices():
+        raise SpeechError(f"unknown voice {request.voice!r}", permanent=True)
     try:
         speaker = engine()
         samples = speaker.synthesize(
@@ -54,25 +60,22 @@ def write_atomically(target: Path, data: bytes) -> None:
     render one prompt at once), 0644, fsync, then rename over the name."""
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            os.fchmod(out.fileno(), 0o644)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view) :]
+            os.fchmod(handle, 0o644)
+            os.fsync(handle)
+        finally:
+            os.close(handle)
         os.replace(name, target)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
 
 
-def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
-    """Render to `<audio_dir>/<key>.ulaw`; return its path and length in ms.
-
-    Content addressing makes a rerun harmless: the same request always lands on the same name.
-    """
-    if request.voice.lower() not in available_voices():
-        raise SpeechError(f"unknown voice {request.voice!r}", permanent=True)
-    audio = _speak(request)
+def store(request: SpeechRequest, audio: bytes, audio_dir: Path) -> tuple[Path, int]:
+    """`audio` as `<audio_dir>/<key>.ulaw`; its path and length in ms."""
     target = audio_dir / audio_file_name(request.key())
     try:
         audio_dir.mkdir(parents=True, exist_ok=True)
@@ -80,3 +83,39 @@ def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
     except OSError as exc:
         raise SpeechError(f"the audio could not be written: {exc}") from exc
     return target, duration_ms(len(audio))
+
+
+def render(request: SpeechRequest, audio_dir: Path) -> tuple[Path, int]:
+    """Render to `<audio_dir>/<key>.ulaw`; return its path and length in ms.
+
+    Content addressing makes a rerun harmless: the same request always lands on the same name.
+    """
+    return store(request, encode(request), audio_dir)
+
+
+Rendered = tuple[Path, int] | SpeechError
+
+
+def render_each(requests: Iterable[SpeechRequest], audio_dir: Path) -> Iterator[Rendered]:
+    """render() of each request, in order, each one's path and ms or its SpeechError. A thread
+    writes and syncs one file (fsync waits on the disk) while the next prompt is synthesized."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sespcl-audio-write") as writer:
+        waiting: deque[Future[tuple[Path, int]] | SpeechError] = deque()
+        for request in requests:
+            try:
+                waiting.append(writer.submit(store, request, encode(request), audio_dir))
+            except SpeechError as exc:
+                waiting.append(exc)
+            while len(waiting) > 1:
+                yield _settled(waiting.popleft())
+        while waiting:
+            yield _settled(waiting.popleft())
+
+
+def _settled(pending: Future[tuple[Path, int]] | SpeechError) -> Rendered:
+    if isinstance(pending, SpeechError):
+        return pending
+    try:
+        return pending.result()
+    except SpeechError as exc:
+        return exc

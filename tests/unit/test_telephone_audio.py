@@ -7,12 +7,13 @@ import pytest
 
 from orchestrator.domain.telephone_audio import (
     EDGE_PAD_MS,
+    SILENCE_LEVEL,
     Pcm16,
     duration_ms,
     mulaw,
     resample,
+    speech_span,
     telephone_audio,
-    trim_silence,
 )
 
 ESPEAK_RATE = 22050
@@ -71,36 +72,46 @@ def test_mulaw_known_values_and_clipping() -> None:
     assert mulaw(samples) == bytes([0xFF, 0x80, 0x00, 0xF0, 0x0F, 0xEF])
 
 
-def test_long_silent_edges_are_cut_to_the_pad() -> None:
+def test_the_speech_span_runs_from_the_first_sound_to_the_last() -> None:
     sound = _tone(300, 0.8)
     padded = np.concatenate([np.zeros(ESPEAK_RATE // 2, np.int16), sound, np.zeros(ESPEAK_RATE, np.int16)])
-    out = trim_silence(padded, ESPEAK_RATE)
-    pad = ESPEAK_RATE * EDGE_PAD_MS // 1000
-    loud = np.flatnonzero(np.abs(sound) > 64)
-    assert out.size == 2 * pad + loud[-1] - loud[0] + 1
-    assert not out[:pad].any() and not out[-pad:].any()
-    assert np.array_equal(out[pad:-pad], sound[loud[0] : loud[-1] + 1])
-
-
-def test_short_silent_edges_are_padded_to_the_pad() -> None:
-    """Every prompt starts and ends alike: pieces played in a row have even gaps."""
-    sound = np.concatenate([np.zeros(10, np.int16), _tone(300, 0.3)[1:]])
-    out = trim_silence(sound, ESPEAK_RATE)
-    pad = ESPEAK_RATE * EDGE_PAD_MS // 1000
-    assert not out[:pad].any() and out[pad] != 0
+    loud = np.flatnonzero(np.abs(sound) > SILENCE_LEVEL)
+    assert np.array_equal(speech_span(padded), sound[loud[0] : loud[-1] + 1])
 
 
 def test_faint_noise_counts_as_silence_but_a_quiet_onset_does_not() -> None:
     hiss = np.full(2000, 40, np.int16)
     onset = np.array([0, 200, -300, 0], np.int16)
-    out = trim_silence(np.concatenate([hiss, onset, hiss]), ESPEAK_RATE)
-    pad = ESPEAK_RATE * EDGE_PAD_MS // 1000
-    assert np.array_equal(out[pad:-pad], np.array([200, -300], np.int16))
+    assert np.array_equal(speech_span(np.concatenate([hiss, onset, hiss])), np.array([200, -300], np.int16))
+
+
+def test_all_silence_has_no_span() -> None:
+    assert speech_span(np.zeros(5000, np.int16)).size == 0
+
+
+def _edge_silence_ms(audio: bytes) -> tuple[float, float]:
+    """Milliseconds of (near) silence at each end of mu-law audio."""
+    loud = [i for i, code in enumerate(audio) if abs(_g711_level(code)) > 16]
+    return loud[0] / 8, (len(audio) - 1 - loud[-1]) / 8
+
+
+@pytest.mark.parametrize(("before_s", "after_s"), [(1.0, 0.5), (0.0005, 0.0), (0.0, 2.0)])
+def test_every_prompt_starts_and_ends_with_the_same_pad(before_s: float, after_s: float) -> None:
+    """Long silences are cut and short ones lengthened: pieces played in a row have even gaps."""
+    sound = np.concatenate(
+        [
+            np.zeros(int(ESPEAK_RATE * before_s), np.int16),
+            _tone(500, 1.0),
+            np.zeros(int(ESPEAK_RATE * after_s), np.int16),
+        ]
+    )
+    start, end = _edge_silence_ms(telephone_audio(sound, ESPEAK_RATE))
+    assert abs(start - EDGE_PAD_MS) < 2 and abs(end - EDGE_PAD_MS) < 2
 
 
 def test_all_silence_is_the_two_pads() -> None:
-    out = trim_silence(np.zeros(5000, np.int16), ESPEAK_RATE)
-    assert out.size == 2 * (ESPEAK_RATE * EDGE_PAD_MS // 1000) and not out.any()
+    out = telephone_audio(np.zeros(5000, np.int16), ESPEAK_RATE)
+    assert out == b"\xff" * (2 * 8 * EDGE_PAD_MS)
 
 
 def test_telephone_audio_is_one_byte_per_8_khz_sample_of_the_trimmed_sound() -> None:
@@ -109,6 +120,5 @@ def test_telephone_audio_is_one_byte_per_8_khz_sample_of_the_trimmed_sound() -> 
     expected_s = 2.0 + 2 * EDGE_PAD_MS / 1000
     assert abs(len(out) - expected_s * 8000) <= 2
     assert abs(duration_ms(len(out)) - expected_s * 1000) <= 1
-    # The pad is silence (within the resampling filter's faint ringing before the onset).
-    assert max(abs(_g711_level(code)) for code in out[:200]) <= 16
+    assert out[: 8 * EDGE_PAD_MS] == b"\xff" * 8 * EDGE_PAD_MS  # mu-law silence
     assert max(abs(_g711_level(code)) for code in out[600:800]) > 5000
