@@ -200,6 +200,13 @@ def test_a_batch_renders_every_asset_and_fails_only_the_unknown_voice(
     good = [_asset(db, f"Hello {name}, this is batch {run}.") for name in ("Margaret", "Oliver")]
     bad = _asset(db, f"Hello Chloe, this is batch {run}.", voice="xx-nowhere")
     missing = "0" * 64
+    # A message played in pieces (segments): the unknown voice's audio is its second piece.
+    pieced_call = uuid.uuid4()
+    db.execute(
+        "INSERT INTO calls (id, to_number, trunk, tts_text, tts_voice, audio_hash, segments, ring_timeout_s) "
+        "VALUES (%s, '+14155550124', 'render-test-no-trunk', 'pieces', 'en-us', %s, %s, 30)",
+        (pieced_call, good[0][0], [good[0][0], bad[0]]),
+    )
     hashes = [good[0][0], bad[0], missing, good[1][0], good[0][0]]
 
     outcomes = render_audio_batch(hashes)
@@ -214,6 +221,8 @@ def test_a_batch_renders_every_asset_and_fails_only_the_unknown_voice(
     failed = _state(db, bad[1])
     assert (failed["asset"], failed["call"]) == ("failed", "failed")
     assert "unknown voice" in failed["status_reason"]
+    pieced = db.execute("SELECT status FROM calls WHERE id = %s", (pieced_call,)).fetchone()
+    assert pieced is not None and pieced["status"] == "failed"  # its second piece failed
     assert render_audio_batch(hashes)[good[1][0]] == "ready"  # again: nothing to do
     assert _state(db, good[1][1])["render_count"] == 1
 
