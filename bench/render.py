@@ -13,6 +13,7 @@ length and how many times real time that is:
 - the render as the workers run it, in process (orchestrator.speech: synthesis, silent edges
   cut, resampled, mu-law, temp file + fsync + rename): render() one prompt after another, and
   render_each() as a batch job runs it (a thread writes and syncs while the next is spoken);
+- the same over short pieces (full names: what a message in segments renders per call);
 - with --database-url: the batch job itself (workers.tts.render_audio_batch, batches of 200:
   one SELECT, the renders, one UPDATE), the database backend's CPU counted too;
 - the old per-prompt path (pyttsx3 + a sox process a prompt), on a sample (bench/render_legacy.py).
@@ -97,6 +98,16 @@ def prompt_texts(count: int, seed: int = 7) -> list[str]:
     return texts[:count]
 
 
+SURNAMES = ("Chen", "Okafor", "Garcia", "Novak", "Patel", "Smith", "Kowalski", "Haddad", "Tanaka", "Olsen")
+
+
+def name_pieces(count: int) -> list[str]:
+    """Distinct full names: the piece a segmented message renders per call ({{name}})."""
+    names = sorted(f"{first} {last}" for first, last in itertools.product(NAMES, SURNAMES))
+    random.Random(7).shuffle(names)
+    return names[:count]
+
+
 @dataclass(frozen=True)
 class Run:
     name: str
@@ -157,7 +168,7 @@ def in_process_render(texts: list[str], audio_dir: Path) -> Run:
     return _timed(ONE_BY_ONE, texts, work)
 
 
-def in_process_render_each(texts: list[str], audio_dir: Path) -> Run:
+def in_process_render_each(texts: list[str], audio_dir: Path, name: str = EACH) -> Run:
     def work() -> float:
         total_ms = 0
         for result in render_each((SpeechRequest(text=text, voice=VOICE) for text in texts), audio_dir):
@@ -166,7 +177,7 @@ def in_process_render_each(texts: list[str], audio_dir: Path) -> Run:
             total_ms += result[1]
         return total_ms / 1000
 
-    return _timed(EACH, texts, work)
+    return _timed(name, texts, work)
 
 
 def _wav_s(path: Path) -> float:
@@ -285,6 +296,8 @@ def main() -> None:
             keep(espeak_cli_one_process(texts, out))
             keep(in_process_render(texts, out))
             keep(in_process_render_each(texts, out))
+            pieces = name_pieces(args.prompts)
+            keep(in_process_render_each(pieces, out, "render_each() of name pieces (a segment: {{name}})"))
             if args.database_url:
                 from bench.render_batch import batch_job
 
