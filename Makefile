@@ -4,7 +4,7 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd bench-webhooks
+.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd bench-webhooks bench-render
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -68,3 +68,10 @@ BENCH_WEBHOOK_RATE ?= 1000
 bench-webhooks: deps
 	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && $(VENV)/bin/python bench/webhooks.py \
 		--events $(BENCH_WEBHOOK_EVENTS) --rate $(BENCH_WEBHOOK_RATE) --seconds 20
+
+# Speech renders per second in one worker process against espeak-ng alone (no stack needed;
+# BENCH_RENDER_ARGS=--database-url=... adds the batch job against a database of its own).
+BENCH_RENDER_PROMPTS ?= 600
+BENCH_RENDER_ARGS ?=
+bench-render: deps
+	$(VENV)/bin/python -m bench.render --prompts $(BENCH_RENDER_PROMPTS) $(BENCH_RENDER_ARGS)

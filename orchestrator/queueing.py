@@ -5,6 +5,7 @@ Redis only carries work; PostgreSQL stays the record of what must happen.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,12 +24,44 @@ from orchestrator.domain.records import CallEvent
 from orchestrator.supervision.heartbeat import beat
 
 RENDER_JOB = "workers.tts.render_audio"
+RENDER_BATCH_JOB = "workers.tts.render_audio_batch"
+RENDER_BATCH_MAX = 1000
+"""Most assets one batch job renders: a few seconds of a worker's time at most, so a batch stays
+well inside ABANDONED_AFTER_S and one worker does not hold a campaign's prompts alone."""
+RENDER_REQUEUE_BATCH = 200
+"""Renders found lost are enqueued again in batches of this many (spread over the workers)."""
+RENDER_CARRIER_TTL_S = 86400
+"""How long Redis remembers which batch job carries an asset (longer than any job waits)."""
 EVENTS_JOB = "workers.events.record_events"
 EVENT_RESULT_TTL_S = 300
 ABANDONED_AFTER_S = 30.0
 """A job still 'started' this long after it began died with its worker (SIGKILL, OOM): renders
 and event batches take well under a second. RQ itself notices only when the job's registry
 entry expires, minutes later. Running such a job twice is harmless: both kinds are idempotent."""
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _carrier_key(audio_hash: str) -> str:
+    return f"sespcl:render-carrier:{audio_hash}"
+
+
+def render_batch_job_id(audio_hashes: list[str]) -> str:
+    """The same batch (same assets, same order) is the same job."""
+    return "render-batch-" + hashlib.sha256("\n".join(audio_hashes).encode()).hexdigest()[:32]
+
+
+def _state(job: Job | None) -> str:
+    if job is None:
+        return "lost"
+    status = job.get_status(refresh=False)
+    if status == JobStatus.FINISHED:
+        return "done"
+    if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED) or _abandoned(job):
+        return "lost"
+    return "pending"
 
 
 def _abandoned(job: Job) -> bool:
@@ -74,12 +107,46 @@ class WorkQueues:
                     ]
                 )
 
+    def enqueue_render_batch(self, audio_hashes: list[str]) -> str:
+        """One job rendering these assets in this order (workers.tts.render_audio_batch); returns
+        its id. The same batch enqueued again while its job waits or runs is that job. Redis also
+        notes, per asset, the batch carrying it: the sweep for lost renders asks that job."""
+        if not audio_hashes or len(audio_hashes) > RENDER_BATCH_MAX:
+            raise ValueError(f"a render batch holds 1 to {RENDER_BATCH_MAX} assets, not {len(audio_hashes)}")
+        job_id = render_batch_job_id(audio_hashes)
+        with _redis_errors("render batch"):
+            if self.batch_state(job_id) == "pending":
+                return job_id
+            with self.redis.pipeline(transaction=False) as pipe:
+                for audio_hash in audio_hashes:
+                    pipe.set(_carrier_key(audio_hash), job_id, ex=RENDER_CARRIER_TTL_S)
+                pipe.execute()
+            self._render.enqueue(
+                RENDER_BATCH_JOB,
+                audio_hashes,
+                job_id=job_id,
+                result_ttl=60,
+                failure_ttl=3600,
+                description=f"render {len(audio_hashes)} audio assets",
+            )
+        return job_id
+
     def requeue_lost_renders(self, audio_hashes: list[str]) -> int:
         """Enqueue again the renders whose job Redis no longer has (a flushed Redis, a worker
-        killed mid-job). Returns how many were lost."""
-        lost = [h for h in audio_hashes if self.batch_state(f"render-{h}") == "lost"]
-        if lost:
-            self.enqueue_renders(lost)
+        killed mid-job), whether a single render's or a batch's. Returns how many were lost."""
+        if not audio_hashes:
+            return 0
+        carriers = [_text(c) for c in self.redis.mget([_carrier_key(h) for h in audio_hashes])]
+        singles = [f"render-{h}" for h in audio_hashes]
+        job_ids = sorted(set(singles) | {c for c in carriers if c})
+        states = dict(zip(job_ids, map(_state, Job.fetch_many(job_ids, connection=self.redis))))
+        lost = [
+            h
+            for h, single, carrier in zip(audio_hashes, singles, carriers)
+            if states[single] == "lost" and (carrier is None or states[carrier] == "lost")
+        ]
+        for start in range(0, len(lost), RENDER_REQUEUE_BATCH):
+            self.enqueue_render_batch(lost[start : start + RENDER_REQUEUE_BATCH])
         return len(lost)
 
     def enqueue_events(self, batch: list[CallEvent]) -> str:
@@ -100,15 +167,9 @@ class WorkQueues:
         """'done', 'pending' (queued or running), or 'lost' (gone, failed, stopped, canceled or
         abandoned with its worker). For event batches and renders alike."""
         try:
-            job = Job.fetch(job_id, connection=self.redis)
+            return _state(Job.fetch(job_id, connection=self.redis))
         except NoSuchJobError:
             return "lost"
-        status = job.get_status(refresh=False)
-        if status == JobStatus.FINISHED:
-            return "done"
-        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED) or _abandoned(job):
-            return "lost"
-        return "pending"
 
     def depths(self) -> dict[str, int]:
         return {self._render.name: self._render.count, self._events.name: self._events.count}

@@ -26,7 +26,7 @@ missing=()
 for cmd in "${!NEEDED[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
 done
-# pyttsx3 loads libespeak-ng through ctypes; the venv module ships separately on Debian.
+# The workers load libespeak-ng through ctypes; the venv module ships separately on Debian.
 [[ -e /usr/lib/x86_64-linux-gnu/libespeak-ng.so.1 || -e /usr/lib/aarch64-linux-gnu/libespeak-ng.so.1 ]] \
     || missing+=(libespeak-ng1)
 # Debian's own interpreter: the services run as an unprivileged user, who may not reach one
@@ -60,7 +60,7 @@ if [[ ! -x $VENV/bin/python || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; t
         log "pip failed"; exit 1
     fi
     rm -f "$pip_log"
-    "$VENV/bin/python" -c 'import orchestrator, aiohttp, panoramisk, psycopg, rq, pyttsx3' \
+    "$VENV/bin/python" -c 'import orchestrator, aiohttp, panoramisk, psycopg, rq, numpy, soxr' \
         || { log "the Python environment is incomplete"; exit 1; }
     printf '%s\n' "$want" >"$stamp"
 fi
