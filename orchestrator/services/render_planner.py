@@ -20,7 +20,8 @@ log = structlog.get_logger(__name__)
 
 PACE_WINDOW_S = 30.0
 BATCH_SIZE = 50
-"""Renders per job: small enough that the first calls' audio is done within a second or two."""
+"""Renders per job (one engine, one SELECT and one UPDATE for all): small enough that the first
+calls' audio is done within a fraction of a second."""
 
 
 class PlanStore(Protocol):
@@ -38,7 +39,7 @@ class PlanStore(Protocol):
 
 
 class RenderSink(Protocol):
-    def enqueue_renders(self, audio_hashes: list[str]) -> None: ...
+    def enqueue_render_batch(self, audio_hashes: list[str]) -> str: ...
 
 
 class RenderPlanner:
@@ -101,7 +102,7 @@ class RenderPlanner:
         done = 0
         for batch in batches(renders, BATCH_SIZE):
             try:
-                await asyncio.to_thread(self._sink.enqueue_renders, batch)
+                await asyncio.to_thread(self._sink.enqueue_render_batch, batch)
             except QueueUnavailable as exc:
                 log.warning("renders.enqueue_failed", error=str(exc), pending=len(renders) - done)
                 await self._store.unplan(renders[done:])

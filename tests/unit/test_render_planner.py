@@ -61,10 +61,12 @@ class Queue:
     enqueued: list[str] = field(default_factory=list)
     refuse: bool = False
 
-    def enqueue_renders(self, audio_hashes: list[str]) -> None:
+    def enqueue_render_batch(self, audio_hashes: list[str]) -> str:
         if self.refuse:
             raise QueueUnavailable("Redis is down")
+        assert 1 <= len(audio_hashes) <= 1000
         self.enqueued.extend(audio_hashes)
+        return f"batch-{len(self.enqueued)}"
 
 
 def _lane(calls: int, names: int) -> tuple[Lane, list[QueuedCall]]:
