@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, cast
 
+from aiohttp.test_utils import TestClient, TestServer
+
+from orchestrator.api.app import create_app
 from orchestrator.api.presenters import campaign_json
-from orchestrator.domain.campaign import CancelProgress
+from orchestrator.domain.campaign import CampaignStatus, CancelProgress
+from orchestrator.domain.keys import BOOTSTRAP, Principal, Scope
+from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatch.cancels import CampaignCancelSweep
+from orchestrator.services.keys import Authenticator
+from tests.unit.api_fakes import OneTrunk, api_deps
 from tests.unit.cancel_fakes import FakeCampaignCancels
 
+KEY = "k" * 32
 
-def _row(status: str) -> dict[str, object]:
+
+def _row(status: str) -> dict[str, Any]:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     return {
         "id": uuid.uuid4(),
@@ -82,3 +92,60 @@ async def test_a_stopping_dispatcher_leaves_the_rest_to_the_next_pass() -> None:
     assert await sweep.step() == 6 and len(store.queued[campaign]) == 4
     assert await CampaignCancelSweep(store, batch=3, stopped=lambda: False).step() == 4
     assert store.queued[campaign] == []
+
+
+class Campaigns:
+    """A campaign of 1,000 queued calls and 2 canceled: its status is all a cancel changes."""
+
+    def __init__(self) -> None:
+        self.row = _row("active")
+        self.changes: list[CampaignStatus] = []
+
+    async def get(self, campaign_id: uuid.UUID) -> dict[str, Any]:
+        return self.row
+
+    async def progress(self, campaign_id: uuid.UUID) -> tuple[dict[str, int], float]:
+        return {"queued": 1000, "canceled": 2}, 0.0
+
+    async def renders(self, campaign_id: uuid.UUID) -> tuple[int, int]:
+        return 3, 3
+
+    async def set_status(self, campaign_id: uuid.UUID, status: CampaignStatus) -> dict[str, Any]:
+        self.changes.append(status)
+        self.row = self.row | {"status": status.value}
+        return self.row
+
+
+class NoKeys:
+    async def by_id(self, key_id: str) -> dict[str, Any] | None:
+        return None
+
+    async def touch(self, key_id: str) -> None:
+        return None
+
+
+async def test_the_cancel_answers_with_what_is_done_and_what_the_background_has_left() -> None:
+    store = Campaigns()
+    service = CampaignService(
+        cast(Any, store),
+        OneTrunk(),
+        cast(Any, None),
+        engine="espeak",
+        default_voice="en-us",
+        voices=lambda: {"en-us"},
+    )
+    bootstrap = Principal(BOOTSTRAP, frozenset({Scope.ADMIN}), None)
+    deps = api_deps(
+        lambda name: AssertionError(name),
+        keys=Authenticator(NoKeys(), bootstrap_key=KEY, bootstrap=bootstrap, cache_s=2.0),
+        campaigns=service,
+    )
+    async with TestClient(TestServer(create_app(deps))) as client:
+        answer = await client.post(
+            f"/v1/campaigns/{store.row['id']}/cancel", headers={"Authorization": f"Bearer {KEY}"}
+        )
+        assert answer.status == 200
+        body = await answer.json()
+    assert store.changes == [CampaignStatus.CANCELED]
+    assert body["status"] == "canceled" and body["canceled_calls"] == 2
+    assert body["cancel"] == {"queued_left": 1000, "done": False}
