@@ -4,7 +4,8 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd bench-webhooks bench-render
+.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd bench-webhooks \
+	bench-render bench-campaign-control
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -75,3 +76,13 @@ BENCH_RENDER_PROMPTS ?= 600
 BENCH_RENDER_ARGS ?=
 bench-render: deps
 	$(VENV)/bin/python -m bench.render --prompts $(BENCH_RENDER_PROMPTS) $(BENCH_RENDER_ARGS)
+
+# Pause, resume and cancel answers of a million-call campaign, and the background cancel's rows/s,
+# next to a bare one-row UPDATE of the campaign, in a database of its own (only PostgreSQL is
+# needed). BENCH_CAMPAIGN_ARGS='--database-url $$DATABASE_URL' runs it in the stack's database
+# instead, which adds the API's answers (python -m bench.campaign_control --help).
+BENCH_CAMPAIGN_ROWS ?= 1000000
+BENCH_CAMPAIGN_ARGS ?= --old-cancel
+bench-campaign-control: deps
+	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && $(VENV)/bin/python -m bench.campaign_control \
+		--rows $(BENCH_CAMPAIGN_ROWS) $(BENCH_CAMPAIGN_ARGS)

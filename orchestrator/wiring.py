@@ -36,6 +36,7 @@ from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import Pool, open_pool
 from orchestrator.persistence.dispatch import DispatchStore
+from orchestrator.persistence.dispatch.cancels import CampaignCallCancels
 from orchestrator.persistence.farm import FarmStore
 from orchestrator.persistence.idempotency import IdempotencyKeyStore
 from orchestrator.persistence.keys import KeyStore
@@ -203,6 +204,7 @@ async def run_dispatcher(settings: Settings) -> None:
             ),
         ),
         lambda row: node_reachable(row.ami_host, row.ami_port, row.ari_url),
+        cancels=CampaignCallCancels(pool),
     )
     log.info("dispatcher.start")
     try:

@@ -196,10 +196,12 @@ async def list_campaigns(request: web.Request) -> web.Response:
 def _status_change(status: CampaignStatus) -> Any:
     async def handler(request: web.Request) -> web.Response:
         campaign_id = _campaign_id(request)
-        _, canceled = await _deps(request).campaigns.set_status(campaign_id, status)
+        await _deps(request).campaigns.set_status(campaign_id, status)
         body = await _describe(request, campaign_id)
         if status is CampaignStatus.CANCELED:
-            body["canceled_calls"] = canceled
+            # The answer comes before the queued calls are canceled (in the background, `cancel`
+            # shows how far): this counts the campaign's calls canceled so far.
+            body["canceled_calls"] = body["counts"].get(CallStatus.CANCELED.value, 0)
         return web.json_response(body)
 
     return handler

@@ -7,6 +7,7 @@ from typing import Any
 
 from orchestrator.api.two_way import callback_shape, interaction_shape
 from orchestrator.domain.call import FINAL_STATUSES, CallStatus
+from orchestrator.domain.campaign import CancelProgress
 from orchestrator.domain.interaction import Interaction
 from orchestrator.services.metrics import FarmOverview
 
@@ -146,6 +147,8 @@ def campaign_json(
         body["progress"] = round(done / total, 4) if total else 0.0
         body["pace_cps"] = round(pace or 0.0, 2)
         body["eta_s"] = round(waiting / pace) if pace else None
+        cancel = CancelProgress.of(campaign["status"], counts)
+        body["cancel"] = None if cancel is None else {"queued_left": cancel.queued_left, "done": cancel.done}
     if renders is not None:
         body["renders"] = {"needed": renders[0], "ready": renders[1]}
     return body

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
+from uuid import UUID
 
+from orchestrator.domain.call import CallStatus
 from orchestrator.domain.calling_hours import CallingWindow, zone
 from orchestrator.domain.destinations import DestinationPolicy
 from orchestrator.domain.interaction import Interaction
@@ -41,6 +43,30 @@ class CampaignStatus(str, Enum):
     ACTIVE = "active"
     PAUSED = "paused"
     CANCELED = "canceled"
+
+
+CancelPosition = tuple[datetime, UUID]
+"""How far a pass of the background cancel went over a campaign's calls: the last
+(created_at, id) it took, in the order it walks them."""
+
+
+@dataclass(frozen=True)
+class CancelProgress:
+    """A canceled campaign's queued calls, canceled in the background after the cancel answered."""
+
+    queued_left: int
+    """Still queued: counts down to 0 as the background cancel goes."""
+
+    @property
+    def done(self) -> bool:
+        return self.queued_left == 0
+
+    @classmethod
+    def of(cls, status: str, counts: Mapping[str, int]) -> CancelProgress | None:
+        """The progress of a campaign's cancel from its calls by status; None unless canceled."""
+        if status != CampaignStatus.CANCELED.value:
+            return None
+        return cls(queued_left=max(0, counts.get(CallStatus.QUEUED.value, 0)))
 
 
 class RowError(Exception):

@@ -8,10 +8,8 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from orchestrator.domain.call import CallStatus
 from orchestrator.domain.campaign import CampaignStatus, NewCampaign
 from orchestrator.domain.errors import Conflict, NotFound
-from orchestrator.persistence.calls import CAMPAIGN_CANCELED
 from orchestrator.persistence.db import Pool
 from orchestrator.persistence.intake import Intake
 from orchestrator.persistence.paging import decode_cursor, page
@@ -134,11 +132,14 @@ class CampaignStore:
             rows = await cur.fetchall()
         return page(rows, limit)
 
-    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[Row, int]:
-        """Pause, resume or cancel. A cancel also cancels every call not yet dialed (live calls
-        finish); returns the campaign and how many calls that canceled."""
+    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> Row:
+        """Pause, resume or cancel: one row, whatever the campaign holds. A cancel's queued calls
+        are canceled afterwards, in the background (persistence/dispatch/cancels.py); from the
+        commit on, no claim starts a call of a paused or canceled campaign and no attempt of it
+        claimed before is sent (the claim and the mark hold the campaign row FOR SHARE, so this
+        waits for one under way)."""
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("SELECT * FROM campaigns WHERE id = %s FOR UPDATE", (campaign_id,))
+            cur = await conn.execute("SELECT status FROM campaigns WHERE id = %s FOR UPDATE", (campaign_id,))
             row = await cur.fetchone()
             if row is None:
                 raise NotFound(f"no campaign {campaign_id}", code="no-such-campaign")
@@ -150,35 +151,7 @@ class CampaignStore:
             )
             updated = await cur.fetchone()
             assert updated is not None
-            canceled = 0
-            if status is CampaignStatus.CANCELED:
-                cur = await conn.execute(
-                    """
-                    WITH canceled AS (
-                        -- SKIP LOCKED: calls a claim holds now are left to it. It waits for this
-                        -- campaign row, then sees the cancel and ends them canceled itself;
-                        -- waiting for them here, as it waits for us, would be a deadlock.
-                        UPDATE calls c SET status = %(canceled)s, status_reason = %(reason)s,
-                               ended_at = now(), updated_at = now()
-                        FROM (SELECT id FROM calls WHERE campaign_id = %(id)s AND status = %(queued)s
-                              FOR UPDATE SKIP LOCKED) q
-                        WHERE c.id = q.id
-                        RETURNING c.id
-                    )
-                    INSERT INTO call_events (call_id, at, type, data)
-                    SELECT id, now(), 'status',
-                           jsonb_build_object('status', %(canceled)s::text, 'reason', %(reason)s::text)
-                    FROM canceled
-                    """,
-                    {
-                        "reason": CAMPAIGN_CANCELED,
-                        "id": campaign_id,
-                        "canceled": CallStatus.CANCELED.value,
-                        "queued": CallStatus.QUEUED.value,
-                    },
-                )
-                canceled = cur.rowcount
-            return updated, canceled
+            return updated
 
     def intake(self, campaign: Row, created_by: str | None = None) -> Intake:
         return Intake(self._upload_pool, campaign, created_by)

@@ -82,7 +82,7 @@ class CampaignRepository(Protocol):
 
     async def list_page(self, *, limit: int, cursor: str | None) -> tuple[list[Row], str | None]: ...
 
-    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[Row, int]: ...
+    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> Row: ...
 
     def intake(self, campaign: Row, created_by: str | None = None) -> IntakeSession: ...
 
@@ -254,7 +254,9 @@ class CampaignService:
         """Campaigns in creation order, `limit` at a time, and the next page's cursor."""
         return await self._store.list_page(limit=limit, cursor=cursor)
 
-    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> tuple[dict[str, Any], int]:
-        campaign, canceled = await self._store.set_status(campaign_id, status)
-        log.info("campaign.status", campaign_id=str(campaign_id), status=status.value, canceled=canceled)
-        return campaign, canceled
+    async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> dict[str, Any]:
+        """The campaign's new status, at once (one row). A cancel's queued calls are canceled by
+        the dispatchers in the background: `describe` shows how far (CancelProgress)."""
+        campaign = await self._store.set_status(campaign_id, status)
+        log.info("campaign.status", campaign_id=str(campaign_id), status=status.value)
+        return campaign

@@ -8,7 +8,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -50,17 +50,24 @@ def db() -> Iterator[psycopg.Connection[dict[str, Any]]]:
         yield conn
 
 
-async def wait_final(api: httpx.AsyncClient, call_id: str, timeout: float = 90) -> dict[str, Any]:
+async def _poll(
+    api: httpx.AsyncClient, path: str, ready: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """GET `path` until its body is `ready`; the test fails, showing the last body, after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
-        response = await api.get(f"/v1/calls/{call_id}")
+        response = await api.get(path)
         assert response.status_code == 200, response.text
-        call: dict[str, Any] = response.json()
-        if call["status"] in FINAL:
-            return call
+        body: dict[str, Any] = response.json()
+        if ready(body):
+            return body
         if time.monotonic() > deadline:
-            pytest.fail(f"call {call_id} still {call['status']} after {timeout} s: {call}")
+            pytest.fail(f"{path} not there after {timeout} s: {body}")
         await asyncio.sleep(0.3)
+
+
+async def wait_final(api: httpx.AsyncClient, call_id: str, timeout: float = 90) -> dict[str, Any]:
+    return await _poll(api, f"/v1/calls/{call_id}", lambda call: call["status"] in FINAL, timeout)
 
 
 async def wait_events(
@@ -105,6 +112,15 @@ async def new_campaign(api: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     assert response.headers["Location"] == f"/v1/campaigns/{response.json()['id']}"
     return dict(response.json())
+
+
+async def wait_cancel_done(api: httpx.AsyncClient, campaign_id: str, timeout: float = 30) -> dict[str, Any]:
+    """A canceled campaign, once the dispatchers' background cancel has ended its queued calls."""
+
+    def done(campaign: dict[str, Any]) -> bool:
+        return campaign["cancel"] is not None and bool(campaign["cancel"]["done"])
+
+    return await _poll(api, f"/v1/campaigns/{campaign_id}", done, timeout)
 
 
 def call_body(

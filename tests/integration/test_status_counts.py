@@ -16,7 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from orchestrator.persistence.db import migrate
 from tests.integration.cli import sespcl
-from tests.integration.conftest import _env
+from tests.integration.conftest import _env, wait_cancel_done
 
 Db = psycopg.Connection[dict[str, Any]]
 Counts = dict[tuple[str | None, str], int]
@@ -67,7 +67,7 @@ async def test_kept_counts_equal_a_count_of_the_calls_table(api: httpx.AsyncClie
         assert kept[(campaign["id"], "queued")] == 30 and kept[(campaign["id"], "canceled")] == 1
         assert kept == real
         assert (await api.post(f"/v1/campaigns/{campaign['id']}/cancel")).status_code == 200
-        shown = (await api.get(f"/v1/campaigns/{campaign['id']}")).json()
+        shown = await wait_cancel_done(api, campaign["id"])
         assert shown["counts"] == {"canceled": 31}, shown
         kept, real = _both_counts(db)
         assert kept == real, "every kind of write the suite made so far is counted"

@@ -27,6 +27,7 @@ from orchestrator.domain.records import (
     StoredStatus,
 )
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
+from tests.unit.cancel_fakes import NoCanceledCampaigns
 from tests.unit.factories import node_row
 
 SETTLE_TURNS = 20
@@ -274,9 +275,8 @@ def make_dispatcher(
     def no_connections(row: NodeRow, *callbacks: Any) -> FakeNode:
         raise AssertionError(f"unexpected connection to {row.name}")
 
-    dispatcher = Dispatcher(
-        store or FakeStore(), no_connections, sink or FakeSink(), settings, reachable, clock or FakeClock()
-    )
+    ports = (store or FakeStore(), no_connections, sink or FakeSink(), settings, reachable)
+    dispatcher = Dispatcher(*ports, clock or FakeClock(), cancels=NoCanceledCampaigns())
     for node in nodes:
         dispatcher.nodes.add(node_row(node.name, driver=node.driver), node)
     return dispatcher

@@ -13,7 +13,7 @@ from orchestrator.domain.call import CallStatus
 from orchestrator.domain.ports import Unsent
 from orchestrator.domain.records import AdoptedAttempt, Marked, Requeued
 from orchestrator.domain.retry import RetryPolicy
-from orchestrator.persistence.calls import CANCELED_BEFORE_DIALING, TRUNK_REMOVED
+from orchestrator.persistence.calls import CAMPAIGN_CANCELED, CANCELED_BEFORE_DIALING, TRUNK_REMOVED
 from orchestrator.persistence.db import Connection
 
 Row = DictRow
@@ -22,6 +22,7 @@ _REQUEUED_REASON = "queued again: its dispatcher stopped before dialing it"
 _STRAY_REASON = "queued again: its claim was stored but its dispatcher never heard back"
 _REFUSED_REASON = "queued again: the node made no channel for it (nothing was dialed)"
 _DRAINED_REASON = "queued again: its node was drained before it was dialed"
+_PAUSED_REASON = "queued again: its campaign was paused before it was dialed"
 _UNSENT_REASONS = {Unsent.NOT_SENT: _REQUEUED_REASON, Unsent.REFUSED: _REFUSED_REASON}
 _REQUEUE_TEMPLATE = """
     WITH unsent AS (
@@ -32,6 +33,8 @@ _REQUEUE_TEMPLATE = """
         DELETE FROM call_attempts a USING unsent u WHERE a.id = u.id RETURNING a.id, a.call_id, u.number
     ), stop AS (
         SELECT g.id, CASE WHEN c.cancel_requested_at IS NOT NULL THEN %(canceled)s
+                          WHEN EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id
+                                       AND k.status = 'canceled') THEN %(campaign_canceled)s
                           WHEN NOT EXISTS (SELECT 1 FROM trunks t WHERE t.name = c.trunk)
                           THEN %(trunk_removed)s END AS reason
         FROM gone g JOIN calls c ON c.id = g.call_id
@@ -58,19 +61,37 @@ _REQUEUE_STRAY_SQL = _REQUEUE_TEMPLATE.format(
     which="NOT a.originate_sent AND a.started_at < now() - make_interval(secs => %(older_than_s)s)"
 )
 
-# Marked sent just before the Originates go, unless the node was drained since the claim. The
-# node rows are held (FOR SHARE) until the mark commits, so a drain waits for a mark in
-# progress and every later mark sees it: once `nodes drain` returns, nothing more is sent there.
+# Claimed for a campaign paused or canceled since: never marked, so never dialed (a canceled
+# campaign's call ends canceled, by the stop above).
+_REQUEUE_HELD_SQL = _REQUEUE_TEMPLATE.format(
+    which="a.id = ANY(%(ids)s) AND NOT a.originate_sent "
+    "AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id AND k.status <> 'active')"
+)
+
+# Marked sent just before the Originates go, unless the node was drained or the call's campaign
+# paused or canceled since the claim. The node and campaign rows are held (FOR SHARE) until the
+# mark commits, so a drain, pause or cancel waits for a mark in progress and every later mark
+# sees it: once `nodes drain` or a campaign's pause or cancel returns, nothing more of it is
+# sent. (An Originate of an attempt marked just before still leaves, the moment after its mark.)
 _MARK_SENDING_SQL = """
     WITH open_nodes AS (
         SELECT n.name FROM nodes n
         WHERE n.name IN (SELECT node FROM call_attempts WHERE id = ANY(%(ids)s)) AND NOT n.drained
         FOR SHARE
+    ), active_campaigns AS (
+        SELECT k.id FROM campaigns k
+        WHERE k.id IN (SELECT c.campaign_id FROM call_attempts a JOIN calls c ON c.id = a.call_id
+                       WHERE a.id = ANY(%(ids)s))
+          AND k.status = 'active'
+        FOR SHARE
     )
-    UPDATE call_attempts SET originate_sent = true
-    WHERE id = ANY(%(ids)s) AND owner = %(me)s AND ended_at IS NULL
-      AND node IN (SELECT name FROM open_nodes)
-    RETURNING id
+    UPDATE call_attempts a SET originate_sent = true
+    FROM calls c
+    WHERE a.id = ANY(%(ids)s) AND a.owner = %(me)s AND a.ended_at IS NULL
+      AND a.node IN (SELECT name FROM open_nodes)
+      AND c.id = a.call_id
+      AND (c.campaign_id IS NULL OR c.campaign_id IN (SELECT id FROM active_campaigns))
+    RETURNING a.id
 """
 
 _ADOPT_SQL = """
@@ -148,13 +169,15 @@ def _adopted(row: Row) -> AdoptedAttempt:
 
 async def mark_sending(conn: Connection, owner: str, attempt_ids: list[UUID]) -> Marked:
     """Just before their Originates go out: the attempts to dial, still this dispatcher's (one
-    adopted meanwhile by another, after a long stall, must not be dialed from here) and on
-    a node not drained since the claim; those on a drained node go back to the queue."""
+    adopted meanwhile by another, after a long stall, must not be dialed from here), on a node
+    not drained and of a campaign neither paused nor canceled since the claim; the others go
+    back to the queue (a canceled campaign's end canceled)."""
     params = {
         "ids": attempt_ids,
         "me": owner,
         "reason": _DRAINED_REASON,
         "canceled": CANCELED_BEFORE_DIALING,
+        "campaign_canceled": CAMPAIGN_CANCELED,
         "trunk_removed": TRUNK_REMOVED,
     }
     async with conn.transaction():
@@ -164,6 +187,8 @@ async def mark_sending(conn: Connection, owner: str, attempt_ids: list[UUID]) ->
         if len(sent) < len(attempt_ids):
             cur = await conn.execute(_REQUEUE_DRAINED_SQL, params)
             requeued = await cur.fetchall()
+            cur = await conn.execute(_REQUEUE_HELD_SQL, params | {"reason": _PAUSED_REASON})
+            requeued += await cur.fetchall()
     return Marked(sent, tuple(_requeued(row) for row in requeued))
 
 
@@ -192,6 +217,7 @@ async def _requeue(conn: Connection, owner: str, sql: str, reason: str, **which:
                 "me": owner,
                 "reason": reason,
                 "canceled": CANCELED_BEFORE_DIALING,
+                "campaign_canceled": CAMPAIGN_CANCELED,
                 "trunk_removed": TRUNK_REMOVED,
                 **which,
             },

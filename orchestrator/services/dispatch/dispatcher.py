@@ -16,6 +16,7 @@ from orchestrator.domain.facts import fact_of
 from orchestrator.domain.ports import DispatchRepository, EventSink, NodeConnector
 from orchestrator.domain.records import NodeRow
 from orchestrator.services.dispatch.adoption import Adoption
+from orchestrator.services.dispatch.cancels import CampaignCallCancelStore, CampaignCancelSweep
 from orchestrator.services.dispatch.clock import Clock, SystemClock
 from orchestrator.services.dispatch.events import EventRecorder, node_event_data
 from orchestrator.services.dispatch.health import NodeWatch
@@ -25,6 +26,8 @@ from orchestrator.services.dispatch.reconcile import Reconciler
 from orchestrator.services.dispatch.sending import Sender
 from orchestrator.services.dispatch.settings import (
     ADOPT_EVERY_S,
+    CAMPAIGN_CANCEL_BATCH,
+    CAMPAIGN_CANCEL_SWEEP_S,
     CANCEL_CHECK_S,
     EXPIRE_EVERY_S,
     FOLD_COUNTS_EVERY_S,
@@ -67,7 +70,10 @@ class Dispatcher:
         settings: DispatchSettings,
         node_reachable: Callable[[NodeRow], Awaitable[bool]],
         clock: Clock | None = None,
+        *,
+        cancels: CampaignCallCancelStore,
     ) -> None:
+        """`cancels`: where canceled campaigns' queued calls are canceled in the background."""
         self.clock = clock if clock is not None else SystemClock()
         self._store = store
         self._settings = settings
@@ -106,6 +112,9 @@ class Dispatcher:
             self.background,
         )
         self.sweeps = Sweeps(store, sink, settings, self.nodes, self.live, self.transitions, self.clock)
+        self.campaign_cancels = CampaignCancelSweep(
+            cancels, CAMPAIGN_CANCEL_BATCH, lambda: self.background.stopped
+        )
         self.adoption = Adoption(store, self.live, self.unsent, self.reconciler, self.clock, self.background)
 
     def loops(self) -> list[Loop]:
@@ -123,6 +132,7 @@ class Dispatcher:
             Loop("_requeue_own_unsent", REQUEUE_EVERY_S, self.unsent.requeue),
             Loop("_sweep_lost_renders", RENDER_SWEEP_S, self.sweeps.requeue_lost_renders),
             Loop("_expire_due", EXPIRE_EVERY_S, self.sweeps.expire_due),
+            Loop("_cancel_campaign_calls", CAMPAIGN_CANCEL_SWEEP_S, self.campaign_cancels.step),
             Loop("_resend_lost_batches", OUTBOX_CHECK_S, self.recorder.resend_lost),
             Loop("fold_status_counts", FOLD_COUNTS_EVERY_S, self._store.fold_status_counts),
         ]

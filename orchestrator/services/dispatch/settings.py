@@ -17,6 +17,11 @@ FOLD_COUNTS_EVERY_S = 60.0
 RENDER_SWEEP_S = 10.0
 """How often, and after how long, pending prompts are checked for a lost job."""
 CANCEL_CHECK_S = 0.5
+CAMPAIGN_CANCEL_SWEEP_S = 2.0
+"""How often canceled campaigns are looked for queued calls (the background half of a cancel)."""
+CAMPAIGN_CANCEL_BATCH = 5000
+"""Calls canceled per transaction by that sweep: each batch locks its calls for well under a
+second (bench/campaign_control.py), and commits whole."""
 NODES_REFRESH_S = 2.0
 NODES_CHECK_S = 1.0
 OVERDUE_SWEEP_S = 2.0
