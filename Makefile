@@ -44,6 +44,8 @@ test:
 # Benchmarks run against the stack that `make up` leaves running (they start it if needed).
 BENCH_ROWS ?= 1000000
 BENCH_TWO_WAY_RATES ?= 40,80
+BENCH_PERSONAL_CALLS ?= 3000
+BENCH_PERSONAL_CPS ?= 80
 bench-intake: up
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python bench/intake.py --rows $(BENCH_ROWS)
 
@@ -56,6 +58,9 @@ bench-dispatch: up
 		--seconds 8 --hold "$(BENCH_HOLD)" --asterisk-cpus "$(BENCH_ASTERISK_CPUS)"
 	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python -m bench.dispatch_two_way \
 		--rates $(BENCH_TWO_WAY_RATES)
+	set -a && . $(STATE)/env && set +a && $(VENV)/bin/python -m bench.dispatch_personal \
+		--calls $(BENCH_PERSONAL_CALLS) --cps $(BENCH_PERSONAL_CPS)
+	$(VENV)/bin/python -m bench.render --line
 
 # AMD verdicts on node n1 against SIPp far ends that speak (python -m bench.amd --help).
 BENCH_AMD_ARGS ?= --humans 30 --machines 30 --concurrency 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -224,7 +225,9 @@ class CampaignService:
                     report.reject(line, error)
                     continue
                 await intake.add(line, staged.row, staged.pieces, staged.time_zones, staged.two_way)
+            committing = time.monotonic()
             accepted, renders = await intake.commit(self._engine, voice)
+            commit_s = time.monotonic() - committing
         report.accepted = accepted
         report.duplicates = intake.staged - accepted
         log.info(
@@ -234,6 +237,7 @@ class CampaignService:
             duplicates=report.duplicates,
             rejected=report.rejected,
             new_audio=renders,
+            commit_s=round(commit_s, 2),
             created_by=created_by,
         )
         return report

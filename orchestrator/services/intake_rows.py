@@ -5,7 +5,7 @@ two-way fields of its own."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from orchestrator.domain.webhooks import StatusCallback
 from orchestrator.services.two_way import SpeechRenderer
 
 TwoWay = tuple[Interaction, StatusCallback | None]
+PIECES_REMEMBERED = 10_000
 
 
 class RowTwoWayReader(Protocol):
@@ -51,6 +52,7 @@ class RowReader:
     defaults: Interaction
     callback: StatusCallback | None
     two_way: RowTwoWayReader | None
+    pieces_seen: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     def read(self, raw: Mapping[str, Any]) -> StagedRow:
         row = self.parser.parse(raw)
@@ -61,8 +63,18 @@ class RowReader:
             except ValueError as exc:
                 raise RowError("tz" if row.tz else "to", str(exc)) from exc
         own = None if raw.keys().isdisjoint(ROW_TWO_WAY) else self._own(raw)
-        pieces = tuple((self.speech.audio_hash(text, self.voice), text) for text in row.pieces or (row.text,))
+        pieces = tuple(map(self._piece, row.pieces or (row.text,)))
         return StagedRow(row, pieces[0][0], zones, own, pieces)
+
+    def _piece(self, text: str) -> tuple[str, str]:
+        """(audio hash, text) of a piece: the same words repeat on most rows, each pair is made
+        once (a bounded memory, as the hashes' own)."""
+        found = self.pieces_seen.get(text)
+        if found is None:
+            if len(self.pieces_seen) >= PIECES_REMEMBERED:
+                self.pieces_seen.clear()
+            found = self.pieces_seen[text] = (self.speech.audio_hash(text, self.voice), text)
+        return found
 
     def _own(self, raw: Mapping[str, Any]) -> TwoWay:
         fields = {key: raw[key] for key in ROW_TWO_WAY if key in raw}

@@ -50,11 +50,12 @@ _TRUNK_LOAD_SQL = """
     FROM unnest(%(names)s::text[], %(windows)s::float8[]) AS t(name, window_s)
 """
 
-# A canceled campaign's calls still queued (a retry that raced the cancel) are ended by
-# `_cancel_stopped` once picked: only paused and paced ones matter here.
+# A canceled campaign's queued calls are held too: the background cancel (dispatch/cancels.py)
+# ends them, so they take no room in a claim meant for calls that will be dialed. One a claim
+# picks all the same (canceled since) is ended by `_cancel_stopped`.
 _HELD_OR_PACED_SQL = (
     "SELECT k.id, k.status, k.cps FROM campaigns k "
-    "WHERE (k.status = 'paused' OR (k.status = 'active' AND k.cps IS NOT NULL)) "
+    "WHERE (k.status IN ('paused', 'canceled') OR (k.status = 'active' AND k.cps IS NOT NULL)) "
     "AND EXISTS (SELECT 1 FROM calls c WHERE c.status = 'queued' AND c.trunk = ANY(%s) "
     "AND c.campaign_id = k.id)"
 )
