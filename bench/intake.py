@@ -250,7 +250,8 @@ def main() -> None:
             f"minimal COPY (uuid key + jsonb) of the personal rows: {minimal:.1f} s  "
             f"{args.rows / minimal:,.0f} rows/s"
         )
-        bare = bare_copy(db, args.rows, campaigns[0]) if "ndjson" in results else None
+        fixed = campaigns[list(results).index("ndjson")] if "ndjson" in results else None
+        bare = bare_copy(db, args.rows, fixed) if fixed is not None else None
         if bare is not None:
             print(
                 f"bare COPY of the fixed rows into a calls-shaped table: {bare:.1f} s  "
