@@ -153,5 +153,6 @@ class CampaignStore:
             assert updated is not None
             return updated
 
-    def intake(self, campaign: Row, created_by: str | None = None) -> Intake:
-        return Intake(self._upload_pool, campaign, created_by)
+    def intake(self, campaign: Row, created_by: str | None, engine: str) -> Intake:
+        """`engine`: the speech engine its audio is rendered with (part of each audio's hash)."""
+        return Intake(self._upload_pool, campaign, created_by, engine)

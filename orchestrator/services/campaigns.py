@@ -65,7 +65,7 @@ class IntakeSession(Protocol):
         own (None: the campaign's defaults)."""
         ...
 
-    async def commit(self, engine: str, voice: str) -> tuple[int, int]:
+    async def commit(self) -> tuple[int, int]:
         """(calls accepted, audio assets new here: the render planner renders them)."""
         ...
 
@@ -85,7 +85,7 @@ class CampaignRepository(Protocol):
 
     async def set_status(self, campaign_id: UUID, status: CampaignStatus) -> Row: ...
 
-    def intake(self, campaign: Row, created_by: str | None = None) -> IntakeSession: ...
+    def intake(self, campaign: Row, created_by: str | None, engine: str) -> IntakeSession: ...
 
 
 @dataclass
@@ -215,7 +215,7 @@ class CampaignService:
             two_way=two_way,
         )
         report = IntakeReport()
-        async with self._store.intake(campaign, created_by) as intake:
+        async with self._store.intake(campaign, created_by, self._engine) as intake:
             async for line, raw in rows:
                 try:
                     if isinstance(raw, RowError):
@@ -226,7 +226,7 @@ class CampaignService:
                     continue
                 await intake.add(line, staged.row, staged.pieces, staged.time_zones, staged.two_way)
             committing = time.monotonic()
-            accepted, renders = await intake.commit(self._engine, voice)
+            accepted, renders = await intake.commit()
             commit_s = time.monotonic() - committing
         report.accepted = accepted
         report.duplicates = intake.staged - accepted

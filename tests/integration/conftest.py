@@ -132,8 +132,9 @@ def call_body(
 
 
 class HeldPrompt:
-    """A prompt held 'being rendered': a pending asset row that no job renders, so a call
-    using it is certainly not dialed until `release()` marks it ready (with a real file)."""
+    """A prompt held 'being rendered': a pending asset row marked planned (its render as good as
+    enqueued) that no job renders, so a call using it is certainly not dialed until `release()`
+    marks it ready (with a real file)."""
 
     def __init__(self, db: psycopg.Connection[dict[str, Any]], text: str) -> None:
         from orchestrator.domain.audio import SpeechRequest
@@ -141,7 +142,8 @@ class HeldPrompt:
         self.db, self.text = db, text
         self.key = SpeechRequest(text=text, voice="en-us").key()
         db.execute(
-            "INSERT INTO audio_assets (hash, engine, voice, text) VALUES (%s, 'espeak-ng', 'en-us', %s)",
+            "INSERT INTO audio_assets (hash, engine, voice, text, planned_at) "
+            "VALUES (%s, 'espeak-ng', 'en-us', %s, now())",
             (self.key, text),
         )
 

@@ -143,15 +143,16 @@ async def test_pause_stops_dialing_and_resume_continues(
     rows = "\n".join(json.dumps({"to": x, "name": "Pat", "day": "Monday"}) for x in n).encode()
     assert (await _upload(api, campaign, rows, "application/x-ndjson")).json()["accepted"] == 10
 
-    def started() -> list[Any]:
-        return [
-            r["started_at"]
+    def started() -> set[Any]:
+        """The campaign's attempts. One claimed but not yet sent when a pause answers is taken
+        back (removed, its call queued again): attempts may go, none may come."""
+        return {
+            r["id"]
             for r in db.execute(
-                "SELECT a.started_at FROM call_attempts a JOIN calls c ON c.id = a.call_id "
-                "WHERE c.campaign_id = %s ORDER BY a.started_at",
+                "SELECT a.id FROM call_attempts a JOIN calls c ON c.id = a.call_id WHERE c.campaign_id = %s",
                 (campaign,),
             ).fetchall()
-        ]
+        }
 
     for _ in range(100):
         if len(started()) >= 2:
@@ -161,11 +162,11 @@ async def test_pause_stops_dialing_and_resume_continues(
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
     # A claim under way when the pause came finished first (the pause waited for it): its calls
     # are counted here. None starts after the pause has answered.
-    before = len(started())
+    before = started()
     await asyncio.sleep(3)
-    dialed_while_paused = len(started())
-    assert dialed_while_paused == before, "a call was dialed after the pause had answered"
-    assert dialed_while_paused < 10
+    dialed_while_paused = started()
+    assert dialed_while_paused <= before, "a call was dialed after the pause had answered"
+    assert len(dialed_while_paused) < 10
     resumed = await api.post(f"/v1/campaigns/{campaign}/resume")
     assert resumed.json()["status"] == "active"
     calls = await _all_calls(api, campaign)

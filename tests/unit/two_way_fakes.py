@@ -138,7 +138,7 @@ class MemoryIntake:
         self.pieces.append(tuple(pieces))
         self.staged += 1
 
-    async def commit(self, engine: str, voice: str) -> tuple[int, int]:
+    async def commit(self) -> tuple[int, int]:
         return self.staged, 0
 
 
@@ -186,7 +186,7 @@ class MemoryCampaigns:
     async def discard_if_empty(self, campaign_id: uuid.UUID) -> bool:
         return False
 
-    def intake(self, campaign: dict[str, Any], created_by: str | None = None) -> MemoryIntake:
+    def intake(self, campaign: dict[str, Any], created_by: str | None, engine: str) -> MemoryIntake:
         self.intakes.append(MemoryIntake())
         return self.intakes[-1]
 
