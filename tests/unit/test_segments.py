@@ -181,3 +181,24 @@ def test_long_messages_are_cut_at_a_piece_edge_across_audio_variables() -> None:
     assert all(len(value) <= AUDIO_VARIABLE_BYTES for value in variables.values())
     assert "&".join(variables.values()).split("&") == paths
     assert audio_variables(paths[0]) == {"SESPCL_AUDIO": paths[0]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Hello", 'Siobhán "Shiv" O\'Brien', "Zoë\\n", "東京の田中さん", "tab\there", "emoji 📞 call", ""],
+)
+def test_the_audio_key_keeps_its_canonical_form(text: str) -> None:
+    """Files on disk are named by this key: its fast path must give the general form's bytes."""
+    import hashlib
+    import json
+
+    from orchestrator.domain.audio import SpeechRequest
+
+    request = SpeechRequest(text=text, voice="gmw/en-us")
+    canonical = json.dumps(
+        {"engine": "espeak-ng", "voice": "gmw/en-us", "options": {}, "text": text},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    assert request.key() == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
