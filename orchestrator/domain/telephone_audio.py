@@ -19,9 +19,10 @@ else:
         import audioop
 
 TELEPHONE_RATE = 8000
-EDGE_PAD_MS = 60
+EDGE_PAD_MS = 25
 """Silence kept (or added) before the first and after the last sound: prompts played in a row
-sound like one sentence, not like separate recordings."""
+sound like one sentence, not like separate recordings (50 ms between two pieces, about a pause
+between words; every 100 ms more a piece also kept a message from segments' calls up longer)."""
 SILENCE_LEVEL = 64
 """Samples at or below this magnitude (about -54 dBFS) are silence; espeak-ng's own silence is
 exact zeros, and an 'h' or 's' onset stays well above it."""

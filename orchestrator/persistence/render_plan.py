@@ -25,6 +25,9 @@ class Lane:
     paused: bool = field(default=False, compare=False)
     """A paused campaign's first calls are kept rendered (the minimum lookahead, no pace), so
     they dial at once when it resumes."""
+    cap_cps: float | None = field(default=None, compare=False)
+    """The lowest of the campaign's and the trunk's caps on calls a second (None: neither has
+    one): the pace it may reach as soon as it dials."""
 
 
 Mark = tuple[datetime, UUID]
@@ -40,8 +43,10 @@ class Ahead:
 
 
 _LANES_SQL = """
-    SELECT DISTINCT c.trunk, c.campaign_id, k.status = 'paused' AS paused FROM campaigns k
-    JOIN LATERAL (SELECT t.name AS trunk FROM trunks t) tr ON true
+    SELECT DISTINCT c.trunk, c.campaign_id, k.status = 'paused' AS paused,
+           least(k.cps, tr.cps) AS cap_cps
+    FROM campaigns k
+    JOIN LATERAL (SELECT t.name AS trunk, t.cps FROM trunks t) tr ON true
     JOIN LATERAL (SELECT c.trunk, c.campaign_id FROM calls c
                   WHERE c.status = 'queued' AND c.trunk = tr.trunk AND c.campaign_id = k.id
                   LIMIT 1) c ON true
@@ -95,7 +100,10 @@ class RenderPlanStore:
         never rendered)."""
         async with self._connection() as conn:
             cur = await conn.execute(_LANES_SQL)
-            return [Lane(str(r["trunk"]), r["campaign_id"], bool(r["paused"])) for r in await cur.fetchall()]
+            return [
+                Lane(str(r["trunk"]), r["campaign_id"], bool(r["paused"]), r["cap_cps"])
+                for r in await cur.fetchall()
+            ]
 
     @raises_port_errors
     async def pace(self, window_s: float) -> dict[str, float]:

@@ -18,7 +18,7 @@ from orchestrator.services.periodic import every
 
 log = structlog.get_logger(__name__)
 
-PACE_WINDOW_S = 30.0
+PACE_WINDOW_S = 10.0
 BATCH_SIZE = 50
 """Renders per job (one engine, one SELECT and one UPDATE for all): small enough that the first
 calls' audio is done within a fraction of a second."""
@@ -40,6 +40,12 @@ class PlanStore(Protocol):
 
 class RenderSink(Protocol):
     def enqueue_render_batch(self, audio_hashes: list[str]) -> str: ...
+
+
+def lane_pace(lane: Lane, measured: dict[str, float]) -> float:
+    """Calls a second the lane is planned for: what its trunk dials at now, or its cap if
+    higher (a campaign just resumed reaches its cap within seconds; the measure lags)."""
+    return max(measured.get(lane.trunk, 0.0), lane.cap_cps or 0.0)
 
 
 class RenderPlanner:
@@ -68,7 +74,7 @@ class RenderPlanner:
         self._marks = {lane: mark for lane, mark in self._marks.items() if lane in set(lanes)}
         pace = await self._store.pace(PACE_WINDOW_S)
         for lane in lanes:
-            enqueued += await self._plan_lane(lane, 0.0 if lane.paused else pace.get(lane.trunk, 0.0))
+            enqueued += await self._plan_lane(lane, 0.0 if lane.paused else lane_pace(lane, pace))
         return enqueued
 
     async def _plan_lane(self, lane: Lane, pace_per_s: float) -> int:

@@ -123,6 +123,15 @@ async def test_a_paused_campaign_keeps_only_its_first_calls_rendered() -> None:
     assert "name-2999" in queue.enqueued
 
 
+async def test_a_capped_campaign_is_planned_for_its_cap_before_it_dials() -> None:
+    lane, queued = _lane(calls=3_000, names=3_000)
+    capped = Lane(lane.trunk, lane.campaign_id, cap_cps=10.0)
+    store, queue = MemoryPlan({capped: queued}), Queue()
+    planner = RenderPlanner(store, queue, lookahead=Lookahead(horizon_s=60, min_calls=100, step_calls=5_000))
+    await planner.plan()
+    assert {h for h in queue.enqueued if h.startswith("name-")} == {f"name-{n}" for n in range(600)}
+
+
 async def test_calls_dialed_away_let_it_plan_further() -> None:
     lane, queued = _lane(calls=2_000, names=2_000)
     store, queue = MemoryPlan({lane: queued}), Queue()
