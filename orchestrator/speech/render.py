@@ -60,16 +60,9 @@ def encode(request: SpeechRequest) -> bytes:
 def write_atomically(target: Path, data: bytes) -> None:
     """Whole on disk before Asterisk can see the name: a temp file of its own (two workers may
     render one prompt at once), 0644, fsync, then rename over the name."""
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    name = _write_temp(target, data)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(handle, view) :]
-            os.fchmod(handle, 0o644)
-            os.fsync(handle)
-        finally:
-            os.close(handle)
+        _fsync_file(name)
         os.replace(name, target)
     except BaseException:
         Path(name).unlink(missing_ok=True)
@@ -215,8 +208,12 @@ def _sync_file_system(directory: Path, names: list[str]) -> None:
             os.close(handle)
         return
     for name in names:
-        handle = os.open(name, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
+        _fsync_file(name)
+
+
+def _fsync_file(name: str) -> None:
+    handle = os.open(name, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
