@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     """Assets one prune transaction considers: each batch reads the live calls once (10,000:
     about 11,000 assets/s beside a million calls here, against 4,300/s in batches of 2,000)."""
 
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """The dispatcher's, a worker's, the webhook sender's or upkeep's GET /metrics
+    (SESPCL_METRICS_HOST:SESPCL_METRICS_PORT); unset: none. The API's is on its own port."""
     heartbeat_file: Path | None = None
     """Where a dispatcher or worker touches its heartbeat, every `heartbeat_s`, from its own
     loop: the watchdog (`make up`) and container healthchecks (`sespcl alive`) read it."""

@@ -171,6 +171,9 @@ class WorkQueues:
         except NoSuchJobError:
             return "lost"
 
+    def render_depth(self) -> int:
+        return int(self._render.count)
+
     def depths(self) -> dict[str, int]:
         return {self._render.name: self._render.count, self._events.name: self._events.count}
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from prometheus_client import Histogram
 from redis import Redis
 
 from orchestrator.api.app import create_app
@@ -31,7 +32,12 @@ from orchestrator.domain.render_planning import Lookahead
 from orchestrator.domain.webhook_delivery import parse_secret
 from orchestrator.domain.webhooks import AllowList
 from orchestrator.loop import new_event_loop
+from orchestrator.observability.backlog_metrics import BacklogGauges
+from orchestrator.observability.dispatch_metrics import DispatcherGauges, PrometheusDispatchMeter
+from orchestrator.observability.exporter import RENDER_BUCKETS, process_registry, serve_metrics
+from orchestrator.observability.webhook_metrics import WebhookDeliveryCounts
 from orchestrator.persistence.audio import AudioPruneStore
+from orchestrator.persistence.backlog import BacklogStore
 from orchestrator.persistence.calls import CallStore
 from orchestrator.persistence.campaigns import CampaignStore
 from orchestrator.persistence.db import Pool, open_pool
@@ -50,6 +56,7 @@ from orchestrator.services.audio_retention import AudioPruner, ScheduledPrune
 from orchestrator.services.calls import CallService
 from orchestrator.services.campaigns import CampaignService
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
+from orchestrator.services.dispatch.settings import ORPHAN_AFTER_S
 from orchestrator.services.health import HealthChecks
 from orchestrator.services.idempotency import IdempotentRequests
 from orchestrator.services.keys import Authenticator
@@ -183,6 +190,7 @@ def node_connector(owner: str) -> NodeConnector:
 async def run_dispatcher(settings: Settings) -> None:
     pool = await open_pool(settings.database_url, name="sespcl-dispatcher", max_size=5)
     owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    registry = process_registry()
     dispatcher = Dispatcher(
         DispatchStore(pool, owner=owner),
         node_connector(owner),
@@ -205,7 +213,10 @@ async def run_dispatcher(settings: Settings) -> None:
         ),
         lambda row: node_reachable(row.ami_host, row.ami_port, row.ari_url),
         cancels=CampaignCallCancels(pool),
+        meter=PrometheusDispatchMeter(registry),
     )
+    registry.register(DispatcherGauges(dispatcher.node_views, dispatcher.recorder.depth))
+    serve_metrics(registry, settings.metrics_host, settings.metrics_port, "dispatcher")
     log.info("dispatcher.start")
     try:
         await _run_beating(settings, dispatcher.run(), dispatcher.stop)
@@ -222,6 +233,9 @@ def audio_pruner(settings: Settings, name: str) -> AudioPruner:
         AudioDirectory(settings.audio_dir),
         batch=settings.audio_prune_batch,
     )
+
+
+BACKLOG_READ_EVERY_S = 10.0
 
 
 async def run_upkeep(settings: Settings) -> None:
@@ -244,10 +258,20 @@ async def run_upkeep(settings: Settings) -> None:
         ),
     )
 
+    registry = process_registry()
+    backlog = BacklogGauges(
+        BacklogStore(settings.database_url, "sespcl-metrics", dispatcher_fresh_s=ORPHAN_AFTER_S),
+        work_queues(settings).render_depth,
+        every_s=BACKLOG_READ_EVERY_S,
+    )
+    registry.register(backlog)
+    serve_metrics(registry, settings.metrics_host, settings.metrics_port, "upkeep")
+
     def stop() -> None:
         keeper.stop()
         prune.stop()
         planner.stop()
+        backlog.stop()
 
     log.info(
         "upkeep.start",
@@ -255,7 +279,7 @@ async def run_upkeep(settings: Settings) -> None:
         audio_prune_every_s=settings.audio_prune_every_s,
         audio_keep_days=settings.audio_keep_days,
     )
-    await _run_beating(settings, _all(keeper.run(), prune.run(), planner.run()), stop)
+    await _run_beating(settings, _all(keeper.run(), prune.run(), planner.run(), backlog.run()), stop)
     log.info("upkeep.stopped")
 
 
@@ -282,6 +306,9 @@ async def run_webhooks(settings: Settings) -> None:
             poll_s=settings.webhook_poll_s,
         ),
     )
+    registry = process_registry()
+    registry.register(WebhookDeliveryCounts(lambda: sender.counts))
+    serve_metrics(registry, settings.metrics_host, settings.metrics_port, "webhooks")
     log.info("webhooks.start", concurrency=settings.webhook_concurrency, allow=settings.webhook_allow_hosts)
     try:
         await _run_beating(settings, sender.run(), sender.stop)
@@ -332,9 +359,21 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     from orchestrator.queueing import HeartbeatWorker
     from workers import context
 
-    context.install(
-        context.WorkerContext(settings=settings, db=connect(settings.database_url, "sespcl-worker"))
+    registry = process_registry()
+    render_seconds = Histogram(
+        "sespcl_render_seconds",
+        "One prompt's render, written to disk",
+        buckets=RENDER_BUCKETS,
+        registry=registry,
     )
+    context.install(
+        context.WorkerContext(
+            settings=settings,
+            db=connect(settings.database_url, "sespcl-worker"),
+            observe_render=render_seconds.observe,
+        )
+    )
+    serve_metrics(registry, settings.metrics_host, settings.metrics_port, "worker")
     queues = work_queues(settings)
     # Event batches first: RQ takes from the first queue that has work, and a campaign of many
     # distinct prompts must not hold the call log back (an event batch is a few milliseconds; a

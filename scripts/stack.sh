@@ -41,6 +41,12 @@ SUPERVISOR_SOCK="$STATE/supervisor.sock"
 SUPERVISORCTL=("$VENV/bin/supervisorctl" -c "$SUPERVISOR_CONF")
 
 node_address() { echo "127.0.10.$1"; }
+# Each service process's GET /metrics, on loopback (the API's is on its own port); workers on
+# METRICS_PORT_WORKERS + their number. scripts/stack-prometheus.sh scrapes them all.
+METRICS_HOST=127.0.0.1 METRICS_PORT_DISPATCHER=9390 METRICS_PORT_UPKEEP=9391 METRICS_PORT_WEBHOOKS=9392
+METRICS_PORT_WORKERS=9400
+# shellcheck source=scripts/stack-prometheus.sh
+. "$REPO/scripts/stack-prometheus.sh"
 # The dispatcher's driver per node (SESPCL_NODE_DRIVERS="ami ari" by default): both are in use.
 node_driver() {
     local drivers
@@ -193,6 +199,7 @@ write_supervisor_conf() {
     # supervisord starts with an empty environment: each program gets what it needs and no other
     # process's secrets, plus the SESPCL_* settings of this shell (SESPCL_MAX_CALL_S, …).
     local common="PATH=$(env_value "$PATH"),LANG=\"C.UTF-8\",REDIS_URL=$(env_value "$REDIS_URL"),SESPCL_LOG_JSON=\"true\""
+    common+=",SESPCL_METRICS_HOST=$METRICS_HOST"
     local service="HOME=$(env_value "$STATE/run"),USER=$(env_value "$SERVICE_USER")"
     common+=",SESPCL_AUDIO_DIR=$(env_value "$SESPCL_AUDIO_DIR")$(settings_from_shell)"
     {
@@ -240,21 +247,21 @@ CONF
             8 api "priority=200" "user=$SERVICE_USER"
         checks+=(--check "api=$SESPCL_API_URL/health/live")
         program dispatcher "$VENV/bin/sespcl dispatcher" \
-            "DATABASE_URL=$(env_value "$(role_url sespcl_dispatcher "$SESPCL_DB_DISPATCHER_PASSWORD")"),$common,$service,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/dispatcher.beat")" \
+            "DATABASE_URL=$(env_value "$(role_url sespcl_dispatcher "$SESPCL_DB_DISPATCHER_PASSWORD")"),$common,$service,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/dispatcher.beat"),SESPCL_METRICS_PORT=$METRICS_PORT_DISPATCHER" \
             8 dispatcher "priority=200" "user=$SERVICE_USER"
         checks+=(--check "dispatcher=file:$STATE/run/dispatcher.beat")
         program worker "$VENV/bin/sespcl worker" \
-            "DATABASE_URL=$(env_value "$(role_url sespcl_worker "$SESPCL_DB_WORKER_PASSWORD")"),$common,$service,SESPCL_HEARTBEAT_FILE=\"$STATE/run/worker-%(process_num)d.beat\"" \
+            "DATABASE_URL=$(env_value "$(role_url sespcl_worker "$SESPCL_DB_WORKER_PASSWORD")"),$common,$service,SESPCL_HEARTBEAT_FILE=\"$STATE/run/worker-%(process_num)d.beat\",SESPCL_METRICS_PORT=\"${METRICS_PORT_WORKERS%00}%(process_num)02d\"" \
             8 "worker-%(process_num)d" "priority=200" "user=$SERVICE_USER" "numprocs=$WORKER_COUNT" "numprocs_start=1" "process_name=%(program_name)s-%(process_num)d"
         for ((n = 1; n <= WORKER_COUNT; n++)); do checks+=(--check "worker:worker-$n=file:$STATE/run/worker-$n.beat"); done
         # VACUUM/ANALYZE where autovacuum is off: only a table's owner may, so it holds the owner's role.
         program upkeep "$VENV/bin/sespcl db upkeep" \
-            "DATABASE_URL=$(env_value "$DATABASE_URL"),$common,$service,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/upkeep.beat")" \
+            "DATABASE_URL=$(env_value "$DATABASE_URL"),$common,$service,SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/upkeep.beat"),SESPCL_METRICS_PORT=$METRICS_PORT_UPKEEP" \
             8 upkeep "priority=200" "user=$SERVICE_USER"
         checks+=(--check "upkeep=file:$STATE/run/upkeep.beat")
         # Status callbacks: the outbox's sender, as its own role; the only process with the secret.
         program webhooks "$VENV/bin/sespcl webhooks run" \
-            "DATABASE_URL=$(env_value "$(role_url sespcl_webhooks "$SESPCL_DB_WEBHOOKS_PASSWORD")"),$common,$service,SESPCL_WEBHOOK_SECRET=$(env_value "$SESPCL_WEBHOOK_SECRET"),SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/webhooks.beat")" \
+            "DATABASE_URL=$(env_value "$(role_url sespcl_webhooks "$SESPCL_DB_WEBHOOKS_PASSWORD")"),$common,$service,SESPCL_WEBHOOK_SECRET=$(env_value "$SESPCL_WEBHOOK_SECRET"),SESPCL_HEARTBEAT_FILE=$(env_value "$STATE/run/webhooks.beat"),SESPCL_METRICS_PORT=$METRICS_PORT_WEBHOOKS" \
             8 webhooks "priority=200" "user=$SERVICE_USER"
         checks+=(--check "webhooks=file:$STATE/run/webhooks.beat")
         program watchdog "$VENV/bin/sespcl watchdog --supervisor-socket $SUPERVISOR_SOCK ${checks[*]}" \
@@ -268,7 +275,7 @@ CONF
 settings_from_shell() {
     local name
     for name in $(compgen -e | grep '^SESPCL_' | sort); do
-        case " ${SECRETS[*]} SESPCL_DATABASE_ADMIN_URL SESPCL_STATE_DIR SESPCL_AUDIO_DIR SESPCL_API_URL SESPCL_HEARTBEAT_FILE SESPCL_LOG_JSON " in
+        case " ${SECRETS[*]} SESPCL_DATABASE_ADMIN_URL SESPCL_STATE_DIR SESPCL_AUDIO_DIR SESPCL_API_URL SESPCL_HEARTBEAT_FILE SESPCL_LOG_JSON SESPCL_METRICS_HOST SESPCL_METRICS_PORT " in
             *" $name "*) continue ;;
         esac
         [[ $name == SESPCL_ASTERISK_* || $name == SESPCL_NODE_DRIVERS || $name == SESPCL_NODES || $name == SESPCL_WORKERS || $name == SESPCL_VENV ]] && continue
@@ -362,6 +369,7 @@ up() {
         "$VENV/bin/sespcl" trunks add "$name" --host "$addr" "${flags[@]}" >/dev/null
     done
     wait_healthy
+    write_prometheus_conf
     log "up: API $SESPCL_API_URL, key in $STATE/env (SESPCL_API_KEY=$SESPCL_API_KEY)"
 }
 

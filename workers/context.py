@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg.rows import DictRow
@@ -15,6 +16,8 @@ from orchestrator.persistence.db import connect
 class WorkerContext:
     settings: Settings
     db: psycopg.Connection[DictRow]
+    observe_render: Callable[[float], None] = field(default=lambda seconds: None)
+    """Told each prompt's render time, in seconds (the worker's metrics)."""
 
 
 _context: WorkerContext | None = None

@@ -3,6 +3,7 @@ never one per call; or one for a batch of them (one SELECT, one UPDATE, one job'
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -62,7 +63,11 @@ def render_audio_batch(audio_hashes: list[str]) -> dict[str, str]:
     rendered: list[_Rendered] = []
     try:
         results = render_each((request for _, request in todo), ctx.settings.audio_dir)
+        started = time.perf_counter()
         for (audio_hash, _), result in zip(todo, results):
+            finished = time.perf_counter()  # a prompt's time: from the previous one's end to its own
+            ctx.observe_render(finished - started)
+            started = finished
             if isinstance(result, SpeechError):
                 outcomes[audio_hash] = _record_failure(ctx.db, audio_hash, result)
                 continue

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from orchestrator.api import campaigns, health, prometheus, webhooks
+from orchestrator.api import access_log, campaigns, health, prometheus, webhooks
 from orchestrator.api.access import auth_middleware, principal
 from orchestrator.api.deps import DEPS, ApiDeps
 from orchestrator.api.errors import ApiError, error_response, from_domain
@@ -126,4 +126,5 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.router.add_get("/openapi.json", openapi)
     campaigns.register(app)
     prometheus.install(app)
+    access_log.install(app)
     return app

@@ -31,6 +31,7 @@ class Claim:
     interaction: Interaction = field(default_factory=Interaction)
     extra_audio_paths: Mapping[str, str] = field(default_factory=dict)
     """The paths of `interaction`'s audio (replies, voicemail message) by hash."""
+    campaign_id: UUID | None = None
 
     def channel_variables(self) -> dict[str, str]:
         """What the node's dialplan needs of the call's interaction."""
@@ -73,7 +74,9 @@ class AdoptedAttempt:
     answered: bool
     cancel_requested: bool
     ring_timeout_s: int
+    trunk: str
     retry: RetryPolicy
+    campaign_id: UUID | None = None
 
 
 class CallEvent(TypedDict):

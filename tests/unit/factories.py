@@ -62,6 +62,7 @@ def adopted_attempt(node: str, *, sent: bool = True, **overrides: Any) -> Adopte
         answered=False,
         cancel_requested=False,
         ring_timeout_s=30,
+        trunk="carrier-a",
         retry=RetryPolicy(max_attempts=2, retry_on=frozenset({CallStatus.BUSY})),
     )
     fields.update(overrides)

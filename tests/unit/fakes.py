@@ -27,6 +27,7 @@ from orchestrator.domain.records import (
     StoredStatus,
 )
 from orchestrator.services.dispatch import Dispatcher, DispatchSettings
+from orchestrator.services.dispatch.meter import DispatchMeter
 from tests.unit.cancel_fakes import NoCanceledCampaigns
 from tests.unit.factories import node_row
 
@@ -266,6 +267,7 @@ def make_dispatcher(
     settings: DispatchSettings = SETTINGS,
     nodes: tuple[FakeNode, ...] = (),
     sink: FakeSink | None = None,
+    meter: DispatchMeter | None = None,
 ) -> Dispatcher:
     """A dispatcher on fake ports, its `nodes` connected (a row each, as the nodes table has them)."""
 
@@ -276,7 +278,7 @@ def make_dispatcher(
         raise AssertionError(f"unexpected connection to {row.name}")
 
     ports = (store or FakeStore(), no_connections, sink or FakeSink(), settings, reachable)
-    dispatcher = Dispatcher(*ports, clock or FakeClock(), cancels=NoCanceledCampaigns())
+    dispatcher = Dispatcher(*ports, clock or FakeClock(), cancels=NoCanceledCampaigns(), meter=meter)
     for node in nodes:
         dispatcher.nodes.add(node_row(node.name, driver=node.driver), node)
     return dispatcher

@@ -22,7 +22,7 @@ async def test_a_stop_hands_on_what_the_dispatcher_holds_then_retires() -> None:
         await eventually(lambda: store.heartbeats > 1)  # the loops run: the start's, then its own
         claim = make_claim("n1")
         state = state_of(claim)
-        dispatcher.live.adopted(state, dispatcher.clock.monotonic(), 30)
+        dispatcher.live.adopted(state, dispatcher.clock.monotonic(), 30, trunk="carrier-a")
         unsent = uuid.uuid4()
         dispatcher.unsent.add([unsent], Unsent.NOT_SENT)
         dispatcher.recorder.record(

@@ -36,7 +36,9 @@ from tests.unit.fakes import (
 
 def _dialing(dispatcher: Dispatcher, claim: Claim) -> NodePacer:
     """`claim`'s Originate is on its way to its node: followed, and in flight on its pacer."""
-    dispatcher.live.sent(state_of(claim), claim.ring_timeout_s, dispatcher.clock.monotonic())
+    dispatcher.live.sent(
+        state_of(claim), claim.ring_timeout_s, dispatcher.clock.monotonic(), trunk="carrier-a"
+    )
     pacer = dispatcher.nodes.pacer_of(claim.node)
     assert pacer is not None and pacer.outstanding > 0
     return pacer
@@ -59,7 +61,9 @@ async def test_a_cancel_to_a_node_that_never_answers_holds_back_no_other() -> No
     clock = FakeClock()
     dispatcher = make_dispatcher(FakeStore(cancel=[stuck.call_id, fine.call_id]), clock=clock, nodes=nodes)
     for claim in (stuck, fine):
-        dispatcher.live.adopted(state_of(claim), clock.monotonic() - CHANNEL_EXPECTED_AFTER_S - 1, 30)
+        dispatcher.live.adopted(
+            state_of(claim), clock.monotonic() - CHANNEL_EXPECTED_AFTER_S - 1, 30, trunk="carrier-a"
+        )
     task = asyncio.ensure_future(dispatcher.sweeps.hang_up_canceled())
     # n2's attempt never had its channel seen (its first event was missed): hung up by its id.
     await eventually(lambda: nodes[1].hung_up)
@@ -72,7 +76,7 @@ async def test_a_young_attempt_without_a_channel_is_not_hung_up_yet() -> None:
     claim = make_claim("n1")
     node = FakeNode("n1")
     dispatcher = make_dispatcher(FakeStore(cancel=[claim.call_id]), nodes=(node,))
-    dispatcher.live.adopted(state_of(claim), dispatcher.clock.monotonic(), 30)
+    dispatcher.live.adopted(state_of(claim), dispatcher.clock.monotonic(), 30, trunk="carrier-a")
     await dispatcher.sweeps.hang_up_canceled()
     state = dispatcher.live.get(str(claim.attempt_id))
     assert node.hung_up == [] and state is not None and state.cancel_requested
@@ -101,7 +105,7 @@ async def test_a_reconnect_during_a_reconcile_pass_gets_a_pass_of_its_own() -> N
     claim = make_claim("n1")
     key = str(claim.attempt_id)
     state = state_of(claim, status=CallStatus.IN_PROGRESS, answered=True)
-    dispatcher.live.adopted(state, clock.monotonic() - 30, 30)
+    dispatcher.live.adopted(state, clock.monotonic() - 30, 30, trunk="carrier-a")
     node.channels[key] = "Up"
     dispatcher.on_node_state("n1", True)  # pass 1 lists the channels 1 s from now
     await clock.advance(1.3)
@@ -167,9 +171,11 @@ def test_a_node_back_with_another_start_time_lost_every_call_it_carried() -> Non
     node = FakeNode("n2")
     dispatcher = make_dispatcher(nodes=(node,))
     answered = make_claim("n2")
-    dispatcher.live.adopted(state_of(answered, status=CallStatus.IN_PROGRESS, answered=True), 0.0, 30)
+    dispatcher.live.adopted(
+        state_of(answered, status=CallStatus.IN_PROGRESS, answered=True), 0.0, 30, trunk="carrier-a"
+    )
     elsewhere = make_claim("n1")
-    dispatcher.live.adopted(state_of(elsewhere), 0.0, 30)
+    dispatcher.live.adopted(state_of(elsewhere), 0.0, 30, trunk="carrier-a")
     node.boot_id = "2026-12-06 23:52:05"
     dispatcher.watch.check_restart("n2")  # first sight: nothing to compare with
     node.boot_id = "2026-12-06 23:52:05"

@@ -93,7 +93,9 @@ async def test_a_cdr_lookup_the_store_failed_settles_the_gone_without_it() -> No
     clock = FakeClock()
     dispatcher = make_dispatcher(CdrFails(clock=clock), clock=clock, nodes=(FakeNode("n1"),))
     claim = make_claim("n1")
-    dispatcher.live.adopted(state_of(claim), clock.monotonic() - RECONCILE_MIN_AGE_S - 5, 30)
+    dispatcher.live.adopted(
+        state_of(claim), clock.monotonic() - RECONCILE_MIN_AGE_S - 5, 30, trunk="carrier-a"
+    )
     with capture_logs() as logs:
         passing = asyncio.ensure_future(dispatcher.reconciler.reconcile("n1"))
         await clock.advance(10)

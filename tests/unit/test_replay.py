@@ -226,7 +226,9 @@ async def _dial(dispatcher: Dispatcher, attempt: str) -> Verdict:
     """The attempt's Originate sent by the dispatcher's Sender, as after a claim."""
     claim = make_claim("n1")
     claim = type(claim)(**{**vars(claim), "attempt_id": uuid.UUID(attempt)})
-    dispatcher.live.sent(state_of(claim), claim.ring_timeout_s, dispatcher.clock.monotonic())
+    dispatcher.live.sent(
+        state_of(claim), claim.ring_timeout_s, dispatcher.clock.monotonic(), trunk="carrier-a"
+    )
     await dispatcher.sender.originate(claim)
     recorded = [
         driver_event

@@ -313,6 +313,7 @@ async def start_attempts(
             retry=RetryPolicy.from_row(row),
             interaction=Interaction.from_json(row["interaction"]),
             extra_audio_paths=row["extra_paths"] or {},
+            campaign_id=row["campaign_id"],
         )
         for row, node, attempt in planned
     ]

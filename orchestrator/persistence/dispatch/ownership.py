@@ -107,7 +107,8 @@ _ADOPT_SQL = """
     RETURNING a.id, a.call_id, a.node, a.status, a.channel, a.started_at, a.number,
               a.originate_sent, c.max_attempts, c.retry_on, c.retry_backoff_s,
               a.answered_at IS NOT NULL AS answered,
-              c.cancel_requested_at IS NOT NULL AS cancel_requested, c.ring_timeout_s
+              c.cancel_requested_at IS NOT NULL AS cancel_requested, c.ring_timeout_s, a.trunk,
+              c.campaign_id
 """
 
 
@@ -163,7 +164,9 @@ def _adopted(row: Row) -> AdoptedAttempt:
         answered=bool(row["answered"]),
         cancel_requested=bool(row["cancel_requested"]),
         ring_timeout_s=int(row["ring_timeout_s"]),
+        trunk=str(row["trunk"]),
         retry=RetryPolicy.from_row(row),
+        campaign_id=row["campaign_id"],
     )
 
 

@@ -90,7 +90,13 @@ class Adoption:
         youngest: dict[str, float] = {}  # per node: its youngest adopted attempt's age, s
         for attempt in adopted:
             age = (self._clock.now() - attempt.started_at).total_seconds()
-            self._live.adopted(_adopted_state(attempt), self._clock.monotonic() - age, attempt.ring_timeout_s)
+            self._live.adopted(
+                _adopted_state(attempt),
+                self._clock.monotonic() - age,
+                attempt.ring_timeout_s,
+                trunk=attempt.trunk,
+                campaign_id=attempt.campaign_id,
+            )
             youngest[attempt.node] = min(age, youngest.get(attempt.node, age))
         if adopted:
             log.warning("dispatch.adopted", count=len(adopted))

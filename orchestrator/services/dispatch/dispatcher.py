@@ -21,6 +21,7 @@ from orchestrator.services.dispatch.clock import Clock, SystemClock
 from orchestrator.services.dispatch.events import EventRecorder, node_event_data
 from orchestrator.services.dispatch.health import NodeWatch
 from orchestrator.services.dispatch.live import LiveAttempts
+from orchestrator.services.dispatch.meter import DispatchMeter, NodeView, NoMeter
 from orchestrator.services.dispatch.nodes import NodeHandles
 from orchestrator.services.dispatch.reconcile import Reconciler
 from orchestrator.services.dispatch.sending import Sender
@@ -72,17 +73,19 @@ class Dispatcher:
         clock: Clock | None = None,
         *,
         cancels: CampaignCallCancelStore,
+        meter: DispatchMeter | None = None,
     ) -> None:
         """`cancels`: where canceled campaigns' queued calls are canceled in the background."""
         self.clock = clock if clock is not None else SystemClock()
+        self.meter: DispatchMeter = meter if meter is not None else NoMeter()
         self._store = store
         self._settings = settings
         self.background = Background()
         self.nodes = NodeHandles(
             lambda row: connect_node(row, self.on_node_event, self.on_node_state), settings.pacer, self.clock
         )
-        self.live = LiveAttempts(self.nodes.pacer_of, self.clock)
-        self.transitions = Transitions(store, self.live, self.clock, self.background)
+        self.live = LiveAttempts(self.nodes.pacer_of, self.clock, self.meter)
+        self.transitions = Transitions(store, self.live, self.clock, self.background, self.meter)
         self.recorder = EventRecorder(sink, store.record_events, settings.events_batch_max, self.clock)
         self.unsent = UnsentAttempts(store, self.recorder, self.clock)
         self.reconciler = Reconciler(
@@ -135,6 +138,14 @@ class Dispatcher:
             Loop("_cancel_campaign_calls", CAMPAIGN_CANCEL_SWEEP_S, self.campaign_cancels.step),
             Loop("_resend_lost_batches", OUTBOX_CHECK_S, self.recorder.resend_lost),
             Loop("fold_status_counts", FOLD_COUNTS_EVERY_S, self._store.fold_status_counts),
+        ]
+
+    def node_views(self) -> list[NodeView]:
+        """Each node as this dispatcher sees it now (for the metrics scrape)."""
+        live = self.live.per_node()
+        return [
+            NodeView(handle.name, handle.usable, live.get(handle.name, 0), handle.pacer.rate)
+            for handle in self.nodes
         ]
 
     # ---- lifecycle ---------------------------------------------------------------------------

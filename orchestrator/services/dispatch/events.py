@@ -94,6 +94,10 @@ class EventRecorder:
         """The events recorded and not yet handed to a flush, oldest first."""
         return list(self._events)
 
+    def depth(self) -> int:
+        """Events this process holds that no worker or store has taken yet."""
+        return len(self._events) + self._outbox.events_held()
+
     def in_flight(self) -> list[str]:
         """The jobs of the batches sent and not yet known recorded."""
         return self._outbox.in_flight()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from uuid import UUID
 
 from orchestrator.domain.attempt import AttemptState
 from orchestrator.domain.pacing import NodePacer
 from orchestrator.services.dispatch.clock import Clock
+from orchestrator.services.dispatch.meter import DispatchMeter
 
 
 @dataclass
@@ -17,10 +19,15 @@ class LiveAttempt:
     started_at: float
     """Monotonic: when its Originate was sent (adopted: its age, counted back from the adoption)."""
     ring_s: int
+    trunk: str
     sent_at: float | None = None
     """Monotonic: when its Originate left, while the node has given no sign of it (its first
     sign, against this, is the node's load signal)."""
     hangup_sent: bool = False
+    answered_at: float | None = None
+    campaign_id: UUID | None = None
+    """Monotonic: when it answered, as this dispatcher saw it (None: not answered, or before
+    this dispatcher adopted it)."""
 
     @property
     def key(self) -> str:
@@ -31,14 +38,24 @@ class LiveAttempt:
     def node(self) -> str:
         return self.state.node
 
+    def log_fields(self) -> dict[str, str]:
+        """What a log line about the attempt says besides its ids."""
+        fields = {"node": self.node, "trunk": self.trunk}
+        if self.campaign_id is not None:
+            fields["campaign_id"] = str(self.campaign_id)
+        return fields
+
 
 class LiveAttempts:
     """By attempt key. `pacer_of` finds a node's pacer (None once the node is gone): an
     Originate's first sign, or its loss, is reported to the pacer of the node it went to."""
 
-    def __init__(self, pacer_of: Callable[[str], NodePacer | None], clock: Clock) -> None:
+    def __init__(
+        self, pacer_of: Callable[[str], NodePacer | None], clock: Clock, meter: DispatchMeter
+    ) -> None:
         self._pacer_of = pacer_of
         self._clock = clock
+        self._meter = meter
         self._live: dict[str, LiveAttempt] = {}
 
     def __contains__(self, key: str) -> bool:
@@ -52,19 +69,34 @@ class LiveAttempts:
         live = self._live.get(key)
         return live.state if live is not None else None
 
+    def record(self, key: str) -> LiveAttempt | None:
+        return self._live.get(key)
+
     # ---- tracking ----------------------------------------------------------------------------
 
-    def sent(self, state: AttemptState, ring_s: int, now: float) -> None:
+    def sent(
+        self, state: AttemptState, ring_s: int, now: float, *, trunk: str, campaign_id: UUID | None = None
+    ) -> None:
         """Its Originate is leaving now: in flight on its node's pacer until the node's first sign."""
         pacer = self._pacer_of(state.node)
         if pacer is not None:
             pacer.on_sent(1, now)
         self._live[str(state.attempt_id)] = LiveAttempt(
-            state, now, ring_s, sent_at=now if pacer is not None else None
+            state, now, ring_s, trunk, sent_at=now if pacer is not None else None, campaign_id=campaign_id
         )
 
-    def adopted(self, state: AttemptState, started_at: float, ring_s: int) -> None:
-        self._live[str(state.attempt_id)] = LiveAttempt(state, started_at, ring_s)
+    def adopted(
+        self,
+        state: AttemptState,
+        started_at: float,
+        ring_s: int,
+        *,
+        trunk: str,
+        campaign_id: UUID | None = None,
+    ) -> None:
+        self._live[str(state.attempt_id)] = LiveAttempt(
+            state, started_at, ring_s, trunk, campaign_id=campaign_id
+        )
 
     def forget(self, key: str) -> None:
         """It ended, or went back to the queue: nothing about it is kept, and an Originate of it
@@ -78,9 +110,12 @@ class LiveAttempts:
         """The node's first sign of an Originate (its channel exists, or it answered the action):
         the time it took is the node's load signal, ring time excluded."""
         in_flight = self._take_in_flight(key)
-        pacer = self._pacer_of(in_flight[0]) if in_flight is not None else None
-        if in_flight is not None and pacer is not None:
-            now = self._clock.monotonic()
+        if in_flight is None:
+            return
+        now = self._clock.monotonic()
+        self._meter.originate_acknowledged(in_flight[0], now - in_flight[1])
+        pacer = self._pacer_of(in_flight[0])
+        if pacer is not None:
             pacer.on_response(now - in_flight[1], now)
 
     def unacknowledged(self, key: str) -> None:
@@ -112,7 +147,7 @@ class LiveAttempts:
     def per_node(self) -> dict[str, int]:
         """How many attempts each node carries."""
         counts: dict[str, int] = {}
-        for live in self._live.values():
+        for live in list(self._live.values()):  # a copy: the metrics scrape reads it from its thread
             counts[live.node] = counts.get(live.node, 0) + 1
         return counts
 

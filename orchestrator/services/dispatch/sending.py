@@ -137,7 +137,7 @@ class Sender:
         state = AttemptState(
             claim.attempt_id, claim.call_id, claim.node, number=claim.attempt_number, retry=claim.retry
         )
-        self._live.sent(state, claim.ring_timeout_s, now)
+        self._live.sent(state, claim.ring_timeout_s, now, trunk=claim.trunk, campaign_id=claim.campaign_id)
         self._recorder.record(
             claim.call_id,
             claim.attempt_id,
@@ -167,7 +167,12 @@ class Sender:
         state = self._live.get(key)
         if state is None:
             return
-        bound = log.bind(call_id=str(claim.call_id), attempt_id=key, node=claim.node)
+        bound = log.bind(
+            call_id=str(claim.call_id),
+            attempt_id=key,
+            node=claim.node,
+            campaign_id=str(claim.campaign_id) if claim.campaign_id else None,
+        )
         handle = self._nodes.get(claim.node)
         if handle is None:
             self._transitions.push(

@@ -68,7 +68,7 @@ class Sweeps:
 
     async def _hang_up(self, node: DialNode, live: LiveAttempt) -> None:
         state = live.state
-        bound = log.bind(call_id=str(state.call_id), attempt_id=live.key, node=state.node)
+        bound = log.bind(call_id=str(state.call_id), attempt_id=live.key, **live.log_fields())
         bound.info("dispatch.cancel_hangup")
         try:
             await node.hangup(state.channel or live.key)
@@ -80,7 +80,9 @@ class Sweeps:
         """No attempt stays live past ring timeout + max call length + grace."""
         beyond_ring_s = self._settings.max_call_s + self._settings.finalize_grace_s
         for live, limit in self._live.overdue(self._clock.monotonic(), beyond_ring_s):
-            log.warning("dispatch.overdue", call_id=str(live.state.call_id), attempt_id=live.key)
+            log.warning(
+                "dispatch.overdue", call_id=str(live.state.call_id), attempt_id=live.key, **live.log_fields()
+            )
             self._transitions.push(
                 live.state.on_lost(f"no final event within {limit:.0f} s", self._clock.now())
             )

@@ -8,12 +8,14 @@ from typing import Any
 import structlog
 
 from orchestrator.domain.attempt import Transition
-from orchestrator.domain.facts import Change
+from orchestrator.domain.call import CallStatus
+from orchestrator.domain.facts import CallFact, Change
 from orchestrator.domain.ports import DispatchRepository
 from orchestrator.domain.records import StoredStatus
 from orchestrator.services.batches import OrderedBatches
 from orchestrator.services.dispatch.clock import Clock
 from orchestrator.services.dispatch.live import LiveAttempts
+from orchestrator.services.dispatch.meter import DispatchMeter
 from orchestrator.services.dispatch.settings import APPLY_BATCH_MAX, APPLY_GATHER_S
 from orchestrator.services.dispatch.tasks import Background
 
@@ -24,9 +26,15 @@ RETRY_APPLY_AFTER_S = 1.0
 
 class Transitions:
     def __init__(
-        self, store: DispatchRepository, live: LiveAttempts, clock: Clock, background: Background
+        self,
+        store: DispatchRepository,
+        live: LiveAttempts,
+        clock: Clock,
+        background: Background,
+        meter: DispatchMeter,
     ) -> None:
         self._store = store
+        self._meter = meter
         self._live = live
         self._clock = clock
         self._background = background
@@ -36,7 +44,27 @@ class Transitions:
         """A state's answer to what happened (or a fact the call heard back): None when it
         changed nothing."""
         if transition is not None:
+            self._measure(transition)
             self._queue.put(transition)
+
+    def _measure(self, change: Change) -> None:
+        """Timings are taken as things happen, not once stored (a batch waits its turn)."""
+        if isinstance(change, CallFact):
+            if change.digits:
+                self._meter.digits(change.digits)
+            if change.answered_by is not None:
+                self._meter.answered_by(change.answered_by.value)
+            return
+        live = self._live.record(str(change.attempt_id))
+        if live is None:
+            return
+        now = self._clock.monotonic()
+        if change.status is CallStatus.IN_PROGRESS and live.answered_at is None:
+            live.answered_at = now
+            self._meter.answered(live.trunk, now - live.started_at)
+        elif change.status.is_final:
+            talk_s = now - live.answered_at if live.answered_at is not None else None
+            self._meter.attempt_ended(live.trunk, live.node, change.status.value, talk_s)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -76,7 +104,16 @@ class Transitions:
 
     def _after(self, t: Transition, stored: StoredStatus | None) -> None:
         key = str(t.attempt_id)
+        live = self._live.record(key)
         if stored is not None:  # its `status` event was stored with it
-            log.info("call.status", call_id=str(t.call_id), attempt_id=key, status=stored.status.value)
+            log.info(
+                "call.status",
+                call_id=str(t.call_id),
+                attempt_id=key,
+                status=stored.status.value,
+                **(live.log_fields() if live is not None else {}),
+            )
+            if stored.status.is_final and live is not None:
+                self._meter.call_finished(live.trunk, stored.status.value)
         if t.status.is_final:
             self._live.forget(key)
