@@ -4,13 +4,14 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd bench-webhooks \
-	bench-render bench-campaign-control
+.PHONY: help up down status demo test unit lint check-prometheus deps asterisk-root bench-intake bench-dispatch bench-amd \
+	bench-webhooks bench-render bench-campaign-control
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
 	@echo "make test   run the whole test suite against the real stack"
 	@echo "make up / make down / make status"
+	@echo "make check-prometheus   check deploy/prometheus (config, alert rules, their tests) with promtool"
 
 deps:
 	bash scripts/install-deps.sh
@@ -37,6 +38,19 @@ lint: deps
 
 unit: deps
 	$(VENV)/bin/pytest -q tests/unit
+
+# promtool insists that the API key's file exists (it lives only in the Prometheus container):
+# the config is checked as a copy beside alerts.yml, the path pointed at an empty file.
+PROMETHEUS_DIR := deploy/prometheus
+PROMETHEUS_KEY_FILE := /etc/prometheus/secrets/sespcl-api-key
+check-prometheus:
+	command -v promtool >/dev/null || bash scripts/install-deps.sh
+	tmp="$$(mktemp -d)" && trap 'rm -rf -- "$$tmp"' EXIT && \
+		cp $(PROMETHEUS_DIR)/alerts.yml "$$tmp/" && touch "$$tmp/api-key" && \
+		sed 's|$(PROMETHEUS_KEY_FILE)|'"$$tmp"'/api-key|' $(PROMETHEUS_DIR)/prometheus.yml >"$$tmp/prometheus.yml" && \
+		promtool check config "$$tmp/prometheus.yml"
+	promtool check rules $(PROMETHEUS_DIR)/alerts.yml
+	promtool test rules $(PROMETHEUS_DIR)/tests/*.yml
 
 test:
 	bash scripts/test.sh

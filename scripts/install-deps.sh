@@ -20,6 +20,7 @@ declare -A NEEDED=(
     [pg_isready]=postgresql-client
     [redis-cli]=redis-tools
     [curl]=curl
+    [promtool]=prometheus
     [python3]=python3
 )
 missing=()
@@ -40,6 +41,15 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Only promtool is wanted from Debian's Prometheus: the server its package has just started
+    # (on :9090, open to all) is stopped and kept from starting at boot.
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+        if [[ -d /run/systemd/system ]]; then
+            systemctl disable --now prometheus.service
+        else
+            update-rc.d prometheus disable && invoke-rc.d prometheus stop
+        fi >/dev/null 2>&1 || true
+    fi
 fi
 
 # The venv is rebuilt only when the requirements change (a stamp holds their hash), and made
