@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.api.two_way import callback_shape, interaction_shape
-from orchestrator.domain.call import FINAL_STATUSES, CallStatus
+from orchestrator.domain.call import FINAL_STATUSES, CallStatus, call_duration_s
 from orchestrator.domain.campaign import CancelProgress
 from orchestrator.domain.interaction import Interaction
 from orchestrator.services.metrics import FarmOverview
@@ -22,12 +22,6 @@ def _cause(code: int | None, text: str | None) -> dict[str, Any] | None:
 
 def call_json(call: dict[str, Any], attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     answered, ended = call["answered_at"], call["ended_at"]
-    if answered is not None and ended is not None:
-        duration: float | None = round((ended - answered).total_seconds(), 3)
-    elif ended is not None:
-        duration = 0.0
-    else:
-        duration = None
     body: dict[str, Any] = {
         "id": str(call["id"]),
         "to": call["to_number"],
@@ -41,7 +35,7 @@ def call_json(call: dict[str, Any], attempts: list[dict[str, Any]] | None = None
         "updated_at": _iso(call["updated_at"]),
         "answered_at": _iso(answered),
         "ended_at": _iso(ended),
-        "duration_s": duration,
+        "duration_s": call_duration_s(answered, ended),
         "hangup_cause": _cause(call["hangup_cause"], call["hangup_cause_text"]),
         "metadata": call["metadata"],
         "not_before": _iso(call.get("not_before")),

@@ -13,6 +13,7 @@ from orchestrator.cli.demo import demo
 from orchestrator.cli.dnc import dnc
 from orchestrator.cli.keys import keys
 from orchestrator.cli.nodes import nodes
+from orchestrator.cli.report import report
 from orchestrator.cli.services import alive, db, dispatcher, serve, watchdog, webhooks, worker
 from orchestrator.cli.trunks import trunks
 from orchestrator.config import settings_error
@@ -47,6 +48,7 @@ for command in (
     calls,
     dnc,
     keys,
+    report,
     audio,
     demo,
 ):

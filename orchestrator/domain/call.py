@@ -60,6 +60,16 @@ _RANK = {
 }
 
 
+def call_duration_s(answered_at: datetime | None, ended_at: datetime | None) -> float | None:
+    """How long the callee was on the line, in seconds (to the ms): 0 for a call that ended
+    unanswered, None for one not ended yet. The API's `duration_s` and the report's CSV."""
+    if ended_at is None:
+        return None
+    if answered_at is None:
+        return 0.0
+    return round((ended_at - answered_at).total_seconds(), 3)
+
+
 def can_transition(current: CallStatus, new: CallStatus) -> bool:
     """True when `new` lies strictly ahead of `current`; a final status never changes again.
 
