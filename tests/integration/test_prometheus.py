@@ -16,13 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.cli import carrier_trunk
 from tests.integration.conftest import call_body, nanp_numbers, new_campaign, wait_final
 from tests.integration.prometheus_server import Prometheus, running_prometheus
 
 JOBS = {"sespcl-api", "sespcl-dispatcher", "sespcl-worker", "sespcl-webhooks", "sespcl-upkeep", "asterisk"}
 ANSWERED_CALLS = 6
 BUSY_CALLS = 3
-FIRST_NAMES = ["Amara", "Bruno", "Chiara", "Dmitri", "Esther", "Farid", "Greta", "Hiroshi", "Ines"]
+PRESSING_CALLS = 2
+PRESSED = "7"
+FIRST_NAMES = ["Amara", "Bruno", "Chiara", "Dmitri", "Esther", "Farid", "Greta", "Hiroshi", "Ines", "Jonas", "Kemal"]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,7 @@ COUNTS = {
     "originates": "sum(sespcl_originate_latency_seconds_count)",
     "answers": 'sum(sespcl_answer_latency_seconds_count{trunk="demo"})',
     "durations": 'sum(sespcl_call_duration_seconds_count{trunk="demo"})',
+    "sevens": f'sum(sespcl_digits_total{{digit="{PRESSED}"}})',
 }
 
 
@@ -71,22 +75,43 @@ async def _every_target_up(prometheus: Prometheus, client: httpx.AsyncClient) ->
 
 
 @pytest.fixture(scope="module")
-async def placed(prometheus: Prometheus, client: httpx.AsyncClient, api: httpx.AsyncClient) -> Placed:
+def pressing_far_end() -> Iterator[None]:
+    """A callee who presses 7 two seconds into the answer."""
+    with carrier_trunk("t-metrics-press7", "127.0.30.71", "dtmf", digit=PRESSED):
+        yield
+
+
+@pytest.fixture(scope="module")
+async def placed(
+    prometheus: Prometheus, client: httpx.AsyncClient, api: httpx.AsyncClient, pressing_far_end: None
+) -> Placed:
     """The counters as Prometheus first scraped them, then calls placed and finished."""
     await _every_target_up(prometheus, client)
     before = {name: await prometheus.value(client, q) or 0.0 for name, q in COUNTS.items()}
     run = uuid.uuid4().hex[:6]
-    numbers = nanp_numbers(ANSWERED_CALLS + BUSY_CALLS)
+    total = ANSWERED_CALLS + BUSY_CALLS + PRESSING_CALLS
+    numbers = nanp_numbers(total)
 
     async def place(i: int) -> dict[str, Any]:
-        trunk = "demo" if i < ANSWERED_CALLS else "busy"
         text = f"Hello {FIRST_NAMES[i]}, your parcel {run}-{i} arrives tomorrow between nine and noon."
-        response = await api.post("/v1/calls", json=call_body(numbers[i], text, trunk=trunk))
+        body = call_body(numbers[i], text, trunk="demo" if i < ANSWERED_CALLS else "busy")
+        if i >= ANSWERED_CALLS + BUSY_CALLS:
+            body.update(
+                trunk="t-metrics-press7",
+                gather={"num_digits": 1, "timeout_s": 4, "retries": 0},
+                tts={
+                    "text": f"Hello {FIRST_NAMES[i]}, press 7 to hear your parcel {run}-{i}'s delivery slot."
+                },
+            )
+        response = await api.post("/v1/calls", json=body)
         assert response.status_code == 202, response.text
         return await wait_final(api, response.json()["id"], timeout=120)
 
-    calls = await asyncio.gather(*(place(i) for i in range(ANSWERED_CALLS + BUSY_CALLS)))
-    assert [c["status"] for c in calls] == ["completed"] * ANSWERED_CALLS + ["busy"] * BUSY_CALLS
+    calls = await asyncio.gather(*(place(i) for i in range(total)))
+    assert [c["status"] for c in calls] == ["completed"] * ANSWERED_CALLS + ["busy"] * BUSY_CALLS + [
+        "completed"
+    ] * PRESSING_CALLS
+    assert [c["digits"] for c in calls[ANSWERED_CALLS + BUSY_CALLS :]] == [PRESSED] * PRESSING_CALLS
     return Placed(before, list(calls))
 
 
@@ -120,6 +145,7 @@ async def test_promql_returns_the_calls_just_made_by_trunk_and_status(
     )
     await _grown(prometheus, client, placed, "busy", BUSY_CALLS)
     await _grown(prometheus, client, placed, "busy_attempts", BUSY_CALLS)
+    await _grown(prometheus, client, placed, "sevens", PRESSING_CALLS)
     by_node = await prometheus.query(client, 'sum by (node) (sespcl_call_attempts_total{trunk="demo"})')
     assert {r["metric"]["node"] for r in by_node} <= {"n1", "n2"} and by_node
 
