@@ -4,8 +4,8 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint deps asterisk-root bench-intake bench-dispatch bench-amd bench-webhooks \
-	bench-render bench-campaign-control
+.PHONY: help up down status demo test unit lint k8s-validate deps asterisk-root bench-intake bench-dispatch bench-amd \
+	bench-webhooks bench-render bench-campaign-control
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -37,6 +37,10 @@ lint: deps
 
 unit: deps
 	$(VENV)/bin/pytest -q tests/unit
+
+# The Kubernetes base (deploy/k8s), rendered and validated strictly, offline (docs/kubernetes.md).
+k8s-validate: deps
+	SESPCL_VENV=$(VENV) bash scripts/k8s-validate.sh
 
 test:
 	bash scripts/test.sh

@@ -21,6 +21,7 @@ declare -A NEEDED=(
     [redis-cli]=redis-tools
     [curl]=curl
     [python3]=python3
+    [kubectl]=kubernetes-client  # renders deploy/k8s (make k8s-validate)
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do

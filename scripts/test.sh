@@ -11,6 +11,7 @@ STATE="${SESPCL_STATE_DIR:-$REPO/.stack}"
 bash scripts/install-deps.sh
 "$VENV/bin/ruff" check orchestrator workers tests bench
 "$VENV/bin/mypy"
+SESPCL_VENV="$VENV" bash scripts/k8s-validate.sh
 
 # The webhook tests' receiver listens on a loopback address of its own: the stack must let
 # callbacks reach it, and it alone (localhost and the rest of loopback stay refused: the SSRF
