@@ -4,7 +4,7 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint check-prometheus deps asterisk-root bench-intake bench-dispatch bench-amd \
+.PHONY: help up down status demo test unit lint check-prometheus k8s-validate deps asterisk-root bench-intake bench-dispatch bench-amd \
 	bench-webhooks bench-render bench-campaign-control
 
 help:
@@ -51,6 +51,10 @@ check-prometheus:
 		promtool check config "$$tmp/prometheus.yml"
 	promtool check rules $(PROMETHEUS_DIR)/alerts.yml
 	promtool test rules $(PROMETHEUS_DIR)/tests/*.yml
+
+# The Kubernetes base (deploy/k8s), rendered and validated strictly, offline (docs/kubernetes.md).
+k8s-validate: deps
+	SESPCL_VENV=$(VENV) bash scripts/k8s-validate.sh
 
 test:
 	bash scripts/test.sh

@@ -747,6 +747,14 @@ BEGIN
         GRANT USAGE ON SCHEMA public TO sespcl_node;
         GRANT SELECT ON ps_endpoints, ps_aors, ps_auths, ps_endpoint_id_ips TO sespcl_node;
         GRANT INSERT ON cdr TO sespcl_node;
+        -- On Kubernetes each node registers itself when it starts and drains itself when it goes
+        -- (`sespcl nodes add --replace`, `nodes undrain`, `nodes drain`: deploy/k8s): it writes a
+        -- node's row, reading back only the name it matches on, never a secret nor a call.
+        GRANT SELECT (name) ON nodes TO sespcl_node;
+        GRANT INSERT (name, ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels, driver,
+                      ari_user, ari_secret),
+              UPDATE (ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels, driver,
+                      ari_user, ari_secret, drained) ON nodes TO sespcl_node;
     END IF;
     -- The webhook sender: takes and settles outbox rows, records tries, stops URLs. Rows come
     -- only from the triggers on calls (SECURITY DEFINER): no role inserts them itself.

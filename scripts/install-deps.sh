@@ -22,6 +22,7 @@ declare -A NEEDED=(
     [curl]=curl
     [promtool]=prometheus
     [python3]=python3
+    [kubectl]=kubernetes-client  # renders deploy/k8s (make k8s-validate)
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do

@@ -21,6 +21,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${SESPCL_STATE_DIR:-$REPO/.stack}"
 export SESPCL_STATE_DIR="$STATE"
 VENV="${SESPCL_VENV:-$REPO/.venv}"
+# This checkout's code, for the CLI here and every program (the venv may be shared by checkouts).
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 NODE_COUNT="${SESPCL_NODES:-2}"
 WORKER_COUNT="${SESPCL_WORKERS:-2}"
 HEALTH_TIMEOUT="${SESPCL_HEALTH_TIMEOUT:-90}"
@@ -200,6 +202,7 @@ write_supervisor_conf() {
     # process's secrets, plus the SESPCL_* settings of this shell (SESPCL_MAX_CALL_S, …).
     local common="PATH=$(env_value "$PATH"),LANG=\"C.UTF-8\",REDIS_URL=$(env_value "$REDIS_URL"),SESPCL_LOG_JSON=\"true\""
     common+=",SESPCL_METRICS_HOST=$METRICS_HOST"
+    common+=",PYTHONPATH=$(env_value "$REPO")"
     local service="HOME=$(env_value "$STATE/run"),USER=$(env_value "$SERVICE_USER")"
     common+=",SESPCL_AUDIO_DIR=$(env_value "$SESPCL_AUDIO_DIR")$(settings_from_shell)"
     {

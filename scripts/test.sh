@@ -12,6 +12,7 @@ bash scripts/install-deps.sh
 "$VENV/bin/ruff" check orchestrator workers tests bench
 "$VENV/bin/mypy"
 make --no-print-directory check-prometheus
+SESPCL_VENV="$VENV" bash scripts/k8s-validate.sh
 
 # The webhook tests' receiver listens on a loopback address of its own: the stack must let
 # callbacks reach it, and it alone (localhost and the rest of loopback stay refused: the SSRF
@@ -35,6 +36,8 @@ fi
 cleanup() { if ((started)); then bash scripts/stack.sh down; fi; }
 trap cleanup EXIT
 
+# The CLI the tests run is this checkout's, whichever checkout a shared venv was installed from.
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 set -a
 # shellcheck disable=SC1091
 . "$STATE/env"

@@ -8,7 +8,8 @@
 -- sespcl_api         the HTTP API                 \
 -- sespcl_dispatcher  the dispatcher                } only the statements each runs: schema.sql
 -- sespcl_worker      the RQ workers               /  grants them at every migrate
--- sespcl_node        every Asterisk node: reads the trunks (ps_*), writes CDRs
+-- sespcl_node        every Asterisk node: reads the trunks (ps_*), writes CDRs; on Kubernetes it
+--                    registers and drains its own node (deploy/k8s)
 -- sespcl_webhooks    the webhook sender: takes, settles and records the outbox's deliveries
 -- None of them is a superuser, none may create roles or databases.
 \set ON_ERROR_STOP on

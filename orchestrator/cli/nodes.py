@@ -13,6 +13,15 @@ from orchestrator.domain.trunk import MAX_CHANNELS_LIMIT, check_host
 
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 AMI_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_NODE_COLUMNS = ("ami_host", "ami_port", "ami_user", "ami_secret", "ari_url", "max_channels", "driver",
+                 "ari_user", "ari_secret")  # fmt: skip
+REPLACE_NODE = (
+    "UPDATE nodes SET " + ", ".join(f"{c} = %({c})s" for c in _NODE_COLUMNS) + " WHERE name = %(name)s"
+)
+INSERT_NODE = (
+    f"INSERT INTO nodes (name, {', '.join(_NODE_COLUMNS)}) "
+    f"VALUES (%(name)s, {', '.join(f'%({c})s' for c in _NODE_COLUMNS)}) ON CONFLICT (name) DO NOTHING"
+)
 
 
 @click.group()
@@ -74,34 +83,25 @@ def nodes_add(
     secret = _secret_from(ami_secret_env)
     if secret is None:
         raise click.ClickException(f"environment variable {ami_secret_env} is not set or empty")
-    conflict = (
-        "ON CONFLICT (name) DO UPDATE SET ami_host = EXCLUDED.ami_host, ami_port = EXCLUDED.ami_port, "
-        "ami_user = EXCLUDED.ami_user, ami_secret = EXCLUDED.ami_secret, ari_url = EXCLUDED.ari_url, "
-        "max_channels = EXCLUDED.max_channels, driver = EXCLUDED.driver, ari_user = EXCLUDED.ari_user, "
-        "ari_secret = EXCLUDED.ari_secret"
-        if replace
-        else "ON CONFLICT (name) DO NOTHING"
-    )
+    row = {
+        "name": name,
+        "ami_host": ami_host,
+        "ami_port": ami_port,
+        "ami_user": ami_user,
+        "ami_secret": secret,
+        "ari_url": ari_url,
+        "max_channels": channels,
+        "driver": driver,
+        "ari_user": ari_user,
+        "ari_secret": ari_secret,
+    }
     with database() as conn, conn.transaction():
-        inserted = conn.execute(
-            "INSERT INTO nodes (name, ami_host, ami_port, ami_user, ami_secret, ari_url, max_channels, "
-            "driver, ari_user, ari_secret) "
-            "VALUES (%(name)s, %(ami_host)s, %(ami_port)s, %(ami_user)s, %(ami_secret)s, %(ari_url)s, "
-            f"%(channels)s, %(driver)s, %(ari_user)s, %(ari_secret)s) {conflict}",
-            {
-                "name": name,
-                "ami_host": ami_host,
-                "ami_port": ami_port,
-                "ami_user": ami_user,
-                "ami_secret": secret,
-                "ari_url": ari_url,
-                "channels": channels,
-                "driver": driver,
-                "ari_user": ari_user,
-                "ari_secret": ari_secret,
-            },
-        ).rowcount
-    if not inserted:
+        # An UPDATE, then an INSERT, not one upsert: an upsert's EXCLUDED.* reads the columns back,
+        # and the role an Asterisk pod registers itself with (deploy/k8s) may write a node's row
+        # but not read its secrets.
+        stored = replace and conn.execute(REPLACE_NODE, row).rowcount > 0
+        stored = stored or conn.execute(INSERT_NODE, row).rowcount > 0
+    if not stored:
         raise click.ClickException(f"a node named {name!r} already exists")
     click.echo(f"node {name} added ({driver})")
 

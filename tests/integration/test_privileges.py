@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from panoramisk import Manager
 
-from tests.integration.cli import stack_env
+from tests.integration.cli import sespcl, stack_env
 
 Db = psycopg.Connection[dict[str, Any]]
 NODE = "127.0.10.1"
@@ -157,6 +157,8 @@ def as_role() -> Iterator[Any]:
         ("node", "SELECT ami_secret FROM nodes"),
         ("node", "UPDATE ps_endpoints SET context = 'x' WHERE false"),
         ("node", "SELECT * FROM cdr"),
+        ("node", "UPDATE nodes SET state = 'up' WHERE false"),
+        ("node", "DELETE FROM nodes WHERE false"),
         # The outbox is written only by the triggers on calls (SECURITY DEFINER): no role may
         # forge a delivery or rewrite what is POSTed.
         ("api", FORGED_DELIVERY),
@@ -194,6 +196,28 @@ def test_the_node_role_reads_trunks_and_writes_cdrs(as_role: Any) -> None:
     assert conn.execute("SELECT count(*) FROM ps_endpoints WHERE id = 'demo'").fetchone() == (1,)
     with conn.transaction(force_rollback=True):
         conn.execute("INSERT INTO cdr (uniqueid, disposition) VALUES ('privilege-test', 'ANSWERED')")
+
+
+def test_a_node_registers_and_drains_itself_as_the_node_role(db: Db) -> None:
+    """What each Asterisk pod's registrar runs on Kubernetes (deploy/k8s/node/registrar.sh), as
+    the node's own role: it joins, is drained, and joins again from another address."""
+    env = stack_env()
+    as_node = {
+        "DATABASE_URL": psycopg.conninfo.make_conninfo(
+            env["DATABASE_URL"], user="sespcl_node", password=env["SESPCL_DB_NODE_PASSWORD"]
+        ),
+        "SESPCL_AMI_SECRET": env["SESPCL_AMI_SECRET"],
+    }
+    name = "registrar-probe"
+    try:
+        for address in ("127.0.10.98", "127.0.10.99"):  # nothing listens: no dispatcher dials it
+            for command in (("add", name, "--ami-host", address, "--replace"), ("drain", name)):
+                done = sespcl("nodes", *command, **as_node)
+                assert done.returncode == 0, (command, done.stderr)
+        row = db.execute("SELECT ami_host, drained FROM nodes WHERE name = %s", (name,)).fetchone()
+        assert row == {"ami_host": "127.0.10.99", "drained": True}
+    finally:
+        db.execute("DELETE FROM nodes WHERE name = %s", (name,))
 
 
 def test_the_owner_owns_every_table(db: Db) -> None:

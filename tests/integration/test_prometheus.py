@@ -25,7 +25,19 @@ ANSWERED_CALLS = 6
 BUSY_CALLS = 3
 PRESSING_CALLS = 2
 PRESSED = "7"
-FIRST_NAMES = ["Amara", "Bruno", "Chiara", "Dmitri", "Esther", "Farid", "Greta", "Hiroshi", "Ines", "Jonas", "Kemal"]
+FIRST_NAMES = [
+    "Amara",
+    "Bruno",
+    "Chiara",
+    "Dmitri",
+    "Esther",
+    "Farid",
+    "Greta",
+    "Hiroshi",
+    "Ines",
+    "Jonas",
+    "Kemal",
+]
 
 
 @pytest.fixture(scope="module")
