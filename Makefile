@@ -5,7 +5,7 @@ STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
 .PHONY: help up down status demo test unit lint check-prometheus k8s-validate deps asterisk-root bench-intake bench-dispatch bench-amd \
-	bench-webhooks bench-render bench-campaign-control
+	bench-webhooks bench-render bench-campaign-control bench-dashboards
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -109,3 +109,12 @@ BENCH_CAMPAIGN_ARGS ?= --old-cancel
 bench-campaign-control: deps
 	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && $(VENV)/bin/python -m bench.campaign_control \
 		--rows $(BENCH_CAMPAIGN_ROWS) $(BENCH_CAMPAIGN_ARGS)
+
+# Every SQL panel of the Grafana dashboards (deploy/grafana/) over 10 million call_events, against a
+# bare count in the same run, in a database of its own (only PostgreSQL is needed, and the role
+# sespcl_grafana that roles.sql makes). BENCH_DASHBOARD_ARGS=--keep reuses the history filled before.
+BENCH_DASHBOARD_EVENTS ?= 10000000
+BENCH_DASHBOARD_ARGS ?=
+bench-dashboards: deps
+	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && nice $(VENV)/bin/python -m bench.dashboards \
+		--events $(BENCH_DASHBOARD_EVENTS) $(BENCH_DASHBOARD_ARGS)

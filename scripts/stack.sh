@@ -68,7 +68,7 @@ new_secret() {
 SECRETS=(SESPCL_API_KEY SESPCL_AMI_SECRET SESPCL_AMI_ADMIN_SECRET SESPCL_ARI_PASSWORD
          SESPCL_DB_OWNER_PASSWORD SESPCL_DB_API_PASSWORD SESPCL_DB_DISPATCHER_PASSWORD
          SESPCL_DB_WORKER_PASSWORD SESPCL_DB_NODE_PASSWORD SESPCL_DB_WEBHOOKS_PASSWORD
-         SESPCL_WEBHOOK_SECRET)
+         SESPCL_DB_GRAFANA_PASSWORD SESPCL_WEBHOOK_SECRET)
 
 load_env() {
     mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/run"
@@ -167,6 +167,7 @@ ensure_postgres() {
         -v owner_password="$SESPCL_DB_OWNER_PASSWORD" -v api_password="$SESPCL_DB_API_PASSWORD" \
         -v dispatcher_password="$SESPCL_DB_DISPATCHER_PASSWORD" -v worker_password="$SESPCL_DB_WORKER_PASSWORD" \
         -v node_password="$SESPCL_DB_NODE_PASSWORD" -v webhooks_password="$SESPCL_DB_WEBHOOKS_PASSWORD" \
+        -v grafana_password="$SESPCL_DB_GRAFANA_PASSWORD" \
         -f "$REPO/deploy/postgres/roles.sql" >/dev/null \
         || die "could not make the database roles with $admin_url (a superuser's URL: SESPCL_DATABASE_ADMIN_URL)"
 }

@@ -130,6 +130,10 @@ def as_role() -> Iterator[Any]:
             env["DATABASE_URL"], user=f"sespcl_{role}", password=env[f"SESPCL_DB_{role.upper()}_PASSWORD"]
         )
         conn = psycopg.connect(url, autocommit=True)
+        if role == "grafana":
+            # Read-only is only that role's default, which any session may lift: what must
+            # refuse it is its grants.
+            conn.execute("SET default_transaction_read_only = off")
         opened.append(conn)
         return conn
 
@@ -171,6 +175,13 @@ def as_role() -> Iterator[Any]:
         ("webhooks", "UPDATE webhook_deliveries SET url = 'https://x.example' WHERE false"),
         ("webhooks", FORGED_DELIVERY),
         ("webhooks", "DELETE FROM webhook_tries WHERE false"),
+        # Grafana reads its views (schema.sql) and nothing else: no table, no secret, no write.
+        ("grafana", "SELECT * FROM calls"),
+        ("grafana", "SELECT data FROM call_events"),
+        ("grafana", "SELECT ami_secret FROM nodes"),
+        ("grafana", "SELECT password FROM ps_auths"),
+        ("grafana", "SELECT key_hash FROM api_keys"),
+        ("grafana", "INSERT INTO dnc (number) VALUES ('+14155550100')"),
     ],
 )
 def test_each_role_is_refused_what_it_does_not_run(as_role: Any, role: str, statement: str) -> None:
@@ -178,7 +189,7 @@ def test_each_role_is_refused_what_it_does_not_run(as_role: Any, role: str, stat
         as_role(role).execute(statement)
 
 
-@pytest.mark.parametrize("role", ["api", "dispatcher", "worker", "node", "webhooks"])
+@pytest.mark.parametrize("role", ["api", "dispatcher", "worker", "node", "webhooks", "grafana"])
 def test_no_role_may_change_the_schema_or_other_roles(as_role: Any, db: Db, role: str) -> None:
     conn = as_role(role)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
