@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from bench.fake_asterisk import ami_frames
 from bench.fake_asterisk.ami_frames import response
@@ -171,9 +172,8 @@ class AmiSession(asyncio.Protocol):
         }
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        transport.write(BANNER)
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport subclass
+        self._transport.write(BANNER)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is not None:

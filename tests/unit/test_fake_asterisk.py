@@ -15,6 +15,7 @@ from orchestrator.asterisk.ami_events import ami_event
 from orchestrator.asterisk.ami_panoramisk import parse_event_fields
 from orchestrator.domain.dialing import OriginateOutcome
 from orchestrator.domain.events import ChannelEvent, ChannelHungUp
+from orchestrator.loop import asyncio_run
 from tests.unit.factories import make_claim, originate_request
 from tests.unit.fake_node_recordings import (
     ADMIN_SECRET,
@@ -170,3 +171,19 @@ async def test_each_user_has_the_rights_of_manager_conf() -> None:
     assert b"Output: System uptime:" in said
     assert b"Response: Error\r\nActionID: c2\r\nMessage: Permission denied" in refused
     assert b"FullyBooted" not in failed
+
+
+def test_the_fake_serves_on_uvloop_as_the_bench_runs_it() -> None:
+    """uvloop's transports are no asyncio.Transport: the fake must not rely on it."""
+
+    async def listed() -> bytes:
+        async with fake_node(Behaviour(call_s=30)) as (_, port, _):
+            client = await RawAmi.open(port)
+            client.send(originate_action(originate_request(attempt_id="on-uvloop")) | {"ActionID": "o1"})
+            client.send({"Action": "CoreShowChannels", "ActionID": "l1"})
+            said = await client.until(b"Event: CoreShowChannelsComplete")
+            client.close()
+            return said
+
+    said = asyncio_run(listed())
+    assert b"Uniqueid: on-uvloop" in said and b"ListItems: 1" in said
