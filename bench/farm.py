@@ -162,7 +162,7 @@ async def measure(
     meter = CpuSample(processes, db)
     meter.start()
     campaign, intake_s = await upload(client, TRUNK, TEXT, calls)
-    intake_cpu = meter.spent()
+    intake_cpu = meter.stop()
     await client.post(f"/v1/campaigns/{campaign}/pause")
     started = [
         processes.start("dispatcher", module="bench.farm_probe")
@@ -177,12 +177,11 @@ async def measure(
     await client.post(f"/v1/campaigns/{campaign}/resume")
     await wait_final(client, campaign, calls, timeout_s=max(600.0, calls / 50))
     wait_events_stored(db)
-    cores = busy.cores()
-    spent = meter.spent()
+    cores, seconds = busy.cores(), time.perf_counter() - resumed
+    spent = meter.stop()
     processes.stop("dispatcher")
     for child in started if probe else []:
         print("  probe", farm_probe.summary(processes.logs[child.pid]), flush=True)
-    seconds = time.perf_counter() - resumed
     return Phase(dispatchers, calls, intake_s, intake_cpu, outcome(db, campaign), spent, cores, seconds)
 
 

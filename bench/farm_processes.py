@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.dispatch import _cpu_s, _pg_backends
+from bench.dispatch import CpuMeter, _pg_backends
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_WAIT_S = 20.0
@@ -135,14 +135,16 @@ def wait_ready(child: subprocess.Popen[bytes], log: Path, word: str, timeout_s: 
     raise SystemExit(f"{log.name}: not ready within {timeout_s:g} s")
 
 
-class CpuSample:
-    """CPU seconds by part since `start()`: each process role, and PostgreSQL's sessions of the
-    bench's database by application_name (each orchestrator process names its sessions)."""
+class CpuSample(CpuMeter):
+    """CPU seconds by part between `start()` and `stop()` (bench/dispatch.py's meter): each
+    process role (each dispatcher apart), PostgreSQL's sessions of the bench's database by
+    application_name (each orchestrator process names its sessions), and the server's own
+    processes."""
 
     def __init__(self, processes: Processes, db: psycopg.Connection) -> None:
+        super().__init__(db, asterisk_pid=0)
         self._processes = processes
         self._db = db
-        self._before: dict[int, tuple[str, float]] = {}
 
     def _groups(self) -> dict[str, list[int]]:
         groups = {role: self._processes.pids(role) for role in ("api", "worker", "upkeep", "nodes")}
@@ -154,16 +156,3 @@ class CpuSample:
         rows = self._db.execute("SELECT pid FROM pg_stat_activity WHERE datname IS NULL").fetchall()
         self._db.commit()
         return groups | {SERVER: [int(pid) for (pid,) in rows]}
-
-    def _read(self) -> dict[int, tuple[str, float]]:
-        return {pid: (name, _cpu_s([pid])) for name, pids in self._groups().items() for pid in pids}
-
-    def start(self) -> None:
-        self._before = self._read()
-
-    def spent(self) -> dict[str, float]:
-        """Seconds by part; a process that ended meanwhile is not counted (none should)."""
-        spent: dict[str, float] = {}
-        for pid, (name, cpu) in self._read().items():
-            spent[name] = spent.get(name, 0.0) + cpu - self._before.get(pid, (name, 0.0))[1]
-        return spent

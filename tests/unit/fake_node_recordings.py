@@ -23,11 +23,12 @@ from bench.fake_asterisk.node import FakeNode
 from orchestrator.asterisk.ami import AmiNode
 from orchestrator.asterisk.ari import AriNode
 from orchestrator.domain.call import CallStatus
-from orchestrator.domain.dialing import OriginateRequest
+from orchestrator.domain.dialing import OriginateOutcome, OriginateRequest
+from orchestrator.domain.events import ChannelEvent, ChannelHungUp
 from orchestrator.services.dispatch import Dispatcher
 from tests.fixtures.record_traffic import OUTCOMES, RING_TIMEOUT_MS
-from tests.unit.factories import make_claim, node_row, state_of
-from tests.unit.fakes import drained_transitions
+from tests.unit.factories import make_claim, node_row, originate_request, state_of
+from tests.unit.fakes import drained_transitions, eventually
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SECRET = "dispatcher-secret"
@@ -150,3 +151,22 @@ async def dispatched(
         return None
     assert len(finals) == 1 and finals[0].ending is not None, finals
     return finals[0].ending.status, finals[0].ending.cause
+
+
+async def full_node_refuses(
+    node: AmiNode | AriNode, events: list[ChannelEvent], refused: OriginateOutcome
+) -> None:
+    """On a node of one channel, holding a long call: a second call is `refused`, the channel
+    list shows the first one up, and once hung up, nothing; no event names the refused call."""
+    node.connect()
+    assert await node.wait_up(5)
+    first, second = originate_request(attempt_id="a-first"), originate_request(attempt_id="a-second")
+    assert await node.originate(first, wait_s=5) == OriginateOutcome(True, 4)
+    assert await node.originate(second, wait_s=5) == refused
+    assert await node.channel_ids() == {"a-first": "Up"}
+    await node.hangup("a-first", cause=16)
+    await eventually(lambda: any(isinstance(e, ChannelHungUp) for e in events))
+    assert await node.channel_ids() == {}
+    await node.aclose()
+    assert {e.attempt_id for e in events} == {"a-first"}
+    assert [e.cause for e in events if isinstance(e, ChannelHungUp)] == [16]

@@ -14,7 +14,7 @@ from orchestrator.asterisk.ami import AmiNode, originate_action
 from orchestrator.asterisk.ami_events import ami_event
 from orchestrator.asterisk.ami_panoramisk import parse_event_fields
 from orchestrator.domain.dialing import OriginateOutcome
-from orchestrator.domain.events import ChannelEvent, ChannelHungUp
+from orchestrator.domain.events import ChannelEvent
 from orchestrator.loop import asyncio_run
 from tests.unit.factories import make_claim, originate_request
 from tests.unit.fake_node_recordings import (
@@ -26,6 +26,7 @@ from tests.unit.fake_node_recordings import (
     dispatched,
     fake_node,
     frames,
+    full_node_refuses,
 )
 from tests.unit.fakes import eventually, make_dispatcher
 from tests.unit.test_replay import EXPECTED, REFUSED
@@ -140,17 +141,11 @@ async def test_the_dispatcher_ends_each_call_as_on_asterisk(outcome: str) -> Non
 async def test_a_full_node_refuses_and_lists_its_live_channels() -> None:
     events: list[ChannelEvent] = []
     async with fake_node(Behaviour(capacity=1, call_s=30)) as (fake, port, _):
-        node = await _connected(port, events)
-        first, second = originate_request(attempt_id="a-first"), originate_request(attempt_id="a-second")
-        assert await node.originate(first, wait_s=5) == OriginateOutcome(True, 4)
-        assert await node.originate(second, wait_s=5) == OriginateOutcome(False, 0)
-        assert await node.channel_ids() == {"a-first": "Up"}
-        await node.hangup("a-first", cause=16)
-        await eventually(lambda: any(isinstance(e, ChannelHungUp) for e in events))
-        assert await node.channel_ids() == {}
-        await node.aclose()
-    assert {e.attempt_id for e in events} == {"a-first"}
-    assert [e.cause for e in events if isinstance(e, ChannelHungUp)] == [16]
+        node = AmiNode(
+            "n1", host="127.0.0.1", port=port, username="sespcl", secret=SECRET,
+            on_event=lambda _, event: events.append(event),
+        )  # fmt: skip
+        await full_node_refuses(node, events, OriginateOutcome(False, 0))
     assert (fake.dialed, fake.refusals) == (1, 1)
 
 

@@ -16,10 +16,17 @@ from orchestrator.asterisk.ari import AriNode
 from orchestrator.asterisk.ari_events import EVENT_TYPES, ari_event
 from orchestrator.asterisk.ari_rest import event_filter, originate_params
 from orchestrator.domain.dialing import OriginateOutcome
-from orchestrator.domain.events import ChannelEvent, ChannelHungUp
+from orchestrator.domain.events import ChannelEvent
 from orchestrator.domain.outcome import REASON_FAILURE
-from tests.unit.factories import make_claim, originate_request
-from tests.unit.fake_node_recordings import ARI_PASSWORD, SHORT_RING_MS, ari_recording, dispatched, fake_node
+from tests.unit.factories import make_claim
+from tests.unit.fake_node_recordings import (
+    ARI_PASSWORD,
+    SHORT_RING_MS,
+    ari_recording,
+    dispatched,
+    fake_node,
+    full_node_refuses,
+)
 from tests.unit.fakes import eventually, make_dispatcher
 from tests.unit.test_replay import EXPECTED, REFUSED
 
@@ -108,17 +115,7 @@ async def test_a_full_node_refuses_and_lists_its_live_channels() -> None:
     events: list[ChannelEvent] = []
     async with fake_node(Behaviour(capacity=1, call_s=30)) as (fake, _, port):
         node = _driver(port, lambda _, event: events.append(event))
-        node.connect()
-        assert await node.wait_up(5)
-        first, second = originate_request(attempt_id="a-first"), originate_request(attempt_id="a-second")
-        assert await node.originate(first, wait_s=5) == OriginateOutcome(True, 4)
-        assert await node.originate(second, wait_s=5) == OriginateOutcome(
-            False, REASON_FAILURE, "500 Allocation failed"
+        await full_node_refuses(
+            node, events, OriginateOutcome(False, REASON_FAILURE, "500 Allocation failed")
         )
-        assert await node.channel_ids() == {"a-first": "Up"}
-        await node.hangup("a-first", cause=16)
-        await eventually(lambda: any(isinstance(e, ChannelHungUp) for e in events))
-        assert await node.channel_ids() == {}
-        await node.aclose()
-    assert {e.attempt_id for e in events} == {"a-first"}
     assert (fake.dialed, fake.refusals) == (1, 1)
