@@ -5,7 +5,7 @@ STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
 .PHONY: help up down status demo test unit lint check-prometheus k8s-validate deps asterisk-root bench-intake bench-dispatch bench-amd \
-	bench-webhooks bench-render bench-campaign-control bench-dashboards
+	bench-webhooks bench-render bench-campaign-control bench-dashboards bench-farm
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
@@ -118,3 +118,14 @@ BENCH_DASHBOARD_ARGS ?=
 bench-dashboards: deps
 	set -a && { [ ! -f $(STATE)/env ] || . $(STATE)/env; } && set +a && nice $(VENV)/bin/python -m bench.dashboards \
 		--events $(BENCH_DASHBOARD_EVENTS) $(BENCH_DASHBOARD_ARGS)
+
+# The orchestrator's own ceiling on a simulated farm (bench/fake_asterisk): K nodes on 127.0.70.x,
+# its own API (port 5070), workers, upkeep and 1 then 2 dispatchers, started by the bench itself
+# in a database and a Redis database of its own (not the stack: only PostgreSQL and Redis are
+# needed). BENCH_FARM_ARGS=--million: one campaign of a million calls (python -m bench.farm --help).
+BENCH_FARM_DATABASE_URL ?= postgresql://postgres@localhost:5432/sespcl_farm
+BENCH_FARM_REDIS_URL ?= redis://127.0.0.1:6379/7
+BENCH_FARM_ARGS ?=
+bench-farm: deps
+	$(VENV)/bin/python -m bench.farm --database-url $(BENCH_FARM_DATABASE_URL) \
+		--redis-url $(BENCH_FARM_REDIS_URL) $(BENCH_FARM_ARGS)
