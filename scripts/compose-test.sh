@@ -167,13 +167,16 @@ write_secrets() { # fresh ones every run: the test's volumes go with it
     set +a
 }
 
-# A SIP OPTIONS to node n1's published SIP port from the host: any SIP answer shows the port
-# reaches Asterisk through podman's NAT.
+# SIP OPTIONS to node n1's published SIP port from the host until one is answered (UDP: a
+# datagram may be lost, each try comes from a new port): any SIP answer shows the port reaches
+# Asterisk through podman's NAT.
 sip_probe() {
-    local answer
-    answer="$(PYTHONPATH="$REPO" "$VENV/bin/python" -m tests.sip_probe 127.0.0.1 "$1")" \
-        || die "no SIP answer on 127.0.0.1:$1/udp (node n1's published SIP port)"
-    log "SIP on 127.0.0.1:$1/udp answers: $answer"
+    local answer deadline=$((SECONDS + 30)) tries=1
+    until answer="$(PYTHONPATH="$REPO" "$VENV/bin/python" -m tests.sip_probe 127.0.0.1 "$1" --timeout 2 2>/dev/null)"; do
+        ((SECONDS < deadline)) || die "no SIP answer on 127.0.0.1:$1/udp (node n1's published SIP port)"
+        tries=$((tries + 1))
+    done
+    log "SIP on 127.0.0.1:$1/udp answers (try $tries): $answer"
 }
 
 place_calls() { # place_calls COMPLETED BUSY
@@ -209,8 +212,10 @@ bash "$REPO/deploy/base-images/build.sh"
 
 stage images
 write_secrets
-# One service per image (podman-compose would build a shared image once per service).
+# One service per image (podman-compose would build a shared image once per service). Then the
+# images earlier source versions left untagged go: the storage stays the size of one version.
 compose build migrate n1 proxy carrier-answer
+podman image prune -f >>"$LOG" 2>&1
 
 stage postgres+redis
 compose up -d --no-deps postgres redis
@@ -235,9 +240,9 @@ compose run --rm --no-deps admin sh -c '
     sespcl trunks add busy --host carrier-busy --replace'
 wait_for_health "b['status'] == 'ok' and all(n['ok'] for n in b['checks']['asterisk']['nodes'].values())"
 sip_probe "$SESPCL_N1_SIP_PORT"
-podman exec "$(containers n1)" sh -c 'asterisk -C /etc/asterisk-n1/asterisk.conf -rx "pjsip show transport transport-udp"' \
-    | grep -q "external_media_address *: *$SESPCL_EXTERNAL_ADDRESS" \
-    || die "node n1's transport does not carry external_media_address $SESPCL_EXTERNAL_ADDRESS"
+transport="$(podman exec "$(containers n1)" asterisk -C /etc/asterisk-n1/asterisk.conf -rx 'pjsip show transport transport-udp')"
+[[ $transport =~ external_media_address\ *:\ *"$SESPCL_EXTERNAL_ADDRESS" ]] \
+    || die "node n1's transport does not carry external_media_address $SESPCL_EXTERNAL_ADDRESS: $transport"
 
 stage calls
 place_calls 3 1

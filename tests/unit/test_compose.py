@@ -150,3 +150,17 @@ def test_the_webhook_secret_sits_only_with_the_sender() -> None:
         if "SESPCL_WEBHOOK_SECRET" in (service.get("environment") or {})
     }
     assert holders == {"webhooks"}
+
+
+def test_every_file_a_service_mounts_is_in_the_repository() -> None:
+    # The one exception: the API key compose's Prometheus reads, which the operator makes.
+    made_by_the_operator = {"./sespcl-api-key"}
+    mounted = {
+        volume.split(":")[0]
+        for service in _services().values()
+        for volume in service.get("volumes", [])
+        if isinstance(volume, str) and volume.startswith("./")
+    }
+    assert "./deploy/postgres/initdb.sh" in mounted
+    for source in mounted - made_by_the_operator:
+        assert (COMPOSE.parent / source).exists(), f"{source} is mounted but not in the repository"
