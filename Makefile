@@ -4,12 +4,13 @@ VENV ?= $(or $(SESPCL_VENV),.venv)
 STATE ?= $(or $(SESPCL_STATE_DIR),.stack)
 DEMO_CALLS ?= 30
 
-.PHONY: help up down status demo test unit lint check-prometheus k8s-validate deps asterisk-root bench-intake bench-dispatch bench-amd \
-	bench-webhooks bench-render bench-campaign-control bench-dashboards bench-farm
+.PHONY: help up down status demo test unit lint check-prometheus k8s-validate compose-test deps asterisk-root bench-intake \
+	bench-dispatch bench-amd bench-webhooks bench-render bench-campaign-control bench-dashboards bench-farm
 
 help:
 	@echo "make demo   bring the stack up and place $(DEMO_CALLS) demo calls (live progress, summary)"
 	@echo "make test   run the whole test suite against the real stack"
+	@echo "make compose-test   docker-compose.yml built and run with podman: calls, scaling (docs/compose.md)"
 	@echo "make up / make down / make status"
 	@echo "make check-prometheus   check deploy/prometheus (config, alert rules, their tests) with promtool"
 
@@ -58,6 +59,10 @@ k8s-validate: deps
 
 test:
 	bash scripts/test.sh
+
+# docker-compose.yml brought up for real with podman: images, calls, scaling, down (docs/compose.md).
+compose-test: deps
+	bash scripts/compose-test.sh
 
 # Benchmarks run against the stack that `make up` leaves running (they start it if needed).
 BENCH_ROWS ?= 1000000

@@ -6,7 +6,8 @@
 # Environment: SESPCL_NODE_NAME (default n1), SESPCL_NODE_ADDRESS (default
 # 0.0.0.0), SESPCL_RTP_START/SESPCL_RTP_END (default 10000/20000),
 # SESPCL_AMI_SECRET, SESPCL_ARI_PASSWORD, SESPCL_AUDIO_DIR (default
-# /var/lib/sespcl/audio; mount the orchestrator's audio volume there).
+# /var/lib/sespcl/audio; mount the orchestrator's audio volume there),
+# SESPCL_EXTERNAL_ADDRESS and SESPCL_EXTERNAL_SIGNALING_PORT (NAT; install.sh).
 set -euo pipefail
 
 NAME="${SESPCL_NODE_NAME:-n1}"

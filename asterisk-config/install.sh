@@ -11,10 +11,15 @@
 #   SESPCL_AUDIO_DIR     directory of pre-rendered audio (default /var/lib/sespcl/audio)
 #   SESPCL_CONFIG_GID    optional numeric gid (or group name) that may read the
 #                        rendered files; then files are 0640 root:<gid>, else 0644
+#   SESPCL_EXTERNAL_ADDRESS  optional: the public IPv4 address or host name carriers reach this
+#                        node at through NAT (Docker's, a router's); SIP headers and SDP sent
+#                        outside the private networks carry it. Empty: nothing is rewritten.
+#   SESPCL_EXTERNAL_SIGNALING_PORT  with it: the public SIP port (udp and tcp), when NAT maps
+#                        another port to the node's 5060 (default: 5060 itself)
 #
 # Every *.conf file next to this script is a template; tokens @NODE_NAME@,
 # @NODE_ADDRESS@, @RTP_START@, @RTP_END@, @AMI_SECRET@, @ARI_PASSWORD@,
-# @AUDIO_DIR@ are substituted. Files previously rendered by this script that no
+# @AUDIO_DIR@, @EXTERNAL_ADDRESS@, @EXTERNAL_SIGNALING_PORT@ are substituted. Files previously rendered by this script that no
 # longer have a template are removed from DEST_ETC_DIR; other files are kept.
 set -euo pipefail
 
@@ -70,6 +75,17 @@ DB_PASSWORD="${SESPCL_ASTERISK_DB_PASSWORD:-}"
 [[ $DB_NAME =~ ^[A-Za-z0-9_-]{1,63}$ ]] || die "SESPCL_ASTERISK_DB_NAME '$DB_NAME' has characters Asterisk config cannot carry"
 [[ $DB_USER =~ ^[A-Za-z0-9_-]{1,63}$ ]] || die "SESPCL_ASTERISK_DB_USER '$DB_USER' has characters Asterisk config cannot carry"
 [[ -z $DB_PASSWORD || $DB_PASSWORD =~ ^[A-Za-z0-9._~+/=:@%^*!-]{1,128}$ ]] || die "SESPCL_ASTERISK_DB_PASSWORD must be 1-128 characters of [A-Za-z0-9._~+/=:@%^*!-]"
+# NAT: pjsip.conf's external_* settings. Unset, they render as Asterisk's own defaults (an empty
+# address, port 0): nothing is rewritten, as on a node with an address of its own.
+EXTERNAL_ADDRESS="${SESPCL_EXTERNAL_ADDRESS:-}"
+EXTERNAL_SIGNALING_PORT=0
+if [[ -n $EXTERNAL_ADDRESS ]]; then
+    [[ $EXTERNAL_ADDRESS =~ ^$octet\.$octet\.$octet\.$octet$ || $EXTERNAL_ADDRESS =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$ ]] \
+        || die "SESPCL_EXTERNAL_ADDRESS '$EXTERNAL_ADDRESS' is not an IPv4 address or a host name"
+    EXTERNAL_SIGNALING_PORT="${SESPCL_EXTERNAL_SIGNALING_PORT:-0}"
+    [[ $EXTERNAL_SIGNALING_PORT =~ ^[0-9]{1,5}$ ]] && (( EXTERNAL_SIGNALING_PORT <= 65535 )) \
+        || die "SESPCL_EXTERNAL_SIGNALING_PORT '$EXTERNAL_SIGNALING_PORT' is not a port"
+fi
 # Where the node reads its config from once running (inside the chroot or container).
 ETC_DIR="${SESPCL_NODE_ETC_DIR:-/etc/asterisk-$NODE_NAME}"
 [[ $ETC_DIR =~ ^/[A-Za-z0-9_./-]+$ ]] || die "SESPCL_NODE_ETC_DIR '$ETC_DIR' must be an absolute path"
@@ -88,7 +104,7 @@ for tpl in "${templates[@]}"; do
     content="$(<"$tpl")"
     check="$content"
     for tok in NODE_NAME NODE_ADDRESS RTP_START RTP_END AMI_SECRET AMI_ADMIN_SECRET ARI_PASSWORD AUDIO_DIR \
-               DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD ETC_DIR; do
+               DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD ETC_DIR EXTERNAL_ADDRESS EXTERNAL_SIGNALING_PORT; do
         check="${check//@$tok@/}"
     done
     if [[ $check =~ @[A-Z_]+@ ]]; then
@@ -112,6 +128,8 @@ for tpl in "${templates[@]}"; do
     content="${content//@DB_USER@/$DB_USER}"
     content="${content//@DB_PASSWORD@/$DB_PASSWORD}"
     content="${content//@ETC_DIR@/$ETC_DIR}"
+    content="${content//@EXTERNAL_ADDRESS@/$EXTERNAL_ADDRESS}"
+    content="${content//@EXTERNAL_SIGNALING_PORT@/$EXTERNAL_SIGNALING_PORT}"
     tmp="$(mktemp "$DEST/.${name}.XXXXXX")"
     printf '%s\n%s\n' "$MARKER" "$content" >"$tmp"
     if [[ -n ${SESPCL_CONFIG_GID:-} ]]; then

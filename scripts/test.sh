@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, unit tests, then integration tests against the real stack.
+# `make test`: lint, unit tests, then integration tests against the real stack, then the compose
+# file brought up for real with podman (make compose-test; SESPCL_SKIP_COMPOSE_TEST=1 skips it).
 # Reuses a stack that is already up (make up); otherwise starts one and stops it afterwards.
 set -euo pipefail
 
@@ -43,3 +44,10 @@ set -a
 . "$STATE/env"
 set +a
 "$VENV/bin/pytest" -q -p no:cacheprovider "$@" tests
+
+if [[ ${SESPCL_SKIP_COMPOSE_TEST:-0} != 1 ]]; then
+    # The stack this script started is no longer needed: its CPU and memory go to the containers.
+    cleanup
+    started=0
+    bash scripts/compose-test.sh
+fi
