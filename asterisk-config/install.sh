@@ -19,8 +19,9 @@
 #
 # Every *.conf file next to this script is a template; tokens @NODE_NAME@,
 # @NODE_ADDRESS@, @RTP_START@, @RTP_END@, @AMI_SECRET@, @ARI_PASSWORD@,
-# @AUDIO_DIR@, @EXTERNAL_ADDRESS@, @EXTERNAL_SIGNALING_PORT@ are substituted. Files previously rendered by this script that no
-# longer have a template are removed from DEST_ETC_DIR; other files are kept.
+# @AUDIO_DIR@, @EXTERNAL_ADDRESS@, @EXTERNAL_SIGNALING_PORT@ are substituted.
+# Files previously rendered by this script that no longer have a template are
+# removed from DEST_ETC_DIR; other files are kept.
 set -euo pipefail
 
 die() { printf 'install.sh: ERROR: %s\n' "$*" >&2; exit 1; }
