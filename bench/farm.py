@@ -67,6 +67,11 @@ def _arguments() -> argparse.Namespace:
         "--million", action="store_true", help="one campaign of 1,000,000 calls, 2 dispatchers"
     )
     parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="the dispatchers time their claim loop and their event loop's lag (bench/farm_probe.py)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
